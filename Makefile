@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: demo test test-fast lint format bench clean
+
+$(STAMP): requirements.txt beam/requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+demo: $(STAMP)  ## sample data in, summaries out
+	$(VENV)/bin/sluice demo
+
+test: $(STAMP) lint  ## everything CI runs
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+test-fast: $(STAMP) lint  ## skip slow and emulator tests
+	$(PY) -m pytest -n 2 -m "not slow and not emulator" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff format --check .
+	$(PY) -m ruff check .
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: $(STAMP)  ## throughput against baselines measured in the same run
+	$(PY) bench/ingest_bench.py
+
+clean:
+	rm -rf $(VENV) .local bench/out .pytest_cache .ruff_cache

@@ -1,0 +1,268 @@
+"""Dataset contracts: one YAML file per dataset under ``contracts/``, read here and nowhere else.
+
+A contract names the dataset, where its files land, its columns (type, whether the header
+must have it, whether a value may be empty, allowed values, timestamp format, the version
+that added it), how the warehouse table is partitioned and clustered, the freshness rule and
+the header policy. Both the function and the pipeline read contracts through this module,
+which imports nothing from Beam or Google Cloud.
+
+Value rules shared by every consumer:
+- an empty field is NULL (``NA`` and ``null`` are values, never nulls);
+- ``integer`` accepts an optional sign and digits, and a float-looking integer (``12.0``);
+- ``timestamp`` values are parsed with the column's ``format`` (strptime directives, ``%f``
+  meaning fractional seconds, ``%z`` a ``+hhmm``/``+hh:mm``/``Z`` offset) or ``iso8601``;
+  they are stored in UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sluice.errors import ContractError
+
+TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
+HEADER_POLICIES = ("reject", "ignore")
+PARTITION_GRANULARITIES = ("DAY", "MONTH", "YEAR")
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a dataset."""
+
+    name: str
+    type: str
+    required: bool = True
+    """The file's header must contain this column."""
+    nullable: bool = True
+    """An empty value is allowed (stored as NULL)."""
+    allowed: tuple[str, ...] | None = None
+    """When set, a non-empty value must be one of these (compared as text)."""
+    format: str | None = None
+    """Timestamp/date format: strptime directives or ``iso8601``."""
+    since: int = 1
+    """The contract version that added this column."""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Contract:
+    """Everything Sluice knows about one dataset."""
+
+    name: str
+    version: int
+    landing_prefix: str
+    columns: tuple[Column, ...]
+    description: str = ""
+    unknown_columns: str = "reject"
+    """Header policy for columns the contract does not know: ``reject`` or ``ignore``."""
+    partition_by: str | None = None
+    partition_granularity: str = "DAY"
+    cluster_by: tuple[str, ...] = ()
+    freshness: dict[str, Any] = field(default_factory=dict)
+    dead_letter_max_rate: float = 0.05
+    source_path: Path | None = None
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column names in contract order."""
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        """The column called ``name``."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise ContractError(f"contract {self.name!r} has no column {name!r}")
+
+    @property
+    def table(self) -> str:
+        """Warehouse table of processed rows."""
+        return self.name
+
+    @property
+    def dead_letter_table(self) -> str:
+        """Warehouse table of rows that failed the contract."""
+        return f"{self.name}_dead_letter"
+
+
+@dataclass(frozen=True)
+class HeaderMapping:
+    """How a file's header lines up with a contract."""
+
+    positions: dict[str, int]
+    """Contract column name -> 0-based field position in the file (absent columns omitted)."""
+    field_count: int
+    """Number of fields in the header (every record must have this many)."""
+    problems: tuple[str, ...]
+    """Reasons to reject the file; empty when the header is acceptable."""
+    ignored: tuple[str, ...] = ()
+    """Unknown header names skipped under the ``ignore`` policy."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the header is acceptable."""
+        return not self.problems
+
+
+def resolve_header(names: list[str], contract: Contract) -> HeaderMapping:
+    """Match header names to the contract by name (order may differ)."""
+    cleaned = [n.strip() for n in names]
+    if cleaned and cleaned[0].startswith("\ufeff"):
+        cleaned[0] = cleaned[0][1:]
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for pos, name in enumerate(cleaned):
+        if name in seen:
+            problems.append(
+                f"header: column {name!r} appears twice (fields {seen[name] + 1} and {pos + 1})"
+            )
+        else:
+            seen[name] = pos
+    known = set(contract.column_names)
+    positions = {name: pos for name, pos in seen.items() if name in known}
+    missing = [c.name for c in contract.columns if c.required and c.name not in positions]
+    if missing:
+        problems.append(
+            f"header: expected required column(s) {', '.join(map(repr, missing))}, "
+            f"found header {', '.join(map(repr, cleaned))}"
+        )
+    unknown = tuple(n for n in cleaned if n not in known)
+    if unknown and contract.unknown_columns == "reject":
+        problems.append(
+            f"header: expected only columns of contract {contract.name!r}, "
+            f"found unknown column(s) {', '.join(map(repr, unknown))}"
+        )
+    ignored = unknown if contract.unknown_columns == "ignore" else ()
+    return HeaderMapping(positions, len(cleaned), tuple(problems), ignored)
+
+
+def load_contract(path: Path) -> Contract:
+    """Read and check one contract file."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ContractError(f"{path}: cannot read contract: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ContractError(f"{path}: expected a mapping, found {type(raw).__name__}")
+    return _build_contract(raw, Path(path))
+
+
+def load_contracts(directory: Path) -> dict[str, Contract]:
+    """Every contract in ``directory``, by dataset name."""
+    contracts: dict[str, Contract] = {}
+    for path in sorted(Path(directory).glob("*.yaml")):
+        contract = load_contract(path)
+        if contract.name in contracts:
+            raise ContractError(f"{path}: dataset {contract.name!r} is defined twice")
+        contracts[contract.name] = contract
+    if not contracts:
+        raise ContractError(f"{directory}: expected contract files (*.yaml), found none")
+    return contracts
+
+
+def get_contract(contracts: dict[str, Contract], name: str) -> Contract:
+    """The contract called ``name``, or a clear error listing the known ones."""
+    try:
+        return contracts[name]
+    except KeyError:
+        raise ContractError(
+            f"expected a dataset among {', '.join(sorted(contracts))}, found {name!r}"
+        ) from None
+
+
+def contract_for_object(object_name: str, contracts: dict[str, Contract]) -> Contract | None:
+    """The contract whose landing prefix holds ``object_name`` (longest prefix wins)."""
+    matches = [c for c in contracts.values() if object_name.startswith(c.landing_prefix)]
+    return max(matches, key=lambda c: len(c.landing_prefix), default=None)
+
+
+def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
+    where = f"{path}"
+    name = _require(raw, "name", str, where)
+    version = _require(raw, "version", int, where)
+    raw_columns = _require(raw, "columns", list, where)
+    columns = tuple(_build_column(c, f"{where}: column {i + 1}") for i, c in enumerate(raw_columns))
+    names = [c.name for c in columns]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ContractError(f"{where}: column(s) defined twice: {', '.join(duplicates)}")
+    for col in columns:
+        if col.since > version:
+            raise ContractError(
+                f"{where}: column {col.name!r} added in version {col.since}, "
+                f"expected at most the contract version {version}"
+            )
+    header = raw.get("header") or {}
+    policy = header.get("unknown_columns", "reject")
+    _check_choice(policy, HEADER_POLICIES, f"{where}: header.unknown_columns")
+    table = raw.get("table") or {}
+    partition = table.get("partition_by")
+    granularity = str(table.get("partition_granularity", "DAY")).upper()
+    _check_choice(granularity, PARTITION_GRANULARITIES, f"{where}: table.partition_granularity")
+    cluster = tuple(table.get("cluster_by") or ())
+    for col_name in ([partition] if partition else []) + list(cluster):
+        if col_name not in names:
+            raise ContractError(
+                f"{where}: table refers to column {col_name!r}, expected one of the columns"
+            )
+    if partition and next(c for c in columns if c.name == partition).type not in (
+        "date",
+        "timestamp",
+    ):
+        raise ContractError(f"{where}: partition_by {partition!r} must be a date or timestamp")
+    dead = raw.get("dead_letter") or {}
+    return Contract(
+        name=name,
+        version=version,
+        landing_prefix=raw.get("landing_prefix", f"incoming/{name}/"),
+        columns=columns,
+        description=str(raw.get("description", "")).strip(),
+        unknown_columns=policy,
+        partition_by=partition,
+        partition_granularity=granularity,
+        cluster_by=cluster,
+        freshness=dict(raw.get("freshness") or {}),
+        dead_letter_max_rate=float(dead.get("max_rate", 0.05)),
+        source_path=path,
+    )
+
+
+def _build_column(raw: Any, where: str) -> Column:
+    if not isinstance(raw, dict):
+        raise ContractError(f"{where}: expected a mapping, found {raw!r}")
+    name = _require(raw, "name", str, where)
+    where = f"{where} ({name!r})"
+    col_type = _require(raw, "type", str, where)
+    _check_choice(col_type, TYPES, f"{where}: type")
+    fmt = raw.get("format")
+    if col_type == "timestamp" and not fmt:
+        raise ContractError(f"{where}: a timestamp column needs a format (strptime or iso8601)")
+    allowed = raw.get("allowed")
+    return Column(
+        name=name,
+        type=col_type,
+        required=bool(raw.get("required", True)),
+        nullable=bool(raw.get("nullable", True)),
+        allowed=tuple(str(v) for v in allowed) if allowed else None,
+        format=fmt,
+        since=int(raw.get("since", 1)),
+        description=str(raw.get("description", "")).strip(),
+    )
+
+
+def _require(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in raw:
+        raise ContractError(f"{where}: expected key {key!r}, found keys {sorted(raw)}")
+    value = raw[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ContractError(f"{where}: {key} must be a {kind.__name__}, found {value!r}")
+    return value
+
+
+def _check_choice(value: Any, choices: tuple[str, ...], where: str) -> None:
+    if value not in choices:
+        raise ContractError(f"{where}: expected one of {', '.join(choices)}, found {value!r}")

@@ -1,0 +1,35 @@
+"""One exception family for Sluice.
+
+Two marker classes decide what the platform does: a ``PermanentError`` is a problem with the
+input (a bad file, a bad contract) that a retry cannot fix, so it is logged, recorded and
+acknowledged; a ``TransientError`` (an API 5xx, a held lock) is raised so the platform retries.
+Messages say what was expected and what was found.
+"""
+
+
+class SluiceError(Exception):
+    """Base class of every error Sluice raises on purpose."""
+
+
+class PermanentError(SluiceError):
+    """The input is wrong; retrying the same input cannot succeed."""
+
+
+class TransientError(SluiceError):
+    """A dependency failed for now; retrying may succeed."""
+
+
+class ConfigError(PermanentError):
+    """A setting or command-line argument is invalid."""
+
+
+class ContractError(PermanentError):
+    """A contract file is invalid, or no contract matches."""
+
+
+class FileRejected(PermanentError):
+    """A landing file cannot be ingested (bad encoding, header, quoting, ...)."""
+
+
+class WarehouseError(SluiceError):
+    """The warehouse refused an operation for a reason other than a transient fault."""

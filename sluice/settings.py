@@ -1,0 +1,97 @@
+"""Typed settings, read from ``SLUICE_*`` environment variables at call time.
+
+Precedence, everywhere: a command-line flag (where one exists) beats the environment
+variable, which beats the default below. Every default works on a laptop with no other
+configuration. Nothing here creates a client or touches the network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from sluice.errors import ConfigError
+
+PREFIX = "SLUICE_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of Sluice; the env var is ``SLUICE_`` + the upper-cased field name."""
+
+    home: Path = Path(".local")
+    """Directory for all local state: the DuckDB file, staged files, logs."""
+    warehouse: str = "duckdb"
+    """Warehouse backend: ``duckdb`` (local file) or ``bigquery``."""
+    duckdb_path: Path | None = None
+    """DuckDB database file; default ``<home>/warehouse.duckdb``."""
+    dataset: str = "sluice"
+    """Warehouse dataset (BigQuery) or schema (DuckDB) for processed tables and logs."""
+    cooked_dataset: str = "sluice_cooked"
+    """Warehouse dataset (BigQuery) or schema (DuckDB) for the cooked summary tables."""
+    bq_project: str = ""
+    """BigQuery project id (required when ``warehouse=bigquery``)."""
+    bq_location: str = "US"
+    """BigQuery location for datasets and jobs."""
+    bq_endpoint: str = ""
+    """BigQuery API endpoint override, for an emulator (empty: Google's endpoint)."""
+    contracts_dir: Path = REPO_ROOT / "contracts"
+    """Directory of dataset contracts (one YAML file per dataset)."""
+    sql_dir: Path = REPO_ROOT / "sql"
+    """Directory of summary SQL files (BigQuery dialect)."""
+    staging_dir: Path | None = None
+    """Where the pipeline stages Parquet files before loading; default ``<home>/staging``."""
+    max_file_bytes: int = 5 * 1024**3
+    """Largest (decompressed) file accepted by validation, in bytes."""
+    max_record_bytes: int = 64 * 1024**2
+    """Largest single CSV record (row) accepted, in bytes."""
+    chunk_bytes: int = 8 * 1024**2
+    """Bytes of CSV read and parsed per batch (validation and pipeline)."""
+    type_sample_rows: int = 1000
+    """Rows whose values validation type-checks (a bounded sample at the file's start)."""
+    max_bad_sample_fraction: float = 0.5
+    """Validation rejects a file when more than this fraction of sampled rows fail typing."""
+
+    @property
+    def duckdb_file(self) -> Path:
+        """The DuckDB file to use."""
+        return self.duckdb_path or self.home / "warehouse.duckdb"
+
+    @property
+    def staging_root(self) -> Path:
+        """The local staging directory to use."""
+        return self.staging_dir or self.home / "staging"
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from the environment (``os.environ`` by default) plus explicit overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for field in fields(Settings):
+        raw = env.get(PREFIX + field.name.upper())
+        if raw is None or raw == "":
+            continue
+        values[field.name] = _parse(field.name, str(field.type), raw)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)
+    if settings.warehouse not in ("duckdb", "bigquery"):
+        raise ConfigError(
+            f"SLUICE_WAREHOUSE: expected 'duckdb' or 'bigquery', found {settings.warehouse!r}"
+        )
+    return settings
+
+
+def _parse(name: str, type_name: str, raw: str) -> object:
+    env_name = PREFIX + name.upper()
+    try:
+        if type_name.startswith("Path"):
+            return Path(raw)
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{env_name}: expected a {type_name}, found {raw!r}") from None
+    return raw

@@ -1,0 +1,59 @@
+"""The warehouse port: one small interface, a DuckDB adapter and a BigQuery adapter behind it.
+
+Going local or to the cloud is the ``SLUICE_WAREHOUSE`` setting, never a code path. Table
+names come only from contracts and ``sluice.schema``; values always travel as parameters.
+SQL handed to ``run_script``/``query`` is BigQuery dialect; ``{dataset}`` and
+``{cooked_dataset}`` in it are replaced by the configured dataset names first.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sluice.contracts import Contract
+from sluice.schema import IngestionRecord, SourceRef
+from sluice.settings import Settings
+
+
+class Warehouse(Protocol):
+    """What Sluice needs from a warehouse."""
+
+    def ensure_tables(self, contract: Contract) -> None:
+        """Create the dataset(s), the contract's processed and dead-letter tables and the
+        ingestion log when missing (idempotent)."""
+
+    def load_replacing_source(
+        self,
+        contract: Contract,
+        source: SourceRef,
+        rows_files: list[str],
+        dead_files: list[str],
+        record: IngestionRecord,
+    ) -> None:
+        """In one transaction: delete every processed and dead-letter row of
+        ``source.uri``, insert the staged Parquet files, and write ``record`` to the
+        ingestion log (replacing the source's earlier ``loaded`` row). All or nothing."""
+
+    def record_ingestion(self, record: IngestionRecord) -> None:
+        """Write one ingestion-log row on its own (a rejected file), replacing any earlier
+        row for the same source uri and generation."""
+
+    def run_script(self, sql: str) -> None:
+        """Run a (multi-statement) BigQuery-dialect script."""
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run one BigQuery-dialect query with named ``@params``; rows as dicts."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def open_warehouse(settings: Settings) -> Warehouse:
+    """The warehouse adapter chosen by ``settings.warehouse``."""
+    if settings.warehouse == "bigquery":
+        from sluice.warehouse.bigquery import BigQueryWarehouse
+
+        return BigQueryWarehouse(settings)
+    from sluice.warehouse.duckdb import DuckDBWarehouse
+
+    return DuckDBWarehouse(settings)
