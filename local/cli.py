@@ -1,6 +1,199 @@
-"""The ``sluice`` command line (placeholder until the CLI lands)."""
+"""The ``sluice`` command line (also ``python -m local.cli``).
+
+    sluice generate DATASET --rows N --out PATH [--seed S] [--gzip] [--dirty F]
+    sluice ingest PATH... --dataset NAME [--json]
+    sluice cook [--json]
+    sluice query "SQL" [--json]
+    sluice status [--json] [--limit N]
+    sluice demo
+
+Settings come from ``SLUICE_*`` environment variables (see ``sluice.settings``). Errors are
+one line on stderr and exit code 2; ``ingest`` exits 1 when any file was rejected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from local import output
+from sluice.contracts import get_contract, load_contracts
+from sluice.errors import SluiceError
+from sluice.settings import load_settings
+from sluice.warehouse import open_warehouse
+
+STATUS_SQL = """
+SELECT dataset, source_uri, source_generation, status, rows_in, rows_loaded, rows_dead,
+       reason, finished_at
+FROM {dataset}.ingestion_log
+ORDER BY finished_at DESC
+LIMIT @limit
+"""
 
 
-def main() -> None:
-    """Entry point."""
-    raise SystemExit("sluice: not built yet")
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every sub-command."""
+    parser = argparse.ArgumentParser(prog="sluice", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = commands.add_parser("generate", help="write a realistic, nasty sample file")
+    gen.add_argument("dataset")
+    gen.add_argument("--rows", type=int, required=True)
+    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--gzip", action="store_true", help="gzip the output (also if .gz)")
+    gen.add_argument("--dirty", type=float, default=0.0, help="share of contract-breaking rows")
+
+    ingest = commands.add_parser("ingest", help="validate, run the pipeline, load")
+    ingest.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    ingest.add_argument("--dataset", required=True)
+    ingest.add_argument("--json", action="store_true")
+
+    cook = commands.add_parser("cook", help="rebuild every cooked summary table")
+    cook.add_argument("--json", action="store_true")
+
+    query = commands.add_parser("query", help="run BigQuery-dialect SQL on the warehouse")
+    query.add_argument("sql")
+    query.add_argument("--json", action="store_true")
+
+    status = commands.add_parser("status", help="show the ingestion log, newest first")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--limit", type=int, default=50)
+
+    commands.add_parser("demo", help="ingest the committed samples, cook, print summaries")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run one sub-command and exit with its code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code = COMMANDS[args.command](args)
+    except SluiceError as exc:
+        output.print_error(str(exc))
+        code = 2
+    except KeyboardInterrupt:
+        output.print_error("interrupted")
+        code = 130
+    sys.exit(code)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """sluice generate."""
+    from local.generate import generate
+
+    with output.progress(f"generating {args.dataset}", total=args.rows) as advance:
+        result = generate(
+            args.dataset,
+            args.rows,
+            args.out,
+            seed=args.seed,
+            gzip=args.gzip,
+            dirty=args.dirty,
+            progress=advance,
+        )
+    output.console.print(
+        f"wrote {result.rows:,} rows ({result.bytes / 1e6:,.1f} MB) to {result.path}"
+    )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """sluice ingest."""
+    from local.ingest import ingest_file
+
+    settings = load_settings()
+    contract = get_contract(load_contracts(settings.contracts_dir), args.dataset)
+    outcomes = []
+    for path in args.paths:
+        with output.console.status(f"ingesting {path} as {contract.name}"):
+            outcomes.append(ingest_file(path, contract, settings))
+    rows = [
+        {
+            "file": str(o.path),
+            "status": o.record.status,
+            "rows_in": o.record.rows_in,
+            "rows_loaded": o.record.rows_loaded,
+            "rows_dead": o.record.rows_dead,
+            "reason": o.record.reason,
+        }
+        for o in outcomes
+    ]
+    if args.json:
+        output.print_json(rows)
+    else:
+        output.print_table(rows, title=f"ingest {contract.name}")
+    return 1 if any(o.record.status == "rejected" for o in outcomes) else 0
+
+
+def cmd_cook(args: argparse.Namespace) -> int:
+    """sluice cook."""
+    from functions.cook import cook
+
+    settings = load_settings()
+    warehouse = open_warehouse(settings)
+    try:
+        with output.console.status("cooking summaries"):
+            tables = cook(warehouse, settings)
+    finally:
+        warehouse.close()
+    rows = [{"table": t.table, "rows": t.rows, "seconds": round(t.seconds, 3)} for t in tables]
+    if args.json:
+        output.print_json(rows)
+    else:
+        output.print_table(rows, title="cooked tables")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """sluice query."""
+    settings = load_settings()
+    warehouse = open_warehouse(settings)
+    try:
+        rows = warehouse.query(args.sql)
+    finally:
+        warehouse.close()
+    if args.json:
+        output.print_json(rows)
+    else:
+        output.print_table(rows)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """sluice status."""
+    settings = load_settings()
+    warehouse = open_warehouse(settings)
+    try:
+        for contract in load_contracts(settings.contracts_dir).values():
+            warehouse.ensure_tables(contract)
+        rows = warehouse.query(STATUS_SQL, {"limit": args.limit})
+    finally:
+        warehouse.close()
+    if args.json:
+        output.print_json(rows)
+    else:
+        output.print_table(rows, title="ingestion log")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """sluice demo."""
+    from local.demo import run_demo
+
+    return run_demo(load_settings())
+
+
+COMMANDS = {
+    "generate": cmd_generate,
+    "ingest": cmd_ingest,
+    "cook": cmd_cook,
+    "query": cmd_query,
+    "status": cmd_status,
+    "demo": cmd_demo,
+}
+
+if __name__ == "__main__":
+    main()

@@ -93,5 +93,6 @@ def _parse(name: str, type_name: str, raw: str) -> object:
         if type_name == "float":
             return float(raw)
     except ValueError:
-        raise ConfigError(f"{env_name}: expected a {type_name}, found {raw!r}") from None
+        kind = {"int": "an integer", "float": "a number"}[type_name]
+        raise ConfigError(f"{env_name}: expected {kind}, found {raw!r}") from None
     return raw

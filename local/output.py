@@ -1,0 +1,83 @@
+"""How the command line shows results: readable tables on a terminal, or JSON lines of data."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as one JSON document on stdout."""
+    sys.stdout.write(json.dumps(data, default=_json_default, ensure_ascii=False) + "\n")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return str(value)
+
+
+def print_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> None:
+    """Print rows (dicts with the same keys) as a table; an empty result says so."""
+    if not rows:
+        console.print(f"[dim]{title + ': ' if title else ''}(no rows)[/dim]")
+        return
+    table = Table(title=title, title_justify="left", title_style="bold")
+    for key, value in rows[0].items():
+        numeric = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+        table.add_column(key, justify="right" if numeric else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(_cell(v) for v in row.values()))
+    console.print(table)
+
+
+def print_error(message: str) -> None:
+    """One clear line on stderr, no traceback."""
+    errors.print(f"[bold red]sluice: error:[/bold red] {escape(message)}", highlight=False)
+
+
+@contextmanager
+def progress(description: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar; the yielded callable takes the number of items done so far."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=errors, transient=True) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda done: bar.update(task, completed=done)

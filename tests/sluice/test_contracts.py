@@ -1,0 +1,182 @@
+"""Contracts: the shipped files load, bad files fail clearly, headers resolve by name."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from sluice.contracts import (
+    Contract,
+    contract_for_object,
+    get_contract,
+    load_contract,
+    load_contracts,
+    resolve_header,
+)
+from sluice.errors import ContractError
+
+KIVA_LOANS_COLUMNS = [
+    "loan_id",
+    "loan_name",
+    "original_language",
+    "description",
+    "description_translated",
+    "funded_amount",
+    "loan_amount",
+    "status",
+    "activity_name",
+    "sector_name",
+    "loan_use",
+    "country_code",
+    "country_name",
+    "town_name",
+    "currency_policy",
+    "currency_exchange_coverage_rate",
+    "currency",
+    "partner_id",
+    "posted_time",
+    "planned_expiration_time",
+    "disburse_time",
+    "raised_time",
+    "lender_term",
+    "num_lenders_total",
+    "num_journal_entries",
+    "num_bulk_entries",
+    "tags",
+    "borrower_genders",
+    "borrower_pictured",
+    "repayment_interval",
+    "distribution_model",
+]
+
+
+def write_contract(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_shipped_contracts_load_all_three(contracts: dict[str, Contract]) -> None:
+    assert sorted(contracts) == ["kiva_lenders", "kiva_loans", "server_logs"]
+
+
+def test_kiva_loans_has_data_md_columns_in_order(contracts: dict[str, Contract]) -> None:
+    assert contracts["kiva_loans"].column_names == KIVA_LOANS_COLUMNS
+
+
+def test_kiva_loans_types_follow_data_md(contracts: dict[str, Contract]) -> None:
+    loans = contracts["kiva_loans"]
+    assert loans.column("loan_id").type == "integer"
+    assert loans.column("funded_amount").type == "float"
+    assert loans.column("partner_id").type == "integer"
+    assert loans.column("posted_time").format == "%Y-%m-%d %H:%M:%S.%f %z"
+    assert loans.column("tags").type == "string"
+    assert loans.column("status").allowed == ("funded", "expired", "refunded", "fundRaising")
+
+
+def test_contract_for_object_matches_landing_prefix(contracts: dict[str, Contract]) -> None:
+    found = contract_for_object("incoming/server_logs/2026/11/24/lb-1.csv.gz", contracts)
+    assert found is not None and found.name == "server_logs"
+    assert contract_for_object("elsewhere/server_logs/x.csv", contracts) is None
+
+
+def test_get_contract_unknown_names_the_known_ones(contracts: dict[str, Contract]) -> None:
+    with pytest.raises(ContractError, match="expected a dataset among kiva_lenders"):
+        get_contract(contracts, "kiva")
+
+
+def test_load_contract_rejects_unknown_type(tmp_path: Path) -> None:
+    path = write_contract(tmp_path, "name: x\nversion: 1\ncolumns:\n  - {name: a, type: money}\n")
+    with pytest.raises(ContractError, match=r"expected one of string, integer.*found 'money'"):
+        load_contract(path)
+
+
+def test_load_contract_rejects_duplicate_columns(tmp_path: Path) -> None:
+    path = write_contract(
+        tmp_path,
+        "name: x\nversion: 1\ncolumns:\n  - {name: a, type: string}\n  - {name: a, type: float}\n",
+    )
+    with pytest.raises(ContractError, match="defined twice: a"):
+        load_contract(path)
+
+
+def test_load_contract_rejects_missing_key(tmp_path: Path) -> None:
+    path = write_contract(tmp_path, "name: x\ncolumns: []\n")
+    with pytest.raises(ContractError, match="expected key 'version'"):
+        load_contract(path)
+
+
+def test_load_contract_rejects_timestamp_without_format(tmp_path: Path) -> None:
+    path = write_contract(
+        tmp_path, "name: x\nversion: 1\ncolumns:\n  - {name: t, type: timestamp}\n"
+    )
+    with pytest.raises(ContractError, match="needs a format"):
+        load_contract(path)
+
+
+def test_load_contract_rejects_column_newer_than_contract(tmp_path: Path) -> None:
+    path = write_contract(
+        tmp_path, "name: x\nversion: 1\ncolumns:\n  - {name: a, type: string, since: 2}\n"
+    )
+    with pytest.raises(ContractError, match="added in version 2"):
+        load_contract(path)
+
+
+def test_load_contract_rejects_partition_on_non_time_column(tmp_path: Path) -> None:
+    path = write_contract(
+        tmp_path,
+        "name: x\nversion: 1\ntable: {partition_by: a}\ncolumns:\n  - {name: a, type: string}\n",
+    )
+    with pytest.raises(ContractError, match="must be a date or timestamp"):
+        load_contract(path)
+
+
+def test_load_contracts_empty_directory_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ContractError, match="found none"):
+        load_contracts(tmp_path)
+
+
+def test_resolve_header_accepts_any_order(contracts: dict[str, Contract]) -> None:
+    names = list(reversed(KIVA_LOANS_COLUMNS))
+    mapping = resolve_header(names, contracts["kiva_loans"])
+    assert mapping.ok
+    assert mapping.positions["loan_id"] == 30
+    assert mapping.field_count == 31
+
+
+def test_resolve_header_strips_bom_and_spaces(contracts: dict[str, Contract]) -> None:
+    mapping = resolve_header(["\ufeffloan_id", " lenders "], contracts["kiva_lenders"])
+    assert mapping.ok
+    assert mapping.positions == {"loan_id": 0, "lenders": 1}
+
+
+def test_resolve_header_missing_required_column(contracts: dict[str, Contract]) -> None:
+    mapping = resolve_header(["loan_id"], contracts["kiva_lenders"])
+    assert not mapping.ok
+    assert "expected required column(s) 'lenders'" in mapping.problems[0]
+    assert "found header 'loan_id'" in mapping.problems[0]
+
+
+def test_resolve_header_optional_column_may_be_absent(contracts: dict[str, Contract]) -> None:
+    lenders = contracts["kiva_lenders"]
+    optional = dataclasses.replace(lenders.column("lenders"), required=False)
+    contract = dataclasses.replace(lenders, columns=(lenders.column("loan_id"), optional))
+    assert resolve_header(["loan_id"], contract).ok
+
+
+def test_resolve_header_unknown_column_rejected_or_ignored(
+    contracts: dict[str, Contract],
+) -> None:
+    lenders = contracts["kiva_lenders"]
+    names = ["loan_id", "lenders", "extra"]
+    rejected = resolve_header(names, lenders)
+    ignored = resolve_header(names, dataclasses.replace(lenders, unknown_columns="ignore"))
+    assert "unknown column(s) 'extra'" in rejected.problems[0]
+    assert ignored.ok and ignored.ignored == ("extra",)
+
+
+def test_resolve_header_duplicate_column(contracts: dict[str, Contract]) -> None:
+    mapping = resolve_header(["loan_id", "lenders", "loan_id"], contracts["kiva_lenders"])
+    assert mapping.problems == ("header: column 'loan_id' appears twice (fields 1 and 3)",)
