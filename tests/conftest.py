@@ -10,8 +10,6 @@ import pytest
 from sluice.contracts import Contract, load_contracts
 from sluice.settings import REPO_ROOT, Settings, load_settings
 
-SAMPLES = REPO_ROOT / "data" / "samples"
-
 
 @pytest.fixture(autouse=True)
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
