@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+BQEMU_VENV := .venv-bqemu
+BQEMU_STAMP := $(BQEMU_VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-fast lint format bench clean
@@ -13,10 +15,15 @@ $(STAMP): requirements.txt beam/requirements.txt requirements-dev.txt constraint
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# The BigQuery emulator pins an older duckdb, so it lives in its own virtualenv.
+$(BQEMU_STAMP): tests/sluice/warehouse/bqemulator_env.sh
+	PYTHON=$(PYTHON) bash tests/sluice/warehouse/bqemulator_env.sh $(BQEMU_VENV)
+	touch $@
+
 demo: $(STAMP)  ## sample data in, summaries out
 	$(VENV)/bin/sluice demo
 
-test: $(STAMP) lint  ## everything CI runs
+test: $(STAMP) $(BQEMU_STAMP) lint  ## everything CI runs
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: $(STAMP) lint  ## skip slow and emulator tests
@@ -34,4 +41,4 @@ bench: $(STAMP)  ## throughput against baselines measured in the same run
 	$(PY) bench/ingest_bench.py
 
 clean:
-	rm -rf $(VENV) .local bench/out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BQEMU_VENV) .local bench/out .pytest_cache .ruff_cache

@@ -1,0 +1,308 @@
+"""The BigQuery adapter: load jobs into staging tables, then one multi-statement transaction.
+
+``load_replacing_source`` loads the staged rows, the dead letters and the one-row ingestion
+record into three staging tables of ``<dataset>_staging`` (a dataset whose tables expire
+after a day, so an abandoned attempt cleans itself up), with job ids derived from the load
+key so that a retry reuses jobs instead of loading twice. One script then deletes the
+source's rows, dead letters and earlier ``loaded`` log row and inserts the staged ones
+between ``BEGIN TRANSACTION`` and ``COMMIT TRANSACTION``: all or nothing.
+
+The script carries no values at all: the source uri and generation are read from the staged
+record table. Query parameters would do as well on BigQuery itself, but the BigQuery
+emulator used in tests binds no parameters inside scripts, and values in data files keep
+the one code path testable end to end. ``gs://`` staged files load with
+``load_table_from_uri``; local files (emulator, laptop) are uploaded as one Parquet file.
+
+The client is created on first use; with ``bq_endpoint`` set (an emulator) it uses anonymous
+credentials. Every API call has a timeout and a bounded retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from sluice.contracts import Contract
+from sluice.errors import ConfigError, WarehouseError
+from sluice.schema import (
+    DEAD_LETTER_COLUMNS,
+    INGESTION_LOG_COLUMNS,
+    INGESTION_LOG_TABLE,
+    IngestionRecord,
+    SourceRef,
+    dead_letter_schema,
+    ingestion_log_schema,
+    processed_schema,
+    table_columns,
+)
+from sluice.settings import Settings
+from sluice.warehouse.bigquery_jobs import (
+    bigquery_errors,
+    make_client,
+    query_parameter,
+    start_job_once,
+    table_exists,
+    wait_for,
+)
+from sluice.warehouse.bigquery_staging import (
+    bigquery_schema,
+    load_config,
+    local_parquet,
+    replace_script,
+)
+from sluice.warehouse.dialect import check_dataset_name, render
+from sluice.warehouse.loads import check_counts, check_load_record, check_staged_files, load_key
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+log = logging.getLogger(__name__)
+
+STAGING_EXPIRATION_MS = 24 * 3600 * 1000
+UPLOAD_RETRIES = 3
+"""Retries of a local file upload (the client's default, 6, backs off for over a minute)."""
+
+
+class BigQueryWarehouse:
+    """Warehouse adapter over BigQuery (or an emulator at ``settings.bq_endpoint``)."""
+
+    def __init__(
+        self, settings: Settings, *, api_timeout: float = 60.0, job_timeout: float = 1800.0
+    ) -> None:
+        if not settings.bq_project:
+            raise ConfigError("SLUICE_BQ_PROJECT: expected a project id, found none")
+        self.settings = settings
+        self.project = settings.bq_project
+        self.dataset = check_dataset_name(settings.dataset, "SLUICE_DATASET")
+        self.cooked_dataset = check_dataset_name(settings.cooked_dataset, "SLUICE_COOKED_DATASET")
+        self.staging_dataset = f"{self.dataset}_staging"
+        self.api_timeout = api_timeout
+        self.job_timeout = job_timeout
+        self._client: bigquery.Client | None = None
+
+    @property
+    def client(self) -> bigquery.Client:
+        """The BigQuery client, created on first use."""
+        if self._client is None:
+            self._client = make_client(self.settings)
+        return self._client
+
+    @property
+    def _retry(self) -> Any:
+        """Retry of one API call (429, 5xx, dropped connections), bounded by api_timeout."""
+        from google.cloud import bigquery
+
+        return bigquery.DEFAULT_RETRY.with_timeout(self.api_timeout)
+
+    @property
+    def _limits(self) -> dict[str, Any]:
+        return {"retry": self._retry, "timeout": self.api_timeout}
+
+    def ensure_tables(self, contract: Contract) -> None:
+        """Create the datasets and the contract's tables when missing; add new columns."""
+        from google.cloud import bigquery
+
+        for name in (self.dataset, self.cooked_dataset, self.staging_dataset):
+            dataset = bigquery.Dataset(f"{self.project}.{name}")
+            dataset.location = self.settings.bq_location
+            if name == self.staging_dataset:
+                dataset.default_table_expiration_ms = STAGING_EXPIRATION_MS
+            with bigquery_errors(f"create dataset {name}"):
+                self.client.create_dataset(dataset, exists_ok=True, **self._limits)
+        tables = (
+            (contract.table, table_columns(contract), contract.partition_by,
+             contract.partition_granularity, list(contract.cluster_by)),
+            (contract.dead_letter_table, list(DEAD_LETTER_COLUMNS), "ingested_at", "DAY",
+             ["source_uri"]),
+            (INGESTION_LOG_TABLE, list(INGESTION_LOG_COLUMNS), "started_at", "DAY",
+             ["dataset", "source_uri"]),
+        )  # fmt: skip
+        for name, columns, partition_by, granularity, cluster_by in tables:
+            self._ensure_table(name, columns, partition_by, granularity, cluster_by)
+
+    def load_replacing_source(
+        self,
+        contract: Contract,
+        source: SourceRef,
+        rows_files: list[str],
+        dead_files: list[str],
+        record: IngestionRecord,
+    ) -> None:
+        """Replace every row of ``source.uri`` with the staged files, in one transaction."""
+        check_load_record(contract, source, record)
+        key = load_key(self.dataset, record)
+        staged = {
+            "rows": self._stage(key, "rows", rows_files, processed_schema(contract)),
+            "dead": self._stage(key, "dead", dead_files, dead_letter_schema()),
+            "log": self._stage(key, "log", [], ingestion_log_schema(), record),
+        }
+        loads = {
+            kind: wait_for(job, timeout=self.job_timeout, retry=self._retry)
+            for kind, job in staged.items()
+        }
+        check_counts(source, record, loads["rows"].output_rows, loads["dead"].output_rows)
+        script = replace_script(
+            contract,
+            {kind: self._table(self.dataset, name) for kind, name in _targets(contract).items()},
+            {kind: f"`{self._staging_table(key, kind)}`" for kind in staged},
+        )
+        job = start_job_once(
+            self.client,
+            f"sluice_tx_{key}",
+            lambda job_id: self.client.query(script, job_id=job_id, job_retry=None, **self._limits),
+            location=self.settings.bq_location,
+            **self._limits,
+        )
+        wait_for(job, timeout=self.job_timeout, retry=self._retry)
+        for kind in staged:
+            with bigquery_errors(f"drop staging table {kind}"):
+                self.client.delete_table(
+                    self._staging_table(key, kind), not_found_ok=True, **self._limits
+                )
+        log.info(
+            "loaded %s: %s rows, %s dead letters",
+            source.uri,
+            loads["rows"].output_rows,
+            loads["dead"].output_rows,
+        )
+
+    def record_ingestion(self, record: IngestionRecord) -> None:
+        """Write one ingestion-log row, replacing the row of the same uri and generation."""
+        values = record.as_dict()
+        names = ", ".join(values)
+        source = ", ".join(f"@{name} AS {name}" for name in values)
+        updates = ", ".join(f"{name} = S.{name}" for name in values)
+        inserts = ", ".join(f"S.{name}" for name in values)
+        # One MERGE is atomic on its own: update the same uri+generation, else insert.
+        sql = (
+            f"MERGE {self._table(self.dataset, INGESTION_LOG_TABLE)} AS T"
+            f" USING (SELECT {source}) AS S"
+            " ON T.source_uri = S.source_uri AND T.source_generation = S.source_generation"
+            f" WHEN MATCHED THEN UPDATE SET {updates}"
+            f" WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({inserts})"
+        )
+        self._run(sql, values)
+
+    def run_script(self, sql: str) -> None:
+        """Run a (multi-statement) BigQuery script."""
+        self._run(render(sql, self.settings), None)
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run one BigQuery query with named ``@params``; rows as dicts."""
+        rows = self._run(render(sql, self.settings), params)
+        return [dict(row.items()) for row in rows]
+
+    def close(self) -> None:
+        """Close the client's HTTP session."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _run(self, sql: str, params: dict[str, Any] | None) -> Any:
+        from google.cloud import bigquery
+
+        config = bigquery.QueryJobConfig(
+            query_parameters=[query_parameter(n, v) for n, v in (params or {}).items()]
+        )
+        with bigquery_errors("query"):
+            job = self.client.query(
+                sql,
+                job_config=config,
+                job_id_prefix="sluice_",
+                # No re-run of failed jobs here: a TransientError lets the caller's platform
+                # retry with its own backoff, and the client's job retry ignores api_timeout.
+                job_retry=None,
+                **self._limits,
+            )
+        return wait_for(job, timeout=self.job_timeout, retry=self._retry)
+
+    def _table(self, dataset: str, table: str) -> str:
+        return f"`{self.project}.{dataset}.{table}`"
+
+    def _staging_table(self, key: str, kind: str) -> str:
+        return f"{self.project}.{self.staging_dataset}._staging_{key}_{kind}"
+
+    def _ensure_table(
+        self,
+        name: str,
+        columns: list[tuple[str, str]],
+        partition_by: str | None,
+        granularity: str,
+        cluster_by: list[str],
+    ) -> None:
+        from google.cloud import bigquery
+
+        table = bigquery.Table(
+            f"{self.project}.{self.dataset}.{name}", schema=bigquery_schema(columns)
+        )
+        if partition_by:
+            table.time_partitioning = bigquery.TimePartitioning(
+                type_=granularity, field=partition_by
+            )
+        table.clustering_fields = cluster_by or None
+        with bigquery_errors(f"create table {name}"):
+            existing = self.client.create_table(table, exists_ok=True, **self._limits)
+        known = {field.name for field in existing.schema}
+        missing = [field for field in bigquery_schema(columns) if field.name not in known]
+        if missing:
+            # A newer contract version may add columns; old rows read them as NULL.
+            log.info("adding columns %s to %s.%s", [f.name for f in missing], self.dataset, name)
+            existing.schema = [*existing.schema, *missing]
+            with bigquery_errors(f"add columns to {name}"):
+                self.client.update_table(existing, ["schema"], **self._limits)
+
+    def _stage(
+        self,
+        key: str,
+        kind: str,
+        files: list[str],
+        schema: pa.Schema,
+        record: IngestionRecord | None = None,
+    ) -> Any:
+        config = load_config(schema)
+        destination = self._staging_table(key, kind)
+        remote = [path for path in files if path.startswith("gs://")]
+        if remote and len(remote) != len(files):
+            raise WarehouseError(
+                f"staged {kind} files: expected all gs:// or all local, found both"
+            )
+
+        def submit(job_id: str) -> Any:
+            if remote:
+                return self.client.load_table_from_uri(
+                    remote,
+                    destination,
+                    job_id=job_id,
+                    job_config=config,
+                    **self._limits,
+                )
+            # No size given: the client then uses a resumable upload, which the emulator
+            # accepts (it refuses the multipart upload's '*/*' media part).
+            with local_parquet(files, schema, record) as data:
+                return self.client.load_table_from_file(
+                    data,
+                    destination,
+                    rewind=True,
+                    job_id=job_id,
+                    job_config=config,
+                    num_retries=UPLOAD_RETRIES,
+                    timeout=self.api_timeout,
+                )
+
+        if not remote:
+            check_staged_files(files, schema)
+        return start_job_once(
+            self.client,
+            f"sluice_load_{key}_{kind}",
+            submit,
+            location=self.settings.bq_location,
+            **self._limits,
+            still_usable=lambda job: table_exists(self.client, destination, **self._limits),
+        )
+
+
+def _targets(contract: Contract) -> dict[str, str]:
+    """Staged kind -> the warehouse table it replaces rows of."""
+    return {"rows": contract.table, "dead": contract.dead_letter_table, "log": INGESTION_LOG_TABLE}

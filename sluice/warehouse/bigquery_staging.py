@@ -1,0 +1,90 @@
+"""What the BigQuery adapter stages and the transaction that swaps staged rows in.
+
+Staged rows, dead letters and the ingestion record sit in three staging tables; the
+transaction script reads the source uri and generation from the staged record, so it holds
+no values (see ``sluice.warehouse.bigquery``). Table names arrive fully qualified and quoted.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sluice.contracts import Contract
+from sluice.errors import WarehouseError
+from sluice.schema import (
+    ARROW_TYPES,
+    BIGQUERY_TYPES,
+    IngestionRecord,
+    dead_letter_schema,
+    ingestion_log_schema,
+    processed_schema,
+)
+
+
+def replace_script(contract: Contract, targets: dict[str, str], staged: dict[str, str]) -> str:
+    """The transaction replacing a source's rows, dead letters and log row with staged ones.
+
+    ``targets`` and ``staged`` map ``rows``, ``dead`` and ``log`` to quoted table names.
+    """
+    uri = f"(SELECT source_uri FROM {staged['log']})"
+    generation = f"(SELECT source_generation FROM {staged['log']})"
+    statements = [
+        "BEGIN TRANSACTION",
+        f"DELETE FROM {targets['rows']} WHERE _source_uri = {uri}",
+        f"DELETE FROM {targets['dead']} WHERE source_uri = {uri}",
+        f"DELETE FROM {targets['log']} WHERE source_uri = {uri}"
+        f" AND (status = 'loaded' OR source_generation = {generation})",
+        _insert_select(targets["rows"], staged["rows"], processed_schema(contract).names),
+        _insert_select(targets["dead"], staged["dead"], dead_letter_schema().names),
+        _insert_select(targets["log"], staged["log"], ingestion_log_schema().names),
+        "COMMIT TRANSACTION",
+    ]
+    return ";\n".join(statements) + ";"
+
+
+def local_parquet(files: list[str], schema: pa.Schema, record: IngestionRecord | None) -> IO[bytes]:
+    """One temporary Parquet file holding every local staged file (or the record)."""
+    # Returned open (mode "rb+", which the client's upload accepts): the caller closes it.
+    out = tempfile.TemporaryFile()  # noqa: SIM115
+    with pq.ParquetWriter(out, schema) as writer:
+        if record is not None:
+            writer.write_table(pa.Table.from_pylist([record.as_dict()], schema=schema))
+        for path in files:
+            for batch in pq.ParquetFile(path).iter_batches(columns=schema.names):
+                writer.write_table(pa.Table.from_batches([batch]).cast(schema))
+    return out
+
+
+def _insert_select(target: str, staged: str, names: list[str]) -> str:
+    columns = ", ".join(f"`{name}`" for name in names)
+    return f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staged}"
+
+
+def load_config(schema: pa.Schema) -> Any:
+    """Load job settings for staging Parquet of ``schema``: replace the staging table."""
+    from google.cloud import bigquery
+
+    return bigquery.LoadJobConfig(
+        source_format=bigquery.SourceFormat.PARQUET,
+        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        schema=bigquery_schema([(field.name, contract_type(field.type)) for field in schema]),
+    )
+
+
+def bigquery_schema(columns: list[tuple[str, str]]) -> list[Any]:
+    """BigQuery SchemaFields for (name, contract type) pairs; every column NULLABLE."""
+    from google.cloud import bigquery
+
+    return [bigquery.SchemaField(name, BIGQUERY_TYPES[kind]) for name, kind in columns]
+
+
+def contract_type(arrow_type: pa.DataType) -> str:
+    """The contract type of an Arrow type from ``sluice.schema.ARROW_TYPES``."""
+    for kind, candidate in ARROW_TYPES.items():
+        if candidate == arrow_type:
+            return kind
+    raise WarehouseError(f"expected an Arrow type of sluice.schema, found {arrow_type}")

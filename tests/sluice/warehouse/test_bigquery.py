@@ -1,0 +1,293 @@
+"""BigQuery adapter at the HTTP boundary: the real client against a recording REST fake."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pyarrow.parquet as pq
+import pytest
+
+from sluice.contracts import Column, Contract
+from sluice.errors import ConfigError, TransientError, WarehouseError
+from sluice.schema import SourceRef, processed_schema
+from sluice.settings import Settings, load_settings
+from sluice.warehouse import open_warehouse
+from sluice.warehouse.bigquery import BigQueryWarehouse
+from sluice.warehouse.loads import load_key
+
+from .conftest import Stager, make_record
+from .fake_bigquery import FakeBigQuery, serve
+
+SOURCE = SourceRef("gs://landing/incoming/kiva_loans/2024/loans.csv", 1711000000000000)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBigQuery]:
+    """A recording BigQuery REST fake on a loopback port."""
+    state = FakeBigQuery()
+    server = serve(state)
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def bq_settings(isolated_env: object, fake: FakeBigQuery) -> Settings:
+    """Settings pointing the BigQuery adapter at the fake."""
+    return load_settings(warehouse="bigquery", bq_project="proj-1", bq_endpoint=fake.endpoint)
+
+
+@pytest.fixture
+def loans(contracts: dict[str, Contract]) -> Contract:
+    """The kiva_loans contract: MONTH partitions on a timestamp, two cluster columns."""
+    return contracts["kiva_loans"]
+
+
+@pytest.fixture
+def bq(bq_settings: Settings) -> Iterator[BigQueryWarehouse]:
+    """A BigQuery adapter with short timeouts."""
+    warehouse = BigQueryWarehouse(bq_settings, api_timeout=1.5, job_timeout=5)
+    yield warehouse
+    warehouse.close()
+
+
+def load(bq: BigQueryWarehouse, stager: Stager, contract: Contract, rows: int, dead: int) -> str:
+    """Load ``rows`` + ``dead`` staged rows of SOURCE; the load key."""
+    record = make_record(contract, SOURCE, rows, dead)
+    bq.load_replacing_source(
+        contract, SOURCE, [stager.rows(SOURCE, rows)], [stager.dead(SOURCE, dead)], record
+    )
+    return load_key("sluice", record)
+
+
+@pytest.fixture
+def loan_stager(tmp_path: object, loans: Contract, stager: Stager) -> Stager:
+    """A stager writing kiva_loans rows."""
+    stager.contract = loans
+    return stager
+
+
+def test_open_warehouse_chooses_bigquery_without_calling_it(
+    bq_settings: Settings, fake: FakeBigQuery
+) -> None:
+    warehouse = open_warehouse(bq_settings)
+
+    assert isinstance(warehouse, BigQueryWarehouse)
+    assert fake.requests == []
+
+
+def test_bigquery_warehouse_requires_a_project(isolated_env: object) -> None:
+    with pytest.raises(ConfigError, match="SLUICE_BQ_PROJECT"):
+        BigQueryWarehouse(load_settings(warehouse="bigquery"))
+
+
+def test_ensure_tables_partitions_and_clusters_from_the_contract(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract
+) -> None:
+    bq.ensure_tables(loans)
+
+    datasets = {
+        r.json()["datasetReference"]["datasetId"]: r.json() for r in fake.sent("POST", "/datasets$")
+    }
+    assert set(datasets) == {"sluice", "sluice_cooked", "sluice_staging"}
+    assert datasets["sluice_staging"]["defaultTableExpirationMs"] == "86400000"
+    assert {d["location"] for d in datasets.values()} == {"US"}
+    tables = {
+        r.json()["tableReference"]["tableId"]: r.json() for r in fake.sent("POST", "/tables$")
+    }
+    processed = tables["kiva_loans"]
+    assert processed["timePartitioning"] == {"type": "MONTH", "field": "posted_time"}
+    assert processed["clustering"] == {"fields": ["country_code", "sector_name"]}
+    fields = {f["name"]: f["type"] for f in processed["schema"]["fields"]}
+    assert list(fields) == processed_schema(loans).names
+    assert (fields["posted_time"], fields["loan_id"], fields["funded_amount"]) == (
+        "TIMESTAMP",
+        "INT64",
+        "FLOAT64",
+    )
+    assert tables["ingestion_log"]["timePartitioning"] == {"type": "DAY", "field": "started_at"}
+    assert tables["kiva_loans_dead_letter"]["timePartitioning"]["field"] == "ingested_at"
+
+
+def test_ensure_tables_twice_adds_only_new_contract_columns(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract
+) -> None:
+    bq.ensure_tables(loans)
+    bq.ensure_tables(loans)
+    assert fake.sent("PATCH", "/tables/") == []
+    newer = dataclasses.replace(
+        loans, version=2, columns=(*loans.columns, Column("region", "string", since=2))
+    )
+
+    bq.ensure_tables(newer)
+
+    [patch] = fake.sent("PATCH", "/tables/kiva_loans$")
+    names = [f["name"] for f in patch.json()["schema"]["fields"]]
+    assert names[-1] == "region"
+    assert names[:-1] == processed_schema(loans).names
+
+
+def test_load_replacing_source_stages_parquet_with_deterministic_job_ids(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract, loan_stager: Stager
+) -> None:
+    key = load(bq, loan_stager, loans, rows=3, dead=1)
+
+    loads = [job for job in fake.job_inserts() if "load" in job["configuration"]]
+    assert [job["jobReference"]["jobId"] for job in loads] == [
+        f"sluice_load_{key}_rows_0",
+        f"sluice_load_{key}_dead_0",
+        f"sluice_load_{key}_log_0",
+    ]
+    config = loads[0]["configuration"]["load"]
+    assert config["sourceFormat"] == "PARQUET"
+    assert config["writeDisposition"] == "WRITE_TRUNCATE"
+    assert config["destinationTable"] == {
+        "projectId": "proj-1",
+        "datasetId": "sluice_staging",
+        "tableId": f"_staging_{key}_rows",
+    }
+    [log_upload] = [
+        body for body in fake.uploads.values() if b"source_uri" in body and b"rows_in" in body
+    ]
+    staged_log = pq.read_table(io.BytesIO(log_upload)).to_pylist()
+    assert staged_log == [make_record(loans, SOURCE, 3, 1).as_dict()]
+
+
+def test_load_replacing_source_runs_one_transaction_with_no_values_in_sql(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract, loan_stager: Stager
+) -> None:
+    key = load(bq, loan_stager, loans, rows=3, dead=1)
+
+    [tx] = [job for job in fake.job_inserts() if "query" in job["configuration"]]
+    assert tx["jobReference"]["jobId"] == f"sluice_tx_{key}_0"
+    sql = tx["configuration"]["query"]["query"]
+    staged_log = f"`proj-1.sluice_staging._staging_{key}_log`"
+    assert sql.startswith("BEGIN TRANSACTION;\nDELETE FROM `proj-1.sluice.kiva_loans`")
+    assert f"WHERE _source_uri = (SELECT source_uri FROM {staged_log})" in sql
+    assert f"FROM `proj-1.sluice_staging._staging_{key}_rows`;" in sql
+    assert sql.endswith("COMMIT TRANSACTION;")
+    assert sql.count("INSERT INTO") == 3 and sql.count("DELETE FROM") == 3
+    assert SOURCE.uri not in sql
+    dropped = {r.path.rsplit("/", 1)[1] for r in fake.sent("DELETE", "/tables/")}
+    assert dropped == {f"_staging_{key}_{kind}" for kind in ("rows", "dead", "log")}
+
+
+def test_load_replacing_source_retry_reuses_loads_and_supersedes_a_failed_transaction(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract, loan_stager: Stager
+) -> None:
+    fake.fail_job(r"^sluice_tx_.*_0$", "backendError", "transaction backend failure")
+    with pytest.raises(TransientError, match="transaction backend failure"):
+        load(bq, loan_stager, loans, rows=3, dead=1)
+
+    key = load(bq, loan_stager, loans, rows=3, dead=1)
+
+    # A local upload is sent again (its 409 comes after the bytes), but no second load job
+    # exists: the retry found the first three by id.
+    load_jobs = [job for job in fake.jobs.values() if "load" in job["configuration"]]
+    assert len(load_jobs) == 3
+    reused = {r.path.rsplit("/", 1)[1] for r in fake.sent("GET", "/jobs/sluice_load_")}
+    assert reused == {f"sluice_load_{key}_{kind}_0" for kind in ("rows", "dead", "log")}
+    tx_ids = [
+        job["jobReference"]["jobId"]
+        for job in fake.job_inserts()
+        if job["jobReference"]["jobId"].startswith("sluice_tx_")
+    ]
+    assert tx_ids == [f"sluice_tx_{key}_0", f"sluice_tx_{key}_0", f"sluice_tx_{key}_1"]
+
+
+def test_load_replacing_source_refuses_counts_that_disagree_before_the_transaction(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract, loan_stager: Stager
+) -> None:
+    record = make_record(loans, SOURCE, 5, 0)
+
+    with pytest.raises(WarehouseError, match="expected 5 rows"):
+        bq.load_replacing_source(loans, SOURCE, [loan_stager.rows(SOURCE, 3)], [], record)
+
+    assert not [job for job in fake.job_inserts() if "query" in job["configuration"]]
+
+
+def test_query_sends_typed_named_parameters_and_returns_dicts(
+    bq: BigQueryWarehouse, fake: FakeBigQuery
+) -> None:
+    fake.query_schema = [{"name": "uri", "type": "STRING"}, {"name": "n", "type": "INTEGER"}]
+    fake.query_rows = [["gs://a", "2"], ["gs://b", "7"]]
+    since = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    rows = bq.query(
+        "SELECT uri, n FROM {dataset}.t WHERE n > @n AND at > @since AND d = @day AND ok = @ok",
+        {"n": 1, "since": since, "day": date(2024, 1, 2), "ok": True},
+    )
+
+    assert rows == [{"uri": "gs://a", "n": 2}, {"uri": "gs://b", "n": 7}]
+    [job] = fake.job_inserts()
+    query = job["configuration"]["query"]
+    assert query["query"].startswith("SELECT uri, n FROM sluice.t WHERE")
+    params = {
+        p["name"]: (p["parameterType"]["type"], p["parameterValue"]["value"])
+        for p in query["queryParameters"]
+    }
+    assert params == {
+        "n": ("INT64", "1"),
+        "since": ("TIMESTAMP", "2024-01-02 03:04:05+00:00"),
+        "day": ("DATE", "2024-01-02"),
+        "ok": ("BOOL", "true"),
+    }
+
+
+def test_record_ingestion_is_one_parameterised_merge(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract
+) -> None:
+    record = make_record(loans, SOURCE, 0, 0, "rejected", "header: missing 'loan_id'")
+
+    bq.record_ingestion(record)
+
+    [job] = fake.job_inserts()
+    query = job["configuration"]["query"]
+    assert query["query"].startswith("MERGE `proj-1.sluice.ingestion_log` AS T")
+    assert SOURCE.uri not in query["query"] and "loan_id" not in query["query"]
+    params = {p["name"]: p for p in query["queryParameters"]}
+    assert set(params) == set(record.as_dict())
+    assert params["reason"]["parameterValue"]["value"] == "header: missing 'loan_id'"
+    assert params["started_at"]["parameterType"]["type"] == "TIMESTAMP"
+    assert params["source_generation"]["parameterValue"]["value"] == str(SOURCE.generation)
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+def test_query_maps_persistent_overload_to_transient_error(
+    bq_settings: Settings, fake: FakeBigQuery, status: int
+) -> None:
+    impatient = BigQueryWarehouse(bq_settings, api_timeout=0.3, job_timeout=1)
+    for _ in range(20):
+        fake.fail_next("POST .*/jobs$", status)
+
+    with pytest.raises(TransientError, match="BigQuery query"):
+        impatient.query("SELECT 1")
+
+
+def test_query_recovers_from_one_service_unavailable(
+    bq: BigQueryWarehouse, fake: FakeBigQuery
+) -> None:
+    fake.fail_next(
+        "POST .*/jobs$",
+        503,
+        {"code": 503, "message": "busy", "errors": [{"reason": "backendError"}]},
+    )
+    fake.query_schema = [{"name": "x", "type": "INTEGER"}]
+    fake.query_rows = [["1"]]
+
+    assert bq.query("SELECT 1 AS x") == [{"x": 1}]
+    assert len(fake.sent("POST", "/jobs$")) == 2
+
+
+def test_run_script_reports_an_invalid_query_as_permanent(
+    bq: BigQueryWarehouse, fake: FakeBigQuery
+) -> None:
+    fake.fail_job(r"^sluice_", "invalidQuery", "Unrecognized name: nope")
+
+    with pytest.raises(WarehouseError, match="Unrecognized name") as caught:
+        bq.run_script("SELECT nope FROM {cooked_dataset}.t")
+
+    assert not isinstance(caught.value, TransientError)
