@@ -1,0 +1,14 @@
+-- Requests per UTC hour: how much traffic we serve, hour by hour, and how much of it failed.
+-- Only hours with at least one request appear (a gap is itself visible on a chart).
+-- The column is called `timestamp`, a type name: back-quoted so no parser reads a literal.
+CREATE OR REPLACE TABLE {cooked_dataset}.server_requests_per_hour AS
+SELECT
+  TIMESTAMP_TRUNC(`timestamp`, HOUR) AS hour,
+  COUNT(*) AS requests,
+  -- Cast so both warehouses store INT64 (DuckDB widens SUM of BIGINT to HUGEINT).
+  CAST(SUM(bytes_sent) AS INT64) AS bytes_sent,
+  COUNTIF(status >= 500 AND status < 600) AS server_errors,
+  SAFE_DIVIDE(COUNTIF(status >= 500 AND status < 600), COUNT(*)) AS server_error_rate,
+  AVG(latency_ms) AS mean_latency_ms
+FROM {dataset}.server_logs
+GROUP BY hour;

@@ -1,0 +1,12 @@
+-- Requests per UTC day: traffic volume, distinct clients and failures.
+CREATE OR REPLACE TABLE {cooked_dataset}.server_requests_per_day AS
+SELECT
+  DATE(`timestamp`) AS day,
+  COUNT(*) AS requests,
+  CAST(SUM(bytes_sent) AS INT64) AS bytes_sent,
+  -- Exact distinct count: BigQuery's COUNT(DISTINCT) is exact, unlike APPROX_COUNT_DISTINCT.
+  COUNT(DISTINCT client_ip) AS unique_clients,
+  COUNTIF(status >= 500 AND status < 600) AS server_errors,
+  SAFE_DIVIDE(COUNTIF(status >= 500 AND status < 600), COUNT(*)) AS server_error_rate
+FROM {dataset}.server_logs
+GROUP BY day;

@@ -1,0 +1,12 @@
+-- Where traffic comes from: requests, bytes, distinct clients and failures per country.
+-- A NULL country_code (geo lookup failed) stays its own NULL row; 'NA' is Namibia.
+CREATE OR REPLACE TABLE {cooked_dataset}.server_traffic_by_country AS
+SELECT
+  country_code,
+  COUNT(*) AS requests,
+  SAFE_DIVIDE(COUNT(*), SUM(COUNT(*)) OVER ()) AS share_of_requests,
+  CAST(SUM(bytes_sent) AS INT64) AS bytes_sent,
+  COUNT(DISTINCT client_ip) AS unique_clients,
+  COUNTIF(status >= 500 AND status < 600) AS server_errors
+FROM {dataset}.server_logs
+GROUP BY country_code;
