@@ -1,0 +1,173 @@
+"""The "Load warehouse" step: one replacing load of every staged file, then the log row.
+
+It runs once per file, after all staging (the staged lists arrive as side inputs), so the
+warehouse sees the whole file in one transaction or nothing. A file rejected while parsing
+(bad header, unterminated quote) loads nothing: only its ``rejected`` log row is written.
+The staging directory is removed after a successful load, never before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import fields
+from datetime import UTC, datetime
+
+import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import AsList, PCollection
+
+from sluice.contracts import Contract
+from sluice.schema import INGESTION_LOG_TABLE, IngestionRecord, SourceRef
+from sluice.settings import Settings
+from sluice.warehouse import Warehouse, open_warehouse
+
+LOG = logging.getLogger(__name__)
+
+
+class LoadWarehouseFn(beam.DoFn):
+    """Load every staged file in one replacing transaction and write the ingestion record."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        source: SourceRef,
+        settings: Settings,
+        *,
+        job_id: str,
+        started_at: datetime,
+        staging_dir: str,
+    ) -> None:
+        self._contract = contract
+        self._source = source
+        self._settings = settings
+        self._job_id = job_id
+        self._started_at = started_at
+        self._staging_dir = staging_dir
+
+    def process(
+        self,
+        _trigger: object,
+        staged_rows: list[tuple[str, int]],
+        staged_dead: list[tuple[str, int]],
+        rejections: list[str],
+    ) -> Iterator[IngestionRecord]:
+        """Runs once, after all staging: the side inputs hold every staged file."""
+        warehouse = open_warehouse(self._settings)
+        try:
+            record = self._load(warehouse, staged_rows, staged_dead, rejections)
+        finally:
+            warehouse.close()
+        # Only after success: a failed load keeps its files for the retried bundle.
+        remove_staging(self._staging_dir, expect_files=bool(staged_rows or staged_dead))
+        LOG.info(
+            "%s: %s, %d rows loaded, %d dead (job %s)",
+            record.source_uri,
+            record.status,
+            record.rows_loaded,
+            record.rows_dead,
+            record.job_id,
+        )
+        yield record
+
+    def _load(
+        self,
+        warehouse: Warehouse,
+        staged_rows: list[tuple[str, int]],
+        staged_dead: list[tuple[str, int]],
+        rejections: list[str],
+    ) -> IngestionRecord:
+        warehouse.ensure_tables(self._contract)
+        if rejections:
+            record = self._record("rejected", 0, 0, "; ".join(sorted(set(rejections))))
+            warehouse.record_ingestion(record)
+            return record
+        staged = [*staged_rows, *staged_dead]
+        if staged and not FileSystems.exists(staged[0][0]):
+            # A retried bundle whose earlier attempt committed, then removed the staging.
+            earlier = find_ingestion_record(warehouse, self._source, self._job_id)
+            if earlier is not None and earlier.status == "loaded":
+                return earlier
+        record = self._record(
+            "loaded", sum(n for _, n in staged_rows), sum(n for _, n in staged_dead)
+        )
+        warehouse.load_replacing_source(
+            self._contract,
+            self._source,
+            sorted(path for path, _ in staged_rows),
+            sorted(path for path, _ in staged_dead),
+            record,
+        )
+        return record
+
+    def _record(
+        self, status: str, loaded: int, dead: int, reason: str | None = None
+    ) -> IngestionRecord:
+        return IngestionRecord(
+            dataset=self._contract.name,
+            source_uri=self._source.uri,
+            source_generation=self._source.generation,
+            status=status,
+            rows_in=loaded + dead,
+            rows_loaded=loaded,
+            rows_dead=dead,
+            reason=reason,
+            job_id=self._job_id,
+            started_at=self._started_at,
+            finished_at=datetime.now(UTC),
+        )
+
+
+def find_ingestion_record(
+    warehouse: Warehouse, source: SourceRef, job_id: str
+) -> IngestionRecord | None:
+    """The latest ingestion-log row of this source generation written by ``job_id``."""
+    rows = warehouse.query(
+        f"SELECT * FROM {{dataset}}.{INGESTION_LOG_TABLE}"
+        " WHERE source_uri = @source_uri AND source_generation = @generation"
+        " AND job_id = @job_id ORDER BY finished_at DESC LIMIT 1",
+        {"source_uri": source.uri, "generation": source.generation, "job_id": job_id},
+    )
+    if not rows:
+        return None
+    return IngestionRecord(**{field.name: rows[0][field.name] for field in fields(IngestionRecord)})
+
+
+def remove_staging(directory: str, *, expect_files: bool) -> None:
+    """Delete a job's staging directory (recursively); a missing one is fine when empty."""
+    # GCS deletes a "directory" recursively only with a trailing slash; the local
+    # filesystem then deletes just the files inside, and removes the tree without one.
+    target = directory.rstrip("/")
+    if "://" in target:
+        target += "/"
+    try:
+        FileSystems.delete([target])
+    except BeamIOError as exc:
+        # The load is committed; leftover staging is litter, not a failed ingestion.
+        level = logging.WARNING if expect_files else logging.DEBUG
+        LOG.log(level, "could not remove staging %s: %s", directory, exc)
+
+
+class IngestionRecords(beam.PTransform):
+    """The single ingestion record of this file, written after loading the staged files."""
+
+    def __init__(
+        self,
+        load: LoadWarehouseFn,
+        staged_rows: PCollection,
+        staged_dead: PCollection,
+        rejections: PCollection,
+    ) -> None:
+        super().__init__()
+        self._load = load
+        self._staged = (staged_rows, staged_dead, rejections)
+
+    def expand(self, root: beam.pvalue.PBegin) -> PCollection:
+        rows, dead, rejected = self._staged
+        return (
+            root
+            | "Once" >> beam.Create([None])
+            | "Load staged files"
+            >> beam.ParDo(self._load, AsList(rows), AsList(dead), AsList(rejected))
+        )

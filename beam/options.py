@@ -1,0 +1,162 @@
+"""The pipeline's parameters: one list, shared by the command line and the flex template.
+
+``PIPELINE_PARAMETERS`` is the single source of the names (the flex template's
+``metadata.json`` must list exactly these). ``add_pipeline_arguments`` turns it into argparse
+flags; ``resolve_params`` fills every default and folds the warehouse flags into ``Settings``.
+
+Precedence: a flag beats the ``SLUICE_*`` environment variable, which beats the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sluice.errors import ConfigError
+from sluice.schema import SourceRef
+from sluice.settings import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One pipeline parameter, as the flex template's metadata.json describes it."""
+
+    name: str
+    label: str
+    help_text: str
+    is_optional: bool = True
+
+
+PIPELINE_PARAMETERS: tuple[Parameter, ...] = (
+    Parameter(
+        "input", "Input file", "CSV file to ingest (path or gs:// URI; plain or gzip).", False
+    ),
+    Parameter("dataset", "Dataset", "Contract name of the file's dataset.", False),
+    Parameter("source_uri", "Source URI", "Lineage URI; default the input (absolute if local)."),
+    Parameter("source_generation", "Source generation", "Object generation (int); default mtime."),
+    Parameter("staging_location", "Staging location", "Directory/URI for staged Parquet."),
+    Parameter("warehouse", "Warehouse", "Warehouse backend: duckdb or bigquery."),
+    Parameter("warehouse_target", "Warehouse target", "DuckDB file path or BigQuery project."),
+    Parameter("warehouse_dataset", "Warehouse dataset", "Dataset/schema of processed tables."),
+    Parameter("job_id", "Job id", "Ingestion job id; default derived from the source."),
+    Parameter("started_at", "Started at", "ISO 8601 start time of the ingestion; default now."),
+    Parameter("contracts_dir", "Contracts directory", "Directory of contract YAML files."),
+)
+PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PIPELINE_PARAMETERS)
+WAREHOUSES = ("duckdb", "bigquery")
+_JOB_ID_MAX = 63  # Dataflow job-name rules, so the id can double as one
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    """Every parameter resolved to a concrete value."""
+
+    input: str
+    dataset: str
+    source: SourceRef
+    staging_location: str
+    job_id: str
+    started_at: datetime
+    settings: Settings
+
+    @property
+    def staging_dir(self) -> str:
+        """This job's own staging directory: ``<staging_location>/<dataset>/<job_id>``."""
+        return "/".join((self.staging_location.rstrip("/"), self.dataset, self.job_id))
+
+
+def add_pipeline_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add one ``--<name>`` flag per entry of ``PIPELINE_PARAMETERS``."""
+    kinds: dict[str, dict[str, object]] = {
+        "source_generation": {"type": int},
+        "warehouse": {"choices": WAREHOUSES},
+    }
+    for param in PIPELINE_PARAMETERS:
+        parser.add_argument(
+            f"--{param.name}",
+            required=not param.is_optional,
+            help=param.help_text,
+            **kinds.get(param.name, {}),  # type: ignore[arg-type]
+        )
+    return parser
+
+
+def is_local_path(uri: str) -> bool:
+    """True for a plain filesystem path (no ``scheme://``)."""
+    return "://" not in uri
+
+
+def derive_job_id(dataset: str, source_uri: str, generation: int) -> str:
+    """A deterministic id for one file generation, valid as a Dataflow job name."""
+    digest = hashlib.sha256(f"{dataset}\n{source_uri}\n{generation}".encode()).hexdigest()[:16]
+    slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower()).strip("-") or "data"
+    prefix = f"sluice-{slug}"[: _JOB_ID_MAX - len(digest) - 1].rstrip("-")
+    return f"{prefix}-{digest}"
+
+
+def parse_started_at(text: str | None) -> datetime:
+    """An ISO 8601 timestamp (naive means UTC), or now when not given."""
+    if not text:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--started_at: expected an ISO 8601 timestamp, found {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def resolve_source(input_uri: str, source_uri: str | None, generation: int | None) -> SourceRef:
+    """The lineage reference: local paths default to their absolute path and mtime (µs)."""
+    if is_local_path(input_uri):
+        path = Path(input_uri)
+        if not path.is_file():
+            raise ConfigError(f"--input: expected a readable file, found nothing at {path}")
+        if generation is None:
+            generation = path.stat().st_mtime_ns // 1000
+        return SourceRef(source_uri or str(path.resolve()), generation)
+    if generation is None:
+        raise ConfigError(
+            f"--source_generation: expected the object generation for {input_uri}, found none"
+        )
+    return SourceRef(source_uri or input_uri, generation)
+
+
+def resolve_settings(args: argparse.Namespace) -> Settings:
+    """Settings from the environment, overridden by the warehouse and contracts flags."""
+    settings = load_settings(
+        warehouse=args.warehouse,
+        dataset=args.warehouse_dataset,
+        contracts_dir=Path(args.contracts_dir) if args.contracts_dir else None,
+    )
+    if args.warehouse_target:
+        if settings.warehouse == "bigquery":
+            settings = replace(settings, bq_project=args.warehouse_target)
+        else:
+            settings = replace(settings, duckdb_path=Path(args.warehouse_target).absolute())
+    elif settings.warehouse == "duckdb" and settings.duckdb_path is None:
+        # Workers may run elsewhere than the launcher's working directory: pin the file.
+        settings = replace(settings, duckdb_path=settings.duckdb_file.absolute())
+    return settings
+
+
+def resolve_params(args: argparse.Namespace) -> PipelineParams:
+    """Fill every default of the parsed flags."""
+    settings = resolve_settings(args)
+    source = resolve_source(args.input, args.source_uri, args.source_generation)
+    staging = args.staging_location or str(settings.staging_root.absolute())
+    if is_local_path(staging):
+        staging = os.path.abspath(staging)
+    return PipelineParams(
+        input=os.path.abspath(args.input) if is_local_path(args.input) else args.input,
+        dataset=args.dataset,
+        source=source,
+        staging_location=staging,
+        job_id=args.job_id or derive_job_id(args.dataset, source.uri, source.generation),
+        started_at=parse_started_at(args.started_at),
+        settings=settings,
+    )

@@ -1,0 +1,136 @@
+"""Ingest one CSV file: parse and type it by its contract, stage Parquet, load the warehouse.
+
+Locally (Beam's Python FnApiRunner, DuckDB warehouse under ``$SLUICE_HOME``)::
+
+    python -m beam.pipeline --input data/samples/kiva_loans.csv --dataset kiva_loans
+
+On Dataflow (the flex template passes the same parameters; by hand it looks like this)::
+
+    python -m beam.pipeline \\
+        --input gs://LANDING_BUCKET/incoming/kiva_loans/loans.csv.gz --dataset kiva_loans \\
+        --source_generation 1732443303123456 \\
+        --staging_location gs://PIPELINE_BUCKET/staging \\
+        --warehouse bigquery --warehouse_target PROJECT --warehouse_dataset sluice \\
+        --runner DataflowRunner --project PROJECT --region REGION \\
+        --temp_location gs://PIPELINE_BUCKET/temp \\
+        --sdk_container_image REGION-docker.pkg.dev/PROJECT/sluice/pipeline:latest \\
+        --sdk_location container
+
+The graph: Source -> Parse CSV -> (rows) Stage rows, (dead) Stage dead letters ->
+Load warehouse (once, after every file is staged, with the staged lists as side inputs).
+The parameter names are ``beam.options.PIPELINE_PARAMETERS``; everything else on the command
+line goes to Beam's ``PipelineOptions``. Without ``--runner`` the pipeline runs on Beam's
+Python FnApiRunner: in Beam 2.77 the default DirectRunner first tries to download the Prism
+binary from the internet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Sequence
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions,
+    PipelineOptions,
+    StandardOptions,
+)
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+from beam.loading import IngestionRecords, LoadWarehouseFn, find_ingestion_record
+from beam.options import PipelineParams, add_pipeline_arguments, resolve_params
+from beam.transforms import ParsedBatches, StagedParquet, skip_credential_lookup_for_emulator
+from sluice.contracts import get_contract, load_contracts
+from sluice.errors import WarehouseError
+from sluice.schema import IngestionRecord
+from sluice.warehouse import open_warehouse
+
+LOG = logging.getLogger(__name__)
+
+
+def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pipeline:
+    """The unrun pipeline for one file; FnApiRunner unless ``options`` name a runner."""
+    settings = params.settings
+    contract = get_contract(load_contracts(settings.contracts_dir), params.dataset)
+    runner = None if options.view_as(StandardOptions).runner else FnApiRunner()
+    pipeline = beam.Pipeline(runner=runner, options=options)
+
+    parsed = (
+        pipeline
+        | "Source" >> beam.Create([params.input])
+        | "Parse CSV"
+        >> ParsedBatches(
+            contract,
+            params.source,
+            ingested_at=params.started_at,
+            chunk_bytes=settings.chunk_bytes,
+            max_record_bytes=settings.max_record_bytes,
+        )
+    )
+    staged_rows = parsed.rows | "Stage rows" >> StagedParquet(params.staging_dir, "rows")
+    staged_dead = parsed.dead | "Stage dead letters" >> StagedParquet(params.staging_dir, "dead")
+    load = LoadWarehouseFn(
+        contract,
+        params.source,
+        settings,
+        job_id=params.job_id,
+        started_at=params.started_at,
+        staging_dir=params.staging_dir,
+    )
+    _ = pipeline | "Load warehouse" >> IngestionRecords(
+        load, staged_rows, staged_dead, parsed.rejected
+    )
+    return pipeline
+
+
+def read_ingestion_record(params: PipelineParams) -> IngestionRecord:
+    """The ingestion-log row this job wrote (read back, so it is what the warehouse holds)."""
+    warehouse = open_warehouse(params.settings)
+    try:
+        record = find_ingestion_record(warehouse, params.source, params.job_id)
+    finally:
+        warehouse.close()
+    if record is None:
+        raise WarehouseError(
+            f"expected an ingestion-log row for {params.source.uri} (job {params.job_id}),"
+            " found none"
+        )
+    return record
+
+
+def parse_arguments(argv: Sequence[str] | None) -> tuple[PipelineParams, PipelineOptions]:
+    """Split the command line: our parameters resolved, everything else to Beam."""
+    parser = add_pipeline_arguments(argparse.ArgumentParser(description=__doc__))
+    known, beam_args = parser.parse_known_args(argv)
+    if known.staging_location:
+        # Beam has a --staging_location of its own (Dataflow stages the SDK there, and the
+        # flex-template launcher passes it): both kinds of staged files share the location,
+        # ours under <dataset>/<job_id>/, so Beam gets the value too.
+        beam_args.append(f"--staging_location={known.staging_location}")
+    return resolve_params(known), PipelineOptions(beam_args)
+
+
+def run(argv: Sequence[str] | None = None) -> IngestionRecord | None:
+    """Run the pipeline to completion and return the ingestion record it wrote.
+
+    Returns None only when Beam merely writes a template (``--template_location``).
+    """
+    params, options = parse_arguments(argv)
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        skip_credential_lookup_for_emulator()
+    pipeline = build_pipeline(params, options)
+    result = pipeline.run()
+    if options.view_as(GoogleCloudOptions).template_location:
+        LOG.info("template written; job %s not run here", params.job_id)
+        return None
+    result.wait_until_finish()
+    return read_ingestion_record(params)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    outcome = run()
+    if outcome is not None:
+        LOG.info("ingestion record: %s", outcome.as_dict())

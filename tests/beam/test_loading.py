@@ -1,0 +1,108 @@
+"""The load step on its own: one replacing load, staging removal, retried bundles."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from beam.loading import LoadWarehouseFn, remove_staging
+from beam.transforms import StageParquetFn
+from sluice.parse import iter_parsed_batches
+from sluice.schema import SourceRef
+from sluice.settings import Settings
+from tests.beam.conftest import SAMPLE_DEAD_LINES, SAMPLE_GOOD_IDS, SAMPLE_LOANS
+
+STARTED_AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+SOURCE = SourceRef("gs://landing/incoming/tiny_loans/loans.csv", 1732443303123456)
+
+
+def staged_sample(contract, staging: Path) -> tuple[list, list]:
+    """SAMPLE_LOANS parsed and staged as the pipeline would: (rows files, dead files)."""
+    rows, dead = [], []
+    batches = iter_parsed_batches(
+        io.BytesIO(SAMPLE_LOANS.encode()),
+        contract,
+        SOURCE,
+        ingested_at=STARTED_AT,
+        chunk_bytes=128,
+        max_record_bytes=4096,
+    )
+    for batch in batches:
+        rows += StageParquetFn(str(staging), "rows").process(batch.rows)
+        dead += StageParquetFn(str(staging), "dead").process(batch.dead)
+    return rows, dead
+
+
+def loader(contract, settings: Settings, staging: Path) -> LoadWarehouseFn:
+    return LoadWarehouseFn(
+        contract,
+        SOURCE,
+        settings,
+        job_id="job-1",
+        started_at=STARTED_AT,
+        staging_dir=str(staging),
+    )
+
+
+def test_load_warehouse_replaces_source_and_removes_staging(
+    tiny_contract, settings: Settings, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging" / "tiny_loans" / "job-1"
+    rows, dead = staged_sample(tiny_contract, staging)
+
+    [record] = loader(tiny_contract, settings, staging).process(None, rows, dead, [])
+
+    good, bad = len(SAMPLE_GOOD_IDS), len(SAMPLE_DEAD_LINES)
+    assert (record.status, record.rows_loaded, record.rows_dead) == ("loaded", good, bad)
+    assert len(rows) > 1  # several staged batches, one load
+    with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM sluice.tiny_loans").fetchone() == (good,)
+    assert not staging.exists()
+
+
+def test_load_warehouse_retried_after_commit_returns_the_committed_record(
+    tiny_contract, settings: Settings, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging" / "tiny_loans" / "job-1"
+    rows, dead = staged_sample(tiny_contract, staging)
+    load = loader(tiny_contract, settings, staging)
+    [first] = load.process(None, rows, dead, [])
+
+    # The same bundle again (a worker lost after the commit): its staging is gone.
+    [again] = load.process(None, rows, dead, [])
+
+    assert again == first
+    with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
+        loaded = con.execute("SELECT count(*) FROM sluice.tiny_loans").fetchone()
+    assert loaded == (len(SAMPLE_GOOD_IDS),)
+
+
+def test_load_warehouse_records_rejection_without_loading(
+    tiny_contract, settings: Settings, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging" / "tiny_loans" / "job-1"
+    rows, dead = staged_sample(tiny_contract, staging)
+    reason = "line 9: quoted field opened here is never closed"
+
+    [record] = loader(tiny_contract, settings, staging).process(None, rows, dead, [reason])
+
+    assert (record.status, record.rows_in, record.reason) == ("rejected", 0, reason)
+    with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM sluice.tiny_loans").fetchone() == (0,)
+        assert con.execute("SELECT status FROM sluice.ingestion_log").fetchall() == [("rejected",)]
+    assert not staging.exists()
+
+
+def test_remove_staging_deletes_directory_and_tolerates_missing(tmp_path: Path) -> None:
+    staging = tmp_path / "staging" / "job"
+    staging.mkdir(parents=True)
+    (staging / "rows-1.parquet").write_bytes(b"x")
+
+    remove_staging(str(staging), expect_files=True)
+    remove_staging(str(staging), expect_files=False)
+
+    assert not staging.exists()
+    assert staging.parent.exists()

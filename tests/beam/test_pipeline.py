@@ -1,0 +1,181 @@
+"""The whole pipeline on Beam's local runner with the DuckDB warehouse, over tmp_path."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+from apache_beam.options.pipeline_options import GoogleCloudOptions
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+from beam.pipeline import build_pipeline, parse_arguments, run
+from sluice.schema import IngestionRecord
+from sluice.settings import load_settings
+from tests.beam.conftest import SAMPLE_BAD_HEADER, SAMPLE_LOANS
+
+SAMPLE_RECORDS = list(csv.DictReader(io.StringIO(SAMPLE_LOANS)))
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """Two runs of the pipeline over the same sample file, and where they wrote."""
+
+    path: Path
+    first: IngestionRecord
+    second: IngestionRecord
+    duckdb_file: Path
+    staging_root: Path
+
+
+def query(duckdb_file: Path, sql: str, *params: object) -> list[tuple]:
+    with duckdb.connect(str(duckdb_file), read_only=True) as con:
+        return con.execute(sql, list(params)).fetchall()
+
+
+def pipeline_argv(path: Path, contracts_dir: Path, *extra: str) -> list[str]:
+    return [f"--input={path}", "--dataset=tiny_loans", f"--contracts_dir={contracts_dir}", *extra]
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory: pytest.TempPathFactory, tiny_contracts_dir: Path) -> Iterator:
+    """One shared pair of runs (the local runner's start-up is paid once per module)."""
+    root = tmp_path_factory.mktemp("pipeline")
+    path = root / "landing" / "loans.csv"
+    path.parent.mkdir()
+    path.write_text(SAMPLE_LOANS, encoding="utf-8")
+    with pytest.MonkeyPatch.context() as env:
+        for key in [k for k in os.environ if k.startswith("SLUICE_")]:
+            env.delenv(key)
+        env.setenv("SLUICE_HOME", str(root / "home"))
+        first = run(pipeline_argv(path, tiny_contracts_dir))
+        second = run(pipeline_argv(path, tiny_contracts_dir))
+        settings = load_settings()
+        yield Ingested(path, first, second, settings.duckdb_file, settings.staging_root)
+
+
+def test_run_accounts_for_every_record(ingested: Ingested) -> None:
+    record = ingested.first
+    good = [r for r in SAMPLE_RECORDS if r["loan_id"] in {"1", "2", "5", "6"}]
+
+    assert record.status == "loaded"
+    assert record.rows_in == len(SAMPLE_RECORDS) == record.rows_loaded + record.rows_dead
+    assert record.rows_loaded == len(good)
+    assert record.source_uri == str(ingested.path.resolve())
+    assert record.source_generation == ingested.path.stat().st_mtime_ns // 1000
+
+
+def test_run_tables_match_the_ingestion_log(ingested: Ingested) -> None:
+    db = ingested.duckdb_file
+
+    [(rows,)] = query(db, "SELECT count(*) FROM sluice.tiny_loans")
+    [(dead,)] = query(db, "SELECT count(*) FROM sluice.tiny_loans_dead_letter")
+    log = query(
+        db, "SELECT status, rows_in, rows_loaded, rows_dead, job_id FROM sluice.ingestion_log"
+    )
+
+    second = ingested.second
+    assert log == [("loaded", rows + dead, rows, dead, second.job_id)]
+    assert (rows, dead) == (second.rows_loaded, second.rows_dead)
+
+
+def test_run_keeps_descriptions_with_newlines(ingested: Ingested) -> None:
+    expected = {int(r["loan_id"]): r["description"] or None for r in SAMPLE_RECORDS}
+
+    loaded = query(ingested.duckdb_file, "SELECT loan_id, description FROM sluice.tiny_loans")
+
+    assert loaded and all(expected[loan_id] == text for loan_id, text in loaded)
+    assert any("\n" in (text or "") for _, text in loaded)
+
+
+def test_run_twice_leaves_one_copy(ingested: Ingested) -> None:
+    per_id = query(
+        ingested.duckdb_file, "SELECT loan_id, count(*) FROM sluice.tiny_loans GROUP BY 1"
+    )
+
+    assert {count for _, count in per_id} == {1}
+    assert len(per_id) == ingested.second.rows_loaded == ingested.first.rows_loaded
+    assert ingested.second.job_id == ingested.first.job_id
+
+
+def test_run_removes_its_staging_directory(ingested: Ingested) -> None:
+    job_dir = ingested.staging_root / "tiny_loans" / ingested.second.job_id
+
+    assert ingested.staging_root.is_absolute()
+    assert not job_dir.exists()
+
+
+def test_run_loads_gzip_input(tmp_path: Path, tiny_contracts_dir: Path, write_sample) -> None:
+    path = write_sample(SAMPLE_LOANS, "loans.csv.gz", compress=True)
+
+    record = run(pipeline_argv(path, tiny_contracts_dir))
+
+    assert (record.status, record.rows_in) == ("loaded", len(SAMPLE_RECORDS))
+    [(rows,)] = query(load_settings().duckdb_file, "SELECT count(*) FROM sluice.tiny_loans")
+    assert rows == record.rows_loaded > 0
+
+
+def test_run_records_a_rejected_header(tiny_contracts_dir: Path, write_sample) -> None:
+    path = write_sample(SAMPLE_BAD_HEADER)
+    settings = load_settings()
+
+    record = run(pipeline_argv(path, tiny_contracts_dir, "--job_id=bad-header-job"))
+
+    assert (record.status, record.rows_in, record.job_id) == ("rejected", 0, "bad-header-job")
+    assert "loan_name" in record.reason and "loan_title" in record.reason
+    assert query(settings.duckdb_file, "SELECT count(*) FROM sluice.tiny_loans") == [(0,)]
+    logged = query(settings.duckdb_file, "SELECT status, reason FROM sluice.ingestion_log")
+    assert logged == [("rejected", record.reason)]
+    assert not (settings.staging_root / "tiny_loans" / "bad-header-job").exists()
+
+
+def test_run_loads_nothing_from_a_file_rejected_after_staging(
+    tiny_contracts_dir: Path, write_sample, monkeypatch
+) -> None:
+    # Small chunks: early batches are parsed and staged before the open quote at the end.
+    monkeypatch.setenv("SLUICE_CHUNK_BYTES", "64")
+    path = write_sample(SAMPLE_LOANS + '7,Open,"never closed,5,funded,\n')
+    settings = load_settings()
+
+    record = run(pipeline_argv(path, tiny_contracts_dir, "--job_id=open-quote-job"))
+
+    assert (record.status, record.rows_loaded, record.rows_dead) == ("rejected", 0, 0)
+    assert "quote" in record.reason
+    assert query(settings.duckdb_file, "SELECT count(*) FROM sluice.tiny_loans") == [(0,)]
+    assert not (settings.staging_root / "tiny_loans" / "open-quote-job").exists()
+
+
+def test_parse_arguments_shares_staging_location_with_beam(tmp_path: Path, write_sample) -> None:
+    argv = [f"--input={write_sample(SAMPLE_LOANS)}", "--dataset=tiny_loans"]
+    staging = "gs://pipeline/staging"
+
+    params, options = parse_arguments([*argv, f"--staging_location={staging}", "--project=p"])
+
+    assert params.staging_location == staging
+    assert options.view_as(GoogleCloudOptions).staging_location == staging
+    assert options.view_as(GoogleCloudOptions).project == "p"
+
+
+def test_build_pipeline_labels_every_step(tiny_contracts_dir: Path, write_sample) -> None:
+    params, options = parse_arguments(pipeline_argv(write_sample(SAMPLE_LOANS), tiny_contracts_dir))
+
+    pipeline = build_pipeline(params, options)
+
+    labels = {t.full_label for t in pipeline.transforms_stack[0].parts}
+    assert labels == {"Source", "Parse CSV", "Stage rows", "Stage dead letters", "Load warehouse"}
+    assert isinstance(pipeline.runner, FnApiRunner)
+
+
+def test_build_pipeline_uses_the_runner_option(tiny_contracts_dir: Path, write_sample) -> None:
+    argv = pipeline_argv(
+        write_sample(SAMPLE_LOANS), tiny_contracts_dir, "--runner=BundleBasedDirectRunner"
+    )
+
+    pipeline = build_pipeline(*parse_arguments(argv))
+
+    assert type(pipeline.runner).__name__ == "BundleBasedDirectRunner"
