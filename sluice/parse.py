@@ -79,7 +79,9 @@ def iter_parsed_batches(
         if batch.rows_in:
             yield batch
     if mapping is None:
-        raise FileRejected("line 1: expected a header record, found an empty file")
+        raise FileRejected(
+            "line 1: expected a header record, found an empty file", code="empty_file", line=1
+        )
 
 
 def read_header(chunk: RecordChunk, contract: Contract) -> HeaderMapping:
@@ -87,22 +89,28 @@ def read_header(chunk: RecordChunk, contract: Contract) -> HeaderMapping:
     line, raw = int(chunk.lines[0]), chunk.record_bytes(0)
     if chunk.bad_quotes[0]:
         reason = describe_bad_quotes(raw.removeprefix(UTF8_BOM))
-        raise FileRejected(f"line {line}: header has malformed quoting: {reason}")
+        raise FileRejected(
+            f"line {line}: header has malformed quoting: {reason}", code="header", line=line
+        )
     try:
         names = next(csv.reader([raw.decode("utf-8-sig")], strict=True))
     except UnicodeDecodeError as exc:
         raise FileRejected(
             f"line {line}: expected a UTF-8 header, found byte 0x{raw[exc.start]:02x} "
-            f"at byte {exc.start}"
+            f"at byte {exc.start}",
+            code="encoding",
+            line=line,
         ) from None
     except csv.Error as exc:
         raise FileRejected(
             f"line {line}: expected a header of comma-separated names ending in \\n or \\r\\n, "
-            f"found one the csv module cannot split ({exc})"
+            f"found one the csv module cannot split ({exc})",
+            code="header",
+            line=line,
         ) from None
     mapping = resolve_header(names, contract)
     if not mapping.ok:
-        raise FileRejected("; ".join(mapping.problems))
+        raise FileRejected("; ".join(mapping.problems), code="header", line=line)
     return mapping
 
 
@@ -247,7 +255,9 @@ def _read_with_pyarrow(
 ) -> pa.Table | None:
     """The given records parsed by pyarrow.csv, or None when pyarrow refuses them."""
     if len(records) == len(chunk):
-        payload = pa.py_buffer(chunk.data)[int(chunk.starts[0]) :]
+        # Exactly the records' span: a chunk cut short (validation's sample) shares its data.
+        start, end = int(chunk.starts[0]), int(chunk.ends[-1])
+        payload = pa.py_buffer(chunk.data)[start:end]
     else:
         # Join runs of consecutive records; the bytes between records of a run are their
         # own terminators (and empty lines), which pyarrow reads as the scanner does.

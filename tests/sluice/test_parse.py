@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import random
@@ -234,6 +235,29 @@ def test_parse_chunk_parses_any_chunk_on_its_own() -> None:
     expected = parse_all(SAMPLE_DIRTY, TEXT_CONTRACT, 40)
     assert [b.rows.to_pylist() for b in batches] == [b.rows.to_pylist() for b in expected]
     assert [b.dead.to_pylist() for b in batches] == [b.dead.to_pylist() for b in expected]
+
+
+def test_parse_chunk_of_leading_records_parses_only_those_with_pyarrow(caplog) -> None:
+    chunk = next(
+        iter_record_chunks(io.BytesIO(SAMPLE_TEXTS), chunk_bytes=4096, max_record_bytes=999)
+    )
+    mapping = read_header(chunk, TEXT_CONTRACT)
+    body = chunk.drop_first()
+    leading = dataclasses.replace(
+        body,
+        starts=body.starts[:2],
+        ends=body.ends[:2],
+        lines=body.lines[:2],
+        field_counts=body.field_counts[:2],
+        bad_quotes=body.bad_quotes[:2],
+    )
+
+    batch = parse_chunk(leading, mapping, TEXT_CONTRACT, SOURCE, ingested_at=INGESTED_AT)
+
+    full = parse_chunk(body, mapping, TEXT_CONTRACT, SOURCE, ingested_at=INGESTED_AT)
+    assert len(body) > 2
+    assert batch.rows.to_pylist() == full.rows.to_pylist()[:2]
+    assert "disagree" not in caplog.text  # no fall back to the slow per-record split
 
 
 def test_parse_chunk_without_records_gives_empty_tables() -> None:
