@@ -10,15 +10,13 @@ Precedence: a flag beats the ``SLUICE_*`` environment variable, which beats the 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
-import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sluice.errors import ConfigError
-from sluice.schema import SourceRef
+from sluice.schema import SourceRef, ingest_job_id
 from sluice.settings import Settings, load_settings
 
 
@@ -49,7 +47,6 @@ PIPELINE_PARAMETERS: tuple[Parameter, ...] = (
 )
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PIPELINE_PARAMETERS)
 WAREHOUSES = ("duckdb", "bigquery")
-_JOB_ID_MAX = 63  # Dataflow job-name rules, so the id can double as one
 
 
 @dataclass(frozen=True)
@@ -89,14 +86,6 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
 def is_local_path(uri: str) -> bool:
     """True for a plain filesystem path (no ``scheme://``)."""
     return "://" not in uri
-
-
-def derive_job_id(dataset: str, source_uri: str, generation: int) -> str:
-    """A deterministic id for one file generation, valid as a Dataflow job name."""
-    digest = hashlib.sha256(f"{dataset}\n{source_uri}\n{generation}".encode()).hexdigest()[:16]
-    slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower()).strip("-") or "data"
-    prefix = f"sluice-{slug}"[: _JOB_ID_MAX - len(digest) - 1].rstrip("-")
-    return f"{prefix}-{digest}"
 
 
 def parse_started_at(text: str | None) -> datetime:
@@ -156,7 +145,7 @@ def resolve_params(args: argparse.Namespace) -> PipelineParams:
         dataset=args.dataset,
         source=source,
         staging_location=staging,
-        job_id=args.job_id or derive_job_id(args.dataset, source.uri, source.generation),
+        job_id=args.job_id or ingest_job_id(args.dataset, source),
         started_at=parse_started_at(args.started_at),
         settings=settings,
     )

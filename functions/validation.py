@@ -23,7 +23,6 @@ import codecs
 import csv
 import gzip
 import io
-import re
 import zlib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -429,11 +428,8 @@ def validate_stream(raw: BinaryIO, contract: Contract, settings: Settings) -> Va
 
 
 def _scanner_problem(exc: FileRejected) -> Problem:
-    """The scanner's two reasons to reject, told apart by its messages (csvscan's wording)."""
-    message = str(exc)
-    code = "record_too_long" if "expected a record of at most" in message else "unterminated_quote"
-    found = re.match(r"line (\d+):", message)
-    return Problem(code, message, int(found.group(1)) if found else None)
+    """The scanner's reason to reject, as a Problem with its own code and line."""
+    return Problem(exc.code, str(exc), exc.line)
 
 
 def _first_records(chunk: RecordChunk, count: int) -> RecordChunk:

@@ -14,7 +14,7 @@ from pathlib import Path
 from functions.validation import ValidationReport, validate_stream
 from sluice.contracts import Contract
 from sluice.errors import ConfigError
-from sluice.schema import IngestionRecord, SourceRef
+from sluice.schema import IngestionRecord, SourceRef, ingest_job_id
 from sluice.settings import Settings
 from sluice.warehouse import open_warehouse
 
@@ -88,7 +88,7 @@ def record_rejection(
         rows_loaded=0,
         rows_dead=0,
         reason=report.reason,
-        job_id=f"validate-{source.generation}",
+        job_id=ingest_job_id(contract.name, source),
         started_at=started_at,
         finished_at=datetime.now(UTC),
     )

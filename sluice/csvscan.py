@@ -132,7 +132,8 @@ def iter_record_chunks(
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise FileRejected(
                 f"byte {carry_offset + len(carry)}: expected a complete gzip stream, "
-                f"found a damaged or truncated one ({exc})"
+                f"found a damaged or truncated one ({exc})",
+                code="gzip",
             ) from None
         at_eof = not block
         buffer = carry + bytes(block) if carry else bytes(block)
@@ -146,7 +147,7 @@ def iter_record_chunks(
             # record costs linear, not quadratic, rescanning.
             problem = _partial_record_problem(scan, 0, max_record_bytes)
             if problem:
-                raise FileRejected(problem)
+                raise problem
             carry, read_size = buffer, max(chunk_bytes, len(buffer))
             continue
         chunk = scan.records(carry_offset, max_record_bytes=max_record_bytes)
@@ -161,7 +162,7 @@ def iter_record_chunks(
         if at_eof:
             return
         if too_long:
-            raise FileRejected(too_long)
+            raise too_long
         read_size = chunk_bytes
 
 
@@ -203,7 +204,9 @@ class _BufferScan:
                 line = self.line_of(int(opened))
                 raise FileRejected(
                     f"line {line}: quoted field opened here is never closed "
-                    "(expected a closing '\"' before end of file)"
+                    "(expected a closing '\"' before end of file)",
+                    code="unterminated_quote",
+                    line=line,
                 )
             self.cut = len(buffer)
         else:
@@ -225,9 +228,7 @@ class _BufferScan:
         starts, ends = segment_starts[nonempty], ends[nonempty]
         too_long = np.flatnonzero(ends - starts > max_record_bytes)
         if len(too_long):
-            raise FileRejected(
-                _too_long_message(self.line_of(int(starts[too_long[0]])), max_record_bytes)
-            )
+            raise _too_long(self.line_of(int(starts[too_long[0]])), max_record_bytes)
         quotes = self.quotes[: np.searchsorted(self.quotes, self.cut)]
         field_counts = np.searchsorted(self.commas, ends) - np.searchsorted(self.commas, starts) + 1
         bad_quotes = np.zeros(len(starts), dtype=np.bool_)
@@ -320,17 +321,22 @@ def split_record(record: bytes) -> list[str]:
     return fields
 
 
-def _partial_record_problem(scan: _BufferScan, cut: int, max_record_bytes: int) -> str | None:
+def _partial_record_problem(
+    scan: _BufferScan, cut: int, max_record_bytes: int
+) -> FileRejected | None:
     """Why the record still being read after ``cut`` is rejected, if it is already too long."""
     if len(scan.buffer) - cut <= max_record_bytes:
         return None
-    message = _too_long_message(scan.line_of(cut), max_record_bytes)
     open_quotes = scan.quotes[np.searchsorted(scan.quotes, cut) :]
+    note = ""
     if len(open_quotes) % 2:
         opened = scan.line_of(int(open_quotes[-1]))
-        message += f"; a quoted field opened on line {opened} is still open (a stray '\"'?)"
-    return message
+        note = f"; a quoted field opened on line {opened} is still open (a stray '\"'?)"
+    return _too_long(scan.line_of(cut), max_record_bytes, note)
 
 
-def _too_long_message(line: int, max_record_bytes: int) -> str:
-    return f"line {line}: expected a record of at most {max_record_bytes} bytes, found a longer one"
+def _too_long(line: int, max_record_bytes: int, note: str = "") -> FileRejected:
+    message = (
+        f"line {line}: expected a record of at most {max_record_bytes} bytes, found a longer one"
+    )
+    return FileRejected(message + note, code="record_too_long", line=line)

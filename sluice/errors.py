@@ -30,6 +30,13 @@ class ContractError(PermanentError):
 class FileRejected(PermanentError):
     """A landing file cannot be ingested (bad encoding, header, quoting, ...)."""
 
+    def __init__(self, message: str, *, code: str = "rejected", line: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        """Machine-readable reason, e.g. ``header`` or ``unterminated_quote``."""
+        self.line = line
+        """1-based physical line the problem is on, when known."""
+
 
 class WarehouseError(SluiceError):
     """The warehouse refused an operation for a reason other than a transient fault."""

@@ -8,6 +8,8 @@ from; loading a source replaces every row whose ``_source_uri`` matches.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -82,6 +84,16 @@ class SourceRef:
     """``gs://bucket/name`` in the cloud, an absolute local path for ``sluice ingest``."""
     generation: int
     """GCS object generation; for local files, the modification time in microseconds."""
+
+
+def ingest_job_id(dataset: str, source: SourceRef) -> str:
+    """A deterministic id for ingesting one file generation, valid as a Dataflow job name
+    (lowercase ``[-a-z0-9]``, starts with a letter, at most 63 characters)."""
+    key = f"{dataset}\n{source.uri}\n{source.generation}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower()).strip("-") or "data"
+    prefix = f"sluice-{slug}"[: 63 - len(digest) - 1].rstrip("-")
+    return f"{prefix}-{digest}"
 
 
 @dataclass(frozen=True)

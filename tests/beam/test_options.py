@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,13 +11,11 @@ import pytest
 from beam.options import (
     PARAMETER_NAMES,
     add_pipeline_arguments,
-    derive_job_id,
     parse_started_at,
     resolve_params,
 )
 from sluice.errors import ConfigError
-
-DATAFLOW_JOB_NAME = re.compile(r"^[a-z][-a-z0-9]{0,62}$")
+from sluice.schema import ingest_job_id
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -43,9 +40,7 @@ def test_resolve_params_defaults_for_a_local_file(tmp_path: Path, isolated_env: 
 
     assert params.source.uri == str(path.resolve())
     assert params.source.generation == path.stat().st_mtime_ns // 1000
-    assert params.job_id == derive_job_id(
-        "kiva_loans", str(path.resolve()), params.source.generation
-    )
+    assert params.job_id == ingest_job_id("kiva_loans", params.source)
     assert params.staging_location == str((isolated_env / "staging").absolute())
     assert params.staging_dir.endswith(f"/kiva_loans/{params.job_id}")
     assert params.settings.duckdb_file == (isolated_env / "warehouse.duckdb").absolute()
@@ -100,15 +95,6 @@ def test_resolve_params_flag_beats_environment(tmp_path: Path, monkeypatch) -> N
 
     assert params.settings.warehouse == "duckdb"
     assert params.settings.duckdb_file == tmp_path / "w.db"
-
-
-def test_derive_job_id_is_deterministic_and_a_valid_job_name() -> None:
-    first = derive_job_id("kiva_loans", "gs://b/incoming/kiva_loans/x.csv", 7)
-    long_name = derive_job_id("Very_Long_Dataset_Name_" * 5, "/tmp/x.csv", 7)
-
-    assert first == derive_job_id("kiva_loans", "gs://b/incoming/kiva_loans/x.csv", 7)
-    assert first != derive_job_id("kiva_loans", "gs://b/incoming/kiva_loans/x.csv", 8)
-    assert DATAFLOW_JOB_NAME.match(first) and DATAFLOW_JOB_NAME.match(long_name)
 
 
 def test_parse_started_at_reads_naive_times_as_utc() -> None:

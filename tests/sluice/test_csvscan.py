@@ -151,8 +151,11 @@ def test_iter_record_chunks_last_record_without_newline(chunk_bytes: int) -> Non
 def test_iter_record_chunks_unterminated_quote_rejects_file_naming_line(chunk_bytes: int) -> None:
     data = b'id,v\n1,ok\n2,"never\nclosed\n3,x\n'
 
-    with pytest.raises(FileRejected, match=r"^line 3: quoted field opened here is never closed"):
+    with pytest.raises(
+        FileRejected, match=r"^line 3: quoted field opened here is never closed"
+    ) as rejected:
         scan(data, chunk_bytes)
+    assert (rejected.value.code, rejected.value.line) == ("unterminated_quote", 3)
 
 
 def test_iter_record_chunks_unterminated_quote_names_the_stray_quote() -> None:
@@ -166,8 +169,11 @@ def test_iter_record_chunks_unterminated_quote_names_the_stray_quote() -> None:
 def test_iter_record_chunks_oversized_record_rejects_file_naming_line(chunk_bytes: int) -> None:
     data = b"id,v\n1,short\n2," + b"x" * 200 + b"\n3,short\n"
 
-    with pytest.raises(FileRejected, match=r"^line 3: expected a record of at most 100 bytes"):
+    with pytest.raises(
+        FileRejected, match=r"^line 3: expected a record of at most 100 bytes"
+    ) as rejected:
         scan(data, chunk_bytes, max_record_bytes=100)
+    assert (rejected.value.code, rejected.value.line) == ("record_too_long", 3)
 
 
 def test_iter_record_chunks_oversized_open_quote_hints_at_stray_quote() -> None:
