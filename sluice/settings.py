@@ -53,6 +53,32 @@ class Settings:
     """Rows whose values validation type-checks (a bounded sample at the file's start)."""
     max_bad_sample_fraction: float = 0.5
     """Validation rejects a file when more than this fraction of sampled rows fail typing."""
+    landing_bucket: str = "sluice-landing"
+    """Bucket users drop files into (``incoming/<dataset>/...``); never written by Sluice."""
+    pipeline_bucket: str = "sluice-pipeline"
+    """Bucket for everything Sluice writes: claims, quarantine, split indexes, temp."""
+    gcs_endpoint: str = ""
+    """Cloud Storage endpoint override (fake-gcs-server locally); empty: Google's endpoint."""
+    launcher: str = "local"
+    """How an accepted file's pipeline starts: ``local`` (Beam local runner) or ``dataflow``."""
+    max_event_age_seconds: int = 86400
+    """Storage events older than this are dropped (retries stop after a day)."""
+    claim_lease_seconds: int = 900
+    """A claim stuck in ``claimed`` this long (a crash before launch) may be taken over."""
+    gcp_project: str = ""
+    """Google Cloud project of the Dataflow jobs."""
+    dataflow_region: str = "us-central1"
+    """Dataflow regional endpoint for flex-template launches."""
+    dataflow_template: str = ""
+    """``gs://`` path of the flex template's container spec (from ``make template``)."""
+    dataflow_service_account: str = ""
+    """Service account email the Dataflow workers run as."""
+    dataflow_max_workers: int = 10
+    """Upper bound of Dataflow workers per job."""
+    dataflow_temp_location: str = ""
+    """``gs://`` temp location of Dataflow jobs; default ``gs://<pipeline_bucket>/temp``."""
+    dataflow_endpoint: str = ""
+    """Dataflow API endpoint override (tests); empty: Google's endpoint."""
 
     @property
     def duckdb_file(self) -> Path:
@@ -79,6 +105,10 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     if settings.warehouse not in ("duckdb", "bigquery"):
         raise ConfigError(
             f"SLUICE_WAREHOUSE: expected 'duckdb' or 'bigquery', found {settings.warehouse!r}"
+        )
+    if settings.launcher not in ("local", "dataflow"):
+        raise ConfigError(
+            f"SLUICE_LAUNCHER: expected 'local' or 'dataflow', found {settings.launcher!r}"
         )
     return settings
 
