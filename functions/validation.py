@@ -1,42 +1,31 @@
 """Validation at the door: stream a landing file once and decide to accept or reject it.
 
-The file is read as a stream in ``settings.chunk_bytes`` pieces (plain or gzip, detected by
-magic bytes), so memory stays bounded whatever its size. Whole-file faults reject it, because
-they make every row suspect: empty, larger than ``settings.max_file_bytes`` once decompressed
-(reading stops at the limit, which also defeats gzip bombs), a corrupt or truncated gzip, not
-UTF-8 (a UTF-8 byte-order mark is fine), a NUL byte, a header that does not match the
-contract, an unterminated quote, a record longer than ``settings.max_record_bytes``.
+The file is read in ``settings.chunk_bytes`` pieces, in bounded memory. Whole-file faults
+reject it, as they make every row suspect: empty, a byte-level fault (``functions.byte_checks``),
+a header the contract rejects, an unterminated quote, a record over ``settings.max_record_bytes``.
 
 Row-level faults are warnings, because the pipeline dead-letters those rows: a wrong field
 count, a malformed quote, a value that fails its type (checked on the first
 ``settings.type_sample_rows`` records, through the pipeline's own parser). They reject the file
-only when more than ``settings.max_bad_sample_fraction`` of the rows have them (the records
-of the whole file for field counts and quotes, the sample for types): past that point the file
-is not the dataset the contract describes. A header-only file is valid but empty: accepted,
-with an ``empty_file`` warning. Reading stops at the first whole-file fault, so a report lists
-that fault and what was found before it; reasons are deterministic for a file and settings.
+only when more than ``settings.max_bad_sample_fraction`` of the rows have them (the records of
+the whole file for field counts and quotes, the sample for types): past that point the file is
+not the dataset the contract describes. A header-only file is valid but empty: accepted, with
+an ``empty_file`` warning. Reading stops at the first whole-file fault, so a report lists that
+fault and what was found before it; reasons are deterministic for a file and settings.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
-import gzip
-import io
-import zlib
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from functions.byte_checks import open_guarded
 from sluice.contracts import Contract, HeaderMapping
-from sluice.csvscan import (
-    RecordChunk,
-    describe_bad_quotes,
-    iter_record_chunks,
-    open_decompressed,
-)
+from sluice.csvscan import RecordChunk, describe_bad_quotes, iter_record_chunks
 from sluice.errors import FileRejected
 from sluice.parse import parse_chunk, read_header
 from sluice.schema import SourceRef
@@ -44,16 +33,9 @@ from sluice.settings import Settings
 
 MAX_LISTED = 20
 """Row-level warnings listed per code; the rest are summed up in one closing entry."""
-_DECODE_SLICE = 64 * 1024  # bounds the bytes copy and str a non-ASCII read decodes at once
 # parse_chunk wants lineage for the rows it builds; validation keeps only its dead letters.
 _SAMPLE_SOURCE = SourceRef(uri="validation-sample", generation=0)
 _SAMPLE_TIME = datetime(1970, 1, 1, tzinfo=UTC)
-_BOMS = (
-    (b"\xff\xfe\x00\x00", "UTF-32"),
-    (b"\x00\x00\xfe\xff", "UTF-32"),
-    (b"\xff\xfe", "UTF-16"),
-    (b"\xfe\xff", "UTF-16"),
-)
 
 
 @dataclass(frozen=True)
@@ -108,123 +90,6 @@ class ValidationReport:
         if not self.problems:
             return None
         return "; ".join(" ".join(p.message.split()) for p in self.problems)
-
-
-class _Rejected(Exception):
-    """Stops reading: the file has a whole-file fault."""
-
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(problem.message)
-        self.problem = problem
-
-
-class _GuardedStream(io.RawIOBase):
-    """The decompressed stream, checked as bytes flow: size, gzip integrity, UTF-8, NUL."""
-
-    def __init__(self, inner: BinaryIO, *, max_bytes: int, compressed: bool) -> None:
-        super().__init__()
-        self._inner = inner
-        self._max_bytes = max_bytes
-        self._compressed = compressed
-        self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
-        self._newlines = 0
-        self.bytes_read = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def read(self, size: int | None = -1) -> bytes:
-        # Never ask for more than one byte past the limit: a gzip bomb stops right there.
-        room = self._max_bytes - self.bytes_read + 1
-        size = room if size is None or size < 0 else min(size, room)
-        try:
-            data = bytes(self._inner.read(size))
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            if not self._compressed:
-                raise
-            raise _Rejected(
-                Problem("gzip", f"expected a complete gzip stream, found a {_gzip_fault(exc)}")
-            ) from None
-        if not data:
-            self._check_utf8(b"", final=True)
-            return data
-        if self.bytes_read + len(data) > self._max_bytes:
-            self.bytes_read += len(data)
-            raise _Rejected(
-                Problem(
-                    "too_large",
-                    f"expected at most {self._max_bytes} bytes (decompressed), "
-                    f"found more; stopped reading at byte {self.bytes_read}",
-                )
-            )
-        if self.bytes_read == 0:
-            self._check_bom(data)
-        self._check_nul(data)
-        self._check_utf8(data, final=False)
-        self.bytes_read += len(data)
-        self._newlines += data.count(b"\n")
-        return data
-
-    def _line_at(self, data: bytes, index: int) -> int:
-        return self._newlines + data.count(b"\n", 0, max(index, 0)) + 1
-
-    def _check_bom(self, data: bytes) -> None:
-        for bom, name in _BOMS:
-            if data.startswith(bom):
-                raise _Rejected(
-                    Problem(
-                        "encoding", f"line 1: expected UTF-8, found a {name} byte-order mark", 1
-                    )
-                )
-
-    def _check_nul(self, data: bytes) -> None:
-        index = data.find(b"\x00")
-        if index < 0:
-            return
-        offset = self.bytes_read + index
-        hint = " (UTF-16 or UTF-32 without a byte-order mark?)" if offset < 4 else ""
-        line = self._line_at(data, index)
-        raise _Rejected(
-            Problem(
-                "nul_byte",
-                f"line {line}: expected UTF-8 text, found a NUL byte at byte offset {offset}{hint}",
-                line,
-            )
-        )
-
-    def _check_utf8(self, data: bytes, *, final: bool) -> None:
-        if data.isascii() and not final and not self._decoder.getstate()[0]:
-            return
-        view = memoryview(data)
-        start = 0
-        while True:
-            piece = view[start : start + _DECODE_SLICE]
-            last = start + _DECODE_SLICE >= len(data)
-            try:
-                self._decoder.decode(piece, final=final and last)
-            except UnicodeDecodeError as exc:
-                # exc.object is the decoder's pending bytes followed by the piece.
-                at = start + exc.start - (len(exc.object) - len(piece))
-                raise _Rejected(self._encoding_problem(exc, data, at)) from None
-            if last:
-                return
-            start += _DECODE_SLICE
-
-    def _encoding_problem(self, exc: UnicodeDecodeError, data: bytes, at: int) -> Problem:
-        line = self._line_at(data, at)
-        context = exc.object[max(exc.start - 24, 0) : exc.end + 24]
-        shown = context.decode("utf-8", "replace")
-        return Problem(
-            "encoding",
-            f"line {line}: expected UTF-8, found byte(s) {exc.object[exc.start : exc.end].hex(' ')}"
-            f" at byte offset {self.bytes_read + at} ({exc.reason}) in {shown!r}",
-            line,
-        )
 
 
 @dataclass
@@ -361,11 +226,10 @@ class _FileCheck:
             sample, self.mapping, self.contract, _SAMPLE_SOURCE, ingested_at=_SAMPLE_TIME
         ).dead
         counted_already = set(sample.lines[structural].tolist())
+        lines, reasons = dead.column("line").to_pylist(), dead.column("reason").to_pylist()
         failures = [
             (line, reason)
-            for line, reason in zip(
-                dead.column("line").to_pylist(), dead.column("reason").to_pylist(), strict=True
-            )
+            for line, reason in zip(lines, reasons, strict=True)
             if line not in counted_already
         ]
         shown = failures[: self.types.room]
@@ -407,9 +271,7 @@ def validate_stream(raw: BinaryIO, contract: Contract, settings: Settings) -> Va
     Faults of the file become problems in the report; an I/O error reading ``raw`` itself
     (a dropped connection) is not the file's fault and propagates, so the caller can retry.
     """
-    stream = open_decompressed(raw)
-    compressed = isinstance(stream, gzip.GzipFile)
-    guarded = _GuardedStream(stream, max_bytes=settings.max_file_bytes, compressed=compressed)
+    guarded = open_guarded(raw, max_bytes=settings.max_file_bytes)
     check = _FileCheck(contract, settings)
     chunks = iter_record_chunks(
         guarded, chunk_bytes=settings.chunk_bytes, max_record_bytes=settings.max_record_bytes
@@ -418,18 +280,11 @@ def validate_stream(raw: BinaryIO, contract: Contract, settings: Settings) -> Va
         for chunk in chunks:
             if not check.add_chunk(chunk):
                 break
-    except _Rejected as exc:
-        check.problems.append(exc.problem)
     except FileRejected as exc:
-        check.problems.append(_scanner_problem(exc))
+        check.problems.append(Problem(exc.code, str(exc), exc.line))
     finally:
         chunks.close()
-    return check.report(bytes_read=guarded.bytes_read, compressed=compressed)
-
-
-def _scanner_problem(exc: FileRejected) -> Problem:
-    """The scanner's reason to reject, as a Problem with its own code and line."""
-    return Problem(exc.code, str(exc), exc.line)
+    return check.report(bytes_read=guarded.bytes_read, compressed=guarded.compressed)
 
 
 def _first_records(chunk: RecordChunk, count: int) -> RecordChunk:
@@ -442,10 +297,3 @@ def _first_records(chunk: RecordChunk, count: int) -> RecordChunk:
         field_counts=chunk.field_counts[:count],
         bad_quotes=chunk.bad_quotes[:count],
     )
-
-
-def _gzip_fault(exc: Exception) -> str:
-    """What kind of broken gzip ``exc`` reveals."""
-    if isinstance(exc, EOFError):
-        return "truncated stream (it ends before the gzip end-of-stream marker)"
-    return f"corrupt stream ({type(exc).__name__}: {exc})"
