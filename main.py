@@ -1,23 +1,55 @@
 """Cloud Function entry points: thin wrappers that hand off to ``functions/``.
 
-Nothing heavy is imported here at module level (cold start), and never apache_beam.
+Nothing heavy is imported here at module level (cold start), and never apache_beam: each
+entry point imports its logic on first call. Logs are JSON lines (``functions.logs``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict
 from typing import Any
 
 import flask
 import functions_framework
+from cloudevents.http import CloudEvent
 
 log = logging.getLogger(__name__)
+
+
+@functions_framework.cloud_event
+def on_upload(cloud_event: CloudEvent) -> None:
+    """CloudEvent (Eventarc, storage object finalized): validate the object, launch or reject.
+
+    Returns normally (HTTP 200) for events it ignores, duplicates, accepted and rejected
+    files. Any other status makes Eventarc redeliver: 503 while another delivery holds the
+    event's claim (expected under duplicate delivery, so no error trace), 500 for a fault a
+    retry can cure (raised, with its trace).
+    """
+    _configure_logging()
+    from functions.upload import handle_storage_event
+    from sluice.claims import ClaimInProgress
+    from sluice.settings import load_settings
+
+    data = cloud_event.get_data()
+    if isinstance(data, bytes | str):
+        data = json.loads(data or "{}")  # a payload sent without a JSON content type
+    try:
+        handle_storage_event(
+            cloud_event["type"],
+            data or {},
+            settings=load_settings(),
+            event_time=cloud_event.get("time"),
+        )
+    except ClaimInProgress as exc:
+        flask.abort(503, description=str(exc))  # logged as a warning by handle_object
 
 
 @functions_framework.http
 def cook(request: flask.Request) -> tuple[dict[str, Any], int]:
     """HTTP (Cloud Scheduler): rebuild every cooked table; JSON ``{"tables": [...]}``."""
+    _configure_logging()
     from functions.cook import cook as cook_summaries
     from sluice.errors import SluiceError, TransientError
     from sluice.settings import load_settings
@@ -38,3 +70,9 @@ def cook(request: flask.Request) -> tuple[dict[str, Any], int]:
             503 if isinstance(exc, TransientError) else 500
         )
     return {"tables": [asdict(table) for table in tables]}, 200
+
+
+def _configure_logging() -> None:
+    from functions.logs import configure_logging
+
+    configure_logging()
