@@ -3,7 +3,9 @@
 It runs once per file, after all staging (the staged lists arrive as side inputs), so the
 warehouse sees the whole file in one transaction or nothing. A file rejected while parsing
 (bad header, unterminated quote) loads nothing: only its ``rejected`` log row is written.
-The staging directory is removed after a successful load, never before.
+The staging directory is removed after a successful load, never before. With a claim key
+(the event that launched this run) the step then settles the claim: ``loaded`` with the row
+counts, or ``rejected`` with the reason, so the function's side sees how the file ended.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class LoadWarehouseFn(beam.DoFn):
         job_id: str,
         started_at: datetime,
         staging_dir: str,
+        claim: str | None = None,
     ) -> None:
         self._contract = contract
         self._source = source
@@ -45,6 +48,7 @@ class LoadWarehouseFn(beam.DoFn):
         self._job_id = job_id
         self._started_at = started_at
         self._staging_dir = staging_dir
+        self._claim = claim
 
     def process(
         self,
@@ -59,6 +63,9 @@ class LoadWarehouseFn(beam.DoFn):
             record = self._load(warehouse, staged_rows, staged_dead, rejections)
         finally:
             warehouse.close()
+        if self._claim:
+            # Before removing staging: a failure here retries the (idempotent) load too.
+            settle_claim(self._settings, self._claim, record)
         # Only after success: a failed load keeps its files for the retried bundle.
         remove_staging(self._staging_dir, expect_files=bool(staged_rows or staged_dead))
         LOG.info(
@@ -132,6 +139,33 @@ def find_ingestion_record(
     if not rows:
         return None
     return IngestionRecord(**{field.name: rows[0][field.name] for field in fields(IngestionRecord)})
+
+
+def settle_claim(settings: Settings, claim_key: str, record: IngestionRecord) -> None:
+    """Move the event's claim to the load's outcome: ``loaded`` or ``rejected`` (with reason).
+
+    Re-marking the same state is allowed, so a retried bundle repeats the write harmlessly.
+    A claim that cannot take the state (gone, or settled otherwise) is logged, not raised:
+    the warehouse already holds the right rows and a retry could not change the claim.
+    """
+    from sluice.claims import SETTABLE_FIELDS, ClaimStateError, set_claim_state
+    from sluice.gcs import storage_client
+
+    details = {
+        "job_id": record.job_id,
+        "reason": record.reason,
+        "rows_in": record.rows_in,
+        "rows_loaded": record.rows_loaded,
+        "rows_dead": record.rows_dead,
+    }
+    # The claim schema decides what it stores (row counts live in the ingestion log anyway).
+    settable = {k: v for k, v in details.items() if k in SETTABLE_FIELDS and v is not None}
+    try:
+        set_claim_state(storage_client(settings), settings, claim_key, record.status, **settable)
+    except ClaimStateError as exc:
+        LOG.error("claim %s not marked %s: %s", claim_key, record.status, exc)
+        return
+    LOG.info("claim %s: %s", claim_key, record.status)
 
 
 def remove_staging(directory: str, *, expect_files: bool) -> None:

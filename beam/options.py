@@ -44,6 +44,8 @@ PIPELINE_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("job_id", "Job id", "Ingestion job id; default derived from the source."),
     Parameter("started_at", "Started at", "ISO 8601 start time of the ingestion; default now."),
     Parameter("contracts_dir", "Contracts directory", "Directory of contract YAML files."),
+    Parameter("claim", "Claim key", "Event claim to mark loaded or rejected at the end."),
+    Parameter("pipeline_bucket", "Pipeline bucket", "Bucket holding the claim objects."),
 )
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PIPELINE_PARAMETERS)
 WAREHOUSES = ("duckdb", "bigquery")
@@ -60,6 +62,8 @@ class PipelineParams:
     job_id: str
     started_at: datetime
     settings: Settings
+    claim: str | None = None
+    """The event claim key (``bucket/name#generation``) this run settles, if any."""
 
     @property
     def staging_dir(self) -> str:
@@ -120,6 +124,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(
         warehouse=args.warehouse,
         dataset=args.warehouse_dataset,
+        pipeline_bucket=args.pipeline_bucket,
         contracts_dir=Path(args.contracts_dir) if args.contracts_dir else None,
     )
     if args.warehouse_target:
@@ -148,4 +153,5 @@ def resolve_params(args: argparse.Namespace) -> PipelineParams:
         job_id=args.job_id or ingest_job_id(args.dataset, source),
         started_at=parse_started_at(args.started_at),
         settings=settings,
+        claim=args.claim or None,
     )

@@ -11,6 +11,8 @@ On Dataflow (the flex template passes the same parameters; by hand it looks like
         --source_generation 1732443303123456 \\
         --staging_location gs://PIPELINE_BUCKET/staging \\
         --warehouse bigquery --warehouse_target PROJECT --warehouse_dataset sluice \\
+        --claim LANDING_BUCKET/incoming/kiva_loans/loans.csv.gz#1732443303123456 \\
+        --pipeline_bucket PIPELINE_BUCKET \\
         --runner DataflowRunner --project PROJECT --region REGION \\
         --temp_location gs://PIPELINE_BUCKET/temp \\
         --sdk_container_image REGION-docker.pkg.dev/PROJECT/sluice/pipeline:latest \\
@@ -78,6 +80,7 @@ def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pip
         job_id=params.job_id,
         started_at=params.started_at,
         staging_dir=params.staging_dir,
+        claim=params.claim,
     )
     _ = pipeline | "Load warehouse" >> IngestionRecords(
         load, staged_rows, staged_dead, parsed.rejected
@@ -131,6 +134,9 @@ def run(argv: Sequence[str] | None = None) -> IngestionRecord | None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # Our DoFns' postponed annotations make Beam log one "string literal type hint" line per
+    # hint at INFO: noise in every job log.
+    logging.getLogger("apache_beam.typehints.native_type_compatibility").setLevel(logging.WARNING)
     outcome = run()
     if outcome is not None:
         LOG.info("ingestion record: %s", outcome.as_dict())

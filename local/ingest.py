@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from functions.launchers import LaunchRequest, launch_parameters
+from functions.rejections import record_rejection
 from functions.validation import ValidationReport, validate_stream
 from sluice.contracts import Contract
 from sluice.errors import ConfigError
-from sluice.schema import IngestionRecord, SourceRef, ingest_job_id
+from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
-from sluice.warehouse import open_warehouse
 
 
 @dataclass(frozen=True)
@@ -48,54 +49,7 @@ def ingest_file(path: Path, contract: Contract, settings: Settings) -> IngestOut
 
     from beam.pipeline import run  # Beam loads only when a file is actually ingested
 
-    record = run(pipeline_argv(path, contract, source, started_at, settings))
+    request = LaunchRequest.for_object(contract.name, source, started_at=started_at)
+    params = launch_parameters(request, settings, launcher="local")
+    record = run([f"--{name}={value}" for name, value in params.items()])
     return IngestOutcome(path, record, report)
-
-
-def pipeline_argv(
-    path: Path, contract: Contract, source: SourceRef, started_at: datetime, settings: Settings
-) -> list[str]:
-    """The pipeline's parameters for one local file (the flex template's names)."""
-    target = settings.bq_project if settings.warehouse == "bigquery" else settings.duckdb_file
-    return [
-        f"--input={path.resolve()}",
-        f"--dataset={contract.name}",
-        f"--source_uri={source.uri}",
-        f"--source_generation={source.generation}",
-        f"--staging_location={settings.staging_root.resolve()}",
-        f"--warehouse={settings.warehouse}",
-        f"--warehouse_target={target}",
-        f"--warehouse_dataset={settings.dataset}",
-        f"--contracts_dir={settings.contracts_dir}",
-        f"--started_at={started_at.isoformat()}",
-    ]
-
-
-def record_rejection(
-    contract: Contract,
-    source: SourceRef,
-    report: ValidationReport,
-    started_at: datetime,
-    settings: Settings,
-) -> IngestionRecord:
-    """Write a ``rejected`` ingestion-log row for a file that failed validation."""
-    record = IngestionRecord(
-        dataset=contract.name,
-        source_uri=source.uri,
-        source_generation=source.generation,
-        status="rejected",
-        rows_in=0,
-        rows_loaded=0,
-        rows_dead=0,
-        reason=report.reason,
-        job_id=ingest_job_id(contract.name, source),
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-    )
-    warehouse = open_warehouse(settings)
-    try:
-        warehouse.ensure_tables(contract)
-        warehouse.record_ingestion(record)
-    finally:
-        warehouse.close()
-    return record

@@ -101,3 +101,16 @@ def test_parse_started_at_reads_naive_times_as_utc() -> None:
     assert parse_started_at("2026-11-24T10:00:00") == datetime(2026, 11, 24, 10, tzinfo=UTC)
     with pytest.raises(ConfigError, match="ISO 8601"):
         parse_started_at("yesterday")
+
+
+def test_resolve_params_carries_the_claim_and_its_bucket() -> None:
+    gcs = ["--input=gs://landing/incoming/kiva_loans/a.csv", "--dataset=kiva_loans"]
+    key = "landing/incoming/kiva_loans/a.csv#42"
+
+    claimed = resolve_params(
+        parse(*gcs, "--source_generation=42", f"--claim={key}", "--pipeline_bucket=pipes")
+    )
+    unclaimed = resolve_params(parse(*gcs, "--source_generation=42"))
+
+    assert (claimed.claim, claimed.settings.pipeline_bucket) == (key, "pipes")
+    assert (unclaimed.claim, unclaimed.settings.pipeline_bucket) == (None, "sluice-pipeline")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pytest
@@ -15,9 +17,15 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from beam.pipeline import build_pipeline, parse_arguments, run
+from sluice.claims import claim_event, event_key, read_claim
 from sluice.schema import IngestionRecord
 from sluice.settings import load_settings
 from tests.beam.conftest import SAMPLE_BAD_HEADER, SAMPLE_LOANS
+
+if TYPE_CHECKING:
+    from tests.gcs_fixtures import GcsBuckets
+
+pytest_plugins = ["tests.gcs_fixtures"]
 
 SAMPLE_RECORDS = list(csv.DictReader(io.StringIO(SAMPLE_LOANS)))
 
@@ -148,6 +156,43 @@ def test_run_loads_nothing_from_a_file_rejected_after_staging(
     assert "quote" in record.reason
     assert query(settings.duckdb_file, "SELECT count(*) FROM sluice.tiny_loans") == [(0,)]
     assert not (settings.staging_root / "tiny_loans" / "open-quote-job").exists()
+
+
+def test_run_reads_gcs_and_settles_the_claim(tiny_contracts_dir: Path, gcs: GcsBuckets) -> None:
+    name = "incoming/tiny_loans/2026/loans.csv.gz"
+    blob = gcs.landing.blob(name)
+    blob.upload_from_string(gzip.compress(SAMPLE_LOANS.encode()))
+    settings = load_settings()
+    key = event_key(gcs.landing.name, name, blob.generation)
+    claim_event(
+        gcs.client,
+        settings,
+        key,
+        bucket=gcs.landing.name,
+        name=name,
+        generation=blob.generation,
+        dataset="tiny_loans",
+    )
+    uri = f"gs://{gcs.landing.name}/{name}"
+
+    record = run(
+        [
+            f"--input={uri}",
+            "--dataset=tiny_loans",
+            f"--contracts_dir={tiny_contracts_dir}",
+            f"--source_generation={blob.generation}",
+            f"--claim={key}",
+            f"--pipeline_bucket={gcs.pipeline.name}",
+        ]
+    )
+
+    claim = read_claim(gcs.client, settings, key)
+    assert (claim.state, claim.job_id) == ("loaded", record.job_id)
+    assert (record.status, record.source_uri, record.rows_in) == ("loaded", uri, 6)
+    rows = query(settings.duckdb_file, "SELECT DISTINCT _source_uri FROM sluice.tiny_loans")
+    assert rows == [(uri,)]
+    [(count,)] = query(settings.duckdb_file, "SELECT count(*) FROM sluice.tiny_loans")
+    assert count == record.rows_loaded == 4
 
 
 def test_parse_arguments_shares_staging_location_with_beam(tmp_path: Path, write_sample) -> None:
