@@ -7,7 +7,7 @@ BQEMU_VENV := .venv-bqemu
 BQEMU_STAMP := $(BQEMU_VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast lint format bench clean
+.PHONY: demo up test test-fast lint format bench clean
 
 $(STAMP): requirements.txt beam/requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ $(BQEMU_STAMP): tests/sluice/warehouse/bqemulator_env.sh
 
 demo: $(STAMP)  ## sample data in, summaries out
 	$(VENV)/bin/sluice demo
+
+up: $(STAMP)  ## the local stack (bucket, events, functions) until Ctrl-C
+	$(VENV)/bin/sluice up
 
 test: $(STAMP) $(BQEMU_STAMP) lint  ## everything CI runs
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)

@@ -5,10 +5,16 @@
     sluice cook [--json]
     sluice query "SQL" [--json]
     sluice status [--json] [--limit N]
-    sluice demo
+    sluice up
+    sluice upload PATH... --dataset NAME [--wait] [--timeout S] [--json]
+    sluice replay gs://BUCKET/OBJECT [--wait] [--timeout S] [--json]
+    sluice demo [--direct]
 
-Settings come from ``SLUICE_*`` environment variables (see ``sluice.settings``). Errors are
-one line on stderr and exit code 2; ``ingest`` exits 1 when any file was rejected.
+Settings come from ``SLUICE_*`` environment variables (see ``sluice.settings``). ``upload``
+and ``replay`` talk to the local stack that ``sluice up`` runs for the same SLUICE_HOME
+unless SLUICE_GCS_ENDPOINT is set (no stack and no endpoint: Google Cloud Storage). Errors
+are one line on stderr and exit code 2 (also a ``--wait`` that timed out); ``ingest``,
+``upload`` and ``replay`` exit 1 when any file was rejected or its pipeline failed.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from local import output
+from local import output, stack_commands
 from sluice.contracts import get_contract, load_contracts
 from sluice.errors import SluiceError
 from sluice.settings import load_settings
@@ -62,8 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.add_argument("--limit", type=int, default=50)
 
-    commands.add_parser("demo", help="ingest the committed samples, cook, print summaries")
+    commands.add_parser("up", help="run the local stack (storage, events, functions) until Ctrl-C")
+
+    upload = commands.add_parser("upload", help="upload files to the landing bucket")
+    upload.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    upload.add_argument("--dataset", required=True)
+    _add_wait_arguments(upload)
+
+    replay = commands.add_parser("replay", help="re-ingest a landing object (rows replaced)")
+    replay.add_argument("uri", metavar="gs://BUCKET/OBJECT")
+    _add_wait_arguments(replay)
+
+    demo = commands.add_parser("demo", help="samples through the local stack, cook, summaries")
+    demo.add_argument("--direct", action="store_true", help="in this process, without the stack")
     return parser
+
+
+def _add_wait_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--wait", action="store_true", help="wait until loaded or rejected")
+    command.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits")
+    command.add_argument("--json", action="store_true")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -183,7 +207,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """sluice demo."""
     from local.demo import run_demo
 
-    return run_demo(load_settings())
+    return run_demo(load_settings(), direct=args.direct)
 
 
 COMMANDS = {
@@ -192,6 +216,9 @@ COMMANDS = {
     "cook": cmd_cook,
     "query": cmd_query,
     "status": cmd_status,
+    "up": stack_commands.cmd_up,
+    "upload": stack_commands.cmd_upload,
+    "replay": stack_commands.cmd_replay,
     "demo": cmd_demo,
 }
 

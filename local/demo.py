@@ -1,17 +1,29 @@
-"""``sluice demo``: the committed samples in, the cooked summaries out, on the local warehouse."""
+"""``sluice demo``: the committed samples in, the cooked summaries out, on the local warehouse.
+
+By default the samples take the cloud's path through the local stack: uploaded to the
+landing bucket, each finalize event delivered to ``on_upload``, which validates the file and
+launches the pipeline, which loads DuckDB; then the ``cook`` function runs over HTTP. A
+stack already running for this SLUICE_HOME (``sluice up``) is used; otherwise one is started
+and stopped around the demo. ``--direct`` does the same work in this process, without the
+stack (no ports, no child processes: quicker, and handy where the stack cannot run).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from functions.cook import cook
 from local import output
 from local.ingest import ingest_file
 from sluice.contracts import get_contract, load_contracts
+from sluice.errors import TransientError
 from sluice.settings import REPO_ROOT, Settings
 from sluice.warehouse import open_warehouse
 
 SAMPLES_DIR = REPO_ROOT / "data" / "samples"
+DEMO_TIMEOUT_SECONDS = 900.0
+"""How long the demo waits for the samples to load through the stack."""
 
 # What the demo prints once the summaries are cooked: (title, BigQuery-dialect query).
 DEMO_VIEWS: tuple[tuple[str, str], ...] = (
@@ -68,23 +80,14 @@ def sample_files(directory: Path = SAMPLES_DIR) -> list[tuple[str, Path]]:
     return [(p.name.split(".", 1)[0], p) for p in samples]
 
 
-def run_demo(settings: Settings) -> int:
+def run_demo(settings: Settings, *, direct: bool = False) -> int:
     """Ingest every sample, cook, print the main summaries; 0 when every sample loaded."""
-    contracts = load_contracts(settings.contracts_dir)
-    ingested = []
-    for dataset, path in sample_files():
-        with output.console.status(f"ingesting {path.name} as {dataset}"):
-            outcome = ingest_file(path, get_contract(contracts, dataset), settings)
-        ingested.append({"file": path.name, **_counts(outcome.record)})
+    ingest = _ingest_directly if direct else _ingest_through_stack
+    ingested, cooked = ingest(settings)
     output.print_table(ingested, title="ingested samples")
-
+    output.print_table(cooked, title="cooked tables")
     warehouse = open_warehouse(settings)
     try:
-        with output.console.status("cooking summaries"):
-            tables = cook(warehouse, settings)
-        output.print_table(
-            [{"cooked table": t.table, "rows": t.rows} for t in tables], title="cooked tables"
-        )
         for title, sql in DEMO_VIEWS:
             output.print_table(warehouse.query(sql), title=title)
     finally:
@@ -95,6 +98,74 @@ def run_demo(settings: Settings) -> int:
         "  sluice status"
     )
     return 0 if all(row["status"] == "loaded" for row in ingested) else 1
+
+
+def _ingest_through_stack(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Upload the samples, wait for their outcomes, cook over HTTP (the stack's own path)."""
+    from local.stack import LocalStack, call_cook, running_stack, settings_for_stack
+
+    running = running_stack(settings)
+    stack = None
+    if running is None:
+        with output.console.status("starting the local stack"):
+            stack = LocalStack(settings).start()
+    try:
+        stack_settings = stack.settings if stack else settings_for_stack(settings)
+        ingested = _upload_and_wait(stack_settings)
+        with output.console.status("cooking summaries (the cook function)"):
+            tables = call_cook(stack.cook_url if stack else running["cook_url"])
+    finally:
+        if stack is not None:
+            with output.console.status("stopping the local stack"):
+                stack.stop()
+    return ingested, [{"cooked table": t["table"], "rows": t["rows"]} for t in tables]
+
+
+def _upload_and_wait(settings: Settings) -> list[dict[str, Any]]:
+    from local.landing import upload_file, wait_for_outcomes
+    from sluice.gcs import storage_client
+
+    contracts = load_contracts(settings.contracts_dir)
+    client = storage_client(settings)
+    landed = []
+    for dataset, path in sample_files():
+        with output.console.status(f"uploading {path.name} to gs://{settings.landing_bucket}"):
+            landed.append(upload_file(client, settings, path, get_contract(contracts, dataset)))
+    with output.console.status("validating and loading (on_upload, then the pipeline)"):
+        results = wait_for_outcomes(client, settings, landed, timeout=DEMO_TIMEOUT_SECONDS)
+    unsettled = [f"{r.landed.uri} is {r.state!r}" for r in results if not r.final]
+    if unsettled:
+        raise TransientError(
+            f"expected every sample loaded within {DEMO_TIMEOUT_SECONDS:g} s, found "
+            f"{', '.join(unsettled)}; the logs are in {settings.home / 'logs'}"
+        )
+    return [
+        {
+            "file": Path(result.landed.name).name,
+            "status": result.state,
+            "rows_in": result.rows_in,
+            "rows_loaded": result.rows_loaded,
+            "rows_dead": result.rows_dead,
+        }
+        for result in results
+    ]
+
+
+def _ingest_directly(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Validate and run the pipeline in this process, then cook (no stack)."""
+    contracts = load_contracts(settings.contracts_dir)
+    ingested = []
+    for dataset, path in sample_files():
+        with output.console.status(f"ingesting {path.name} as {dataset}"):
+            outcome = ingest_file(path, get_contract(contracts, dataset), settings)
+        ingested.append({"file": path.name, **_counts(outcome.record)})
+    warehouse = open_warehouse(settings)
+    try:
+        with output.console.status("cooking summaries"):
+            tables = cook(warehouse, settings)
+    finally:
+        warehouse.close()
+    return ingested, [{"cooked table": t.table, "rows": t.rows} for t in tables]
 
 
 def _counts(record) -> dict[str, object]:

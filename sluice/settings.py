@@ -79,6 +79,16 @@ class Settings:
     """``gs://`` temp location of Dataflow jobs; default ``gs://<pipeline_bucket>/temp``."""
     dataflow_endpoint: str = ""
     """Dataflow API endpoint override (tests); empty: Google's endpoint."""
+    cook_interval_seconds: int = 3600
+    """Seconds between scheduled ``cook`` runs (local stack loop, Cloud Scheduler); 0: off."""
+    gcs_port: int = 0
+    """Local stack: fake-gcs-server's port; 0 picks a free port at ``sluice up``."""
+    bridge_port: int = 0
+    """Local stack: the event bridge's Pub/Sub gRPC port; 0 picks a free port."""
+    upload_function_port: int = 0
+    """Local stack: the ``on_upload`` function's HTTP port; 0 picks a free port."""
+    cook_function_port: int = 0
+    """Local stack: the ``cook`` function's HTTP port; 0 picks a free port."""
 
     @property
     def duckdb_file(self) -> Path:

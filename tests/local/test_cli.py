@@ -11,7 +11,10 @@ from pathlib import Path
 import pytest
 
 from local.cli import main
+from local.stack import LocalStack
+from sluice.gcs import storage_client
 from sluice.settings import REPO_ROOT
+from sluice.warehouse.duckdb import DuckDBWarehouse
 
 SAMPLES = REPO_ROOT / "data" / "samples"
 
@@ -141,3 +144,99 @@ def test_generate_writes_requested_rows(capsys, tmp_path: Path) -> None:
 
     assert code == 0
     assert len(csv_records(out_file)) == 300
+
+
+# Through the local stack: `sluice upload` and `sluice replay` find it by its stack.json.
+
+
+@pytest.fixture
+def stack_home(local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch) -> LocalStack:
+    """The shared running stack, with SLUICE_HOME pointing at it as in a second terminal."""
+    monkeypatch.setenv("SLUICE_HOME", str(local_stack.settings.home))
+    return local_stack
+
+
+def test_upload_wait_reports_loaded_rows(capsys, stack_home: LocalStack, loans_file: Path) -> None:
+    code, out, _ = run_cli(
+        capsys, "upload", str(loans_file), "--dataset=kiva_loans", "--wait", "--json"
+    )
+
+    [result] = json.loads(out)
+    assert code == 0
+    assert result["uri"] == "gs://sluice-landing/incoming/kiva_loans/loans.csv"
+    assert result["status"] == "loaded"
+    assert result["rows_in"] == len(csv_records(loans_file))
+    assert result["rows_in"] == result["rows_loaded"] + result["rows_dead"]
+
+
+def test_upload_wait_rejected_file_exits_1(capsys, stack_home: LocalStack, tmp_path: Path) -> None:
+    bad = tmp_path / "no_lenders.csv"
+    bad.write_text("loan_id,borrowers\n1,alice\n", encoding="utf-8")
+
+    code, out, _ = run_cli(capsys, "upload", str(bad), "--dataset=kiva_lenders", "--wait", "--json")
+
+    [result] = json.loads(out)
+    assert code == 1
+    assert result["status"] == "rejected"
+    assert "lenders" in result["reason"]
+
+
+def test_upload_without_wait_only_uploads(capsys, stack_home: LocalStack, tmp_path: Path) -> None:
+    outside = tmp_path / "later.csv"
+    outside.write_bytes(b"loan_id,borrowers\n")
+
+    code, out, _ = run_cli(capsys, "upload", str(outside), "--dataset=kiva_lenders", "--json")
+
+    [result] = json.loads(out)
+    blob = (
+        storage_client(stack_home.settings)
+        .bucket("sluice-landing")
+        .get_blob("incoming/kiva_lenders/later.csv")
+    )
+    assert code == 0
+    assert result["status"] == "uploaded"
+    assert result["generation"] == str(blob.generation)
+    assert blob.download_as_bytes() == b"loan_id,borrowers\n"
+
+
+def test_upload_wait_times_out_with_exit_2(
+    capsys, stack_home: LocalStack, monkeypatch: pytest.MonkeyPatch, loans_file: Path
+) -> None:
+    # The pipeline bucket sends no events: nothing will ever claim the upload.
+    monkeypatch.setenv("SLUICE_GCS_ENDPOINT", stack_home.gcs_endpoint)
+    monkeypatch.setenv("SLUICE_LANDING_BUCKET", stack_home.settings.pipeline_bucket)
+
+    code, _, err = run_cli(
+        capsys, "upload", str(loans_file), "--dataset=kiva_loans", "--wait", "--timeout=1"
+    )
+
+    message = " ".join(err.split())  # rich wraps long lines
+    assert code == 2
+    assert "expected every file loaded or rejected within 1 s" in message
+    assert "'pending'" in message
+
+
+@pytest.mark.slow
+def test_replay_reingests_replacing_rows(capsys, stack_home: LocalStack, loans_file: Path) -> None:
+    count_sql = "SELECT COUNT(*) AS n FROM {dataset}.kiva_loans WHERE _source_uri = @uri"
+    uri = "gs://sluice-landing/incoming/kiva_loans/replayed.csv"
+    replayed = loans_file.rename(loans_file.with_name("replayed.csv"))
+    run_cli(capsys, "upload", str(replayed), "--dataset=kiva_loans", "--wait", "--json")
+    warehouse = DuckDBWarehouse(stack_home.settings)
+    once = warehouse.query(count_sql, {"uri": uri})[0]["n"]
+
+    code, out, _ = run_cli(capsys, "replay", uri, "--wait", "--json")
+
+    [result] = json.loads(out)
+    assert code == 0
+    assert result["status"] == "loaded"
+    assert once == result["rows_loaded"] > 0
+    assert warehouse.query(count_sql, {"uri": uri})[0]["n"] == once
+
+
+def test_replay_of_missing_object_is_one_clear_line(capsys, stack_home: LocalStack) -> None:
+    code, _, err = run_cli(capsys, "replay", "gs://sluice-landing/incoming/kiva_loans/none.csv")
+
+    assert code == 2
+    message = " ".join(err.split())  # rich wraps long lines
+    assert "expected an object at gs://sluice-landing/incoming/kiva_loans/none.csv" in message

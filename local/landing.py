@@ -1,0 +1,228 @@
+"""Files into the landing bucket and their outcomes back: ``sluice upload`` and ``sluice replay``.
+
+An upload goes through the Cloud Storage API (fake-gcs-server's or Google's) to
+``gs://<landing>/<contract.landing_prefix><file name>``; the bucket's finalize event does
+the rest. Waiting polls the event's claim (``sluice.claims``) until the pipeline marks it
+``loaded`` or ``rejected``, then reads the row counts from the ingestion log row of that
+run's job. A replay calls ``on_upload``'s own logic with a new replay id, so the same
+generation gets a fresh claim key and is ingested again, its rows replaced.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from functions.launchers import LaunchRequest
+from functions.local_jobs import LocalJobs
+from functions.upload import UploadOutcome, handle_object
+from sluice.claims import LAUNCHED, LOADED, REJECTED, event_key, read_claim
+from sluice.contracts import Contract
+from sluice.errors import ConfigError, WarehouseError
+from sluice.gcs import gcs_faults, gs_uri, parse_gs_uri
+from sluice.schema import SourceRef
+from sluice.settings import Settings
+from sluice.warehouse import open_warehouse
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
+"""Resumable-upload chunk (a multiple of 256 KiB): the progress bar moves once per chunk."""
+FINAL_STATES = (LOADED, REJECTED)
+FAILED = "failed"
+"""A local pipeline process that ended without settling its claim."""
+LOG_SQL = """
+SELECT status, rows_in, rows_loaded, rows_dead, reason
+FROM {dataset}.ingestion_log WHERE job_id = @job_id ORDER BY finished_at DESC LIMIT 1
+"""
+
+
+@dataclass(frozen=True)
+class LandedObject:
+    """One object generation in the landing bucket, and the contract it falls under."""
+
+    bucket: str
+    name: str
+    generation: int
+    dataset: str
+    replay: str | None = None
+
+    @property
+    def uri(self) -> str:
+        """``gs://bucket/name``."""
+        return gs_uri(self.bucket, self.name)
+
+    @property
+    def key(self) -> str:
+        """The event key whose claim tells this object's fate."""
+        return event_key(self.bucket, self.name, self.generation, self.replay)
+
+    @property
+    def job_name(self) -> str:
+        """The pipeline's job name (and ingestion-log job id) for this object."""
+        source = SourceRef(self.uri, self.generation)
+        return LaunchRequest.for_object(self.dataset, source, replay=self.replay).job_name
+
+
+@dataclass(frozen=True)
+class LandingResult:
+    """Where one landed object stands: its state and, once final, its row counts."""
+
+    landed: LandedObject
+    state: str
+    """``uploaded`` (not waited for), a claim state, ``failed``, or ``pending`` (no claim)."""
+    rows_in: int | None = None
+    rows_loaded: int | None = None
+    rows_dead: int | None = None
+    reason: str | None = None
+
+    @property
+    def final(self) -> bool:
+        """True once nothing more will happen to the object without a new upload or replay."""
+        return self.state in (*FINAL_STATES, FAILED)
+
+    def as_row(self) -> dict[str, Any]:
+        """The result as one output row."""
+        return {
+            "uri": self.landed.uri,
+            "generation": str(self.landed.generation),  # as GCS's JSON API writes it
+            "status": self.state,
+            "rows_in": self.rows_in,
+            "rows_loaded": self.rows_loaded,
+            "rows_dead": self.rows_dead,
+            "reason": self.reason,
+        }
+
+
+def landing_name(contract: Contract, path: Path) -> str:
+    """The object name a local file gets: the dataset's landing prefix plus the file name."""
+    return contract.landing_prefix + path.name
+
+
+def upload_file(
+    client: storage.Client,
+    settings: Settings,
+    path: Path,
+    contract: Contract,
+    progress: Callable[[int], None] | None = None,
+) -> LandedObject:
+    """Upload ``path`` to the landing bucket; ``progress`` gets the bytes sent so far."""
+    if not path.is_file():
+        raise ConfigError(f"expected a readable file, found nothing at {path}")
+    blob = client.bucket(settings.landing_bucket).blob(
+        landing_name(contract, path), chunk_size=UPLOAD_CHUNK_BYTES
+    )
+    content_type = "application/gzip" if path.name.endswith(".gz") else "text/csv"
+    with path.open("rb") as raw, gcs_faults(f"uploading {path}"):
+        stream = raw if progress is None else ProgressReader(raw, progress)
+        blob.upload_from_file(stream, size=path.stat().st_size, content_type=content_type)
+    return LandedObject(settings.landing_bucket, blob.name, int(blob.generation), contract.name)
+
+
+class ProgressReader:
+    """A binary file whose reads (and rewinds, on a retried chunk) report the position."""
+
+    def __init__(self, raw: IO[bytes], report: Callable[[int], None]) -> None:
+        self._raw = raw
+        self._report = report
+
+    def read(self, size: int = -1) -> bytes:
+        """Read like the file does, then report how far it got."""
+        data = self._raw.read(size)
+        self._report(self._raw.tell())
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Seek like the file does, then report the position."""
+        position = self._raw.seek(offset, whence)
+        self._report(position)
+        return position
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+def replay_object(settings: Settings, uri: str) -> tuple[LandedObject, UploadOutcome]:
+    """Re-ingest the current generation of ``uri`` under a new claim key, as on_upload would."""
+    from sluice.gcs import storage_client
+
+    bucket, name = parse_gs_uri(uri)
+    with gcs_faults(f"looking up {uri}"):
+        blob = storage_client(settings).bucket(bucket).get_blob(name)
+    if blob is None:
+        raise ConfigError(f"expected an object at {uri}, found none")
+    replay = uuid.uuid4().hex[:12]
+    outcome = handle_object(bucket, name, int(blob.generation), settings=settings, replay=replay)
+    landed = LandedObject(bucket, name, int(blob.generation), outcome.dataset or "", replay)
+    return landed, outcome
+
+
+def wait_for_outcomes(
+    client: storage.Client,
+    settings: Settings,
+    objects: Sequence[LandedObject],
+    *,
+    timeout: float,
+    poll_seconds: float = 0.5,
+) -> list[LandingResult]:
+    """Poll each object's claim until all are final or ``timeout`` passes; the results."""
+    deadline = time.monotonic() + timeout
+    results = {landed: LandingResult(landed, "pending") for landed in objects}
+    while True:
+        for landed, result in results.items():
+            if not result.final:
+                results[landed] = current_result(client, settings, landed)
+        if all(r.final for r in results.values()) or time.monotonic() > deadline:
+            return list(results.values())
+        time.sleep(poll_seconds)
+
+
+def current_result(
+    client: storage.Client, settings: Settings, landed: LandedObject
+) -> LandingResult:
+    """Where ``landed`` stands now: its claim state, with row counts once final."""
+    claim = read_claim(client, settings, landed.key)
+    if claim is None:
+        return LandingResult(landed, "pending")
+    if claim.state == LAUNCHED and not _job_running(settings, landed):
+        # The process may have settled the claim just before it exited: look once more.
+        claim = read_claim(client, settings, landed.key) or claim
+        if claim.state == LAUNCHED:
+            log_file = LocalJobs(settings).log_file(landed.job_name)
+            reason = f"the pipeline ended without loading; see {log_file}"
+            return LandingResult(landed, FAILED, reason=reason)
+    if claim.state not in FINAL_STATES:
+        return LandingResult(landed, claim.state)
+    return _with_log_counts(settings, LandingResult(landed, claim.state, reason=claim.reason))
+
+
+def _job_running(settings: Settings, landed: LandedObject) -> bool:
+    if settings.launcher != "local":
+        return True  # a Dataflow job's end shows only in the claim
+    return LocalJobs(settings).running_pid(landed.job_name) is not None
+
+
+def _with_log_counts(settings: Settings, result: LandingResult) -> LandingResult:
+    warehouse = open_warehouse(settings)
+    try:
+        rows = warehouse.query(LOG_SQL, {"job_id": result.landed.job_name})
+    except WarehouseError:
+        return result  # no ingestion log yet: a rejection recorded only in its claim
+    finally:
+        warehouse.close()
+    if not rows:
+        return result
+    row = rows[0]
+    return LandingResult(
+        result.landed,
+        result.state,
+        rows_in=row["rows_in"],
+        rows_loaded=row["rows_loaded"],
+        rows_dead=row["rows_dead"],
+        reason=row["reason"] or result.reason,
+    )

@@ -1,0 +1,76 @@
+"""``sluice demo``: the committed samples through the local stack (or in-process), summaries out."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from local.cli import main
+from local.demo import SAMPLES_DIR, sample_files
+from local.stack import LocalStack, stack_file
+from sluice.settings import Settings, load_settings
+from sluice.warehouse.duckdb import DuckDBWarehouse
+
+LOG_SQL = "SELECT source_uri, status, rows_in FROM {dataset}.ingestion_log ORDER BY source_uri"
+
+
+def run_demo_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """Run ``sluice demo`` in-process; (exit code, stdout)."""
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", *argv])
+    return int(stop.value.code), capsys.readouterr().out
+
+
+def sample_records() -> dict[str, int]:
+    """Records per sample file, as the csv module counts them."""
+    counts = {}
+    for _, path in sample_files():
+        with path.open(encoding="utf-8", newline="") as handle:
+            counts[path.name] = sum(1 for _ in csv.DictReader(handle))
+    return counts
+
+
+def logged(settings: Settings) -> dict[str, tuple[str, int]]:
+    """File name -> (status, rows_in) from the ingestion log."""
+    rows = DuckDBWarehouse(settings).query(LOG_SQL)
+    return {Path(r["source_uri"]).name: (r["status"], r["rows_in"]) for r in rows}
+
+
+@pytest.mark.slow
+def test_demo_goes_through_the_stack_and_stops_it(capsys, settings: Settings) -> None:
+    code, out = run_demo_cli(capsys)
+
+    assert code == 0
+    assert "ingested samples" in out and "Server logs: requests per day" in out
+    assert {name: ("loaded", n) for name, n in sample_records().items()} == logged(settings)
+    uris = [r["source_uri"] for r in DuckDBWarehouse(settings).query(LOG_SQL)]
+    assert all(uri.startswith("gs://sluice-landing/incoming/") for uri in uris)
+    assert not stack_file(settings).exists()
+
+
+@pytest.mark.slow
+def test_demo_uses_a_running_stack(
+    capsys, local_stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLUICE_HOME", str(local_stack.settings.home))
+
+    code, out = run_demo_cli(capsys)
+
+    assert code == 0
+    assert "kiva_top_lenders" in out
+    assert stack_file(local_stack.settings).exists()  # still running: not ours to stop
+    assert not local_stack.dead_services()
+    assert set(logged(load_settings())) >= set(sample_records())
+
+
+@pytest.mark.slow
+def test_demo_direct_ingests_in_process(capsys, settings: Settings) -> None:
+    code, out = run_demo_cli(capsys, "--direct")
+
+    uris = [r["source_uri"] for r in DuckDBWarehouse(settings).query(LOG_SQL)]
+    assert code == 0
+    assert "cooked tables" in out
+    assert {name: ("loaded", n) for name, n in sample_records().items()} == logged(settings)
+    assert all(uri.startswith(str(SAMPLES_DIR)) for uri in uris)

@@ -1,0 +1,192 @@
+"""The real local stack: fake-gcs-server, the event bridge, functions-framework, the pipeline."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+
+from functions.local_jobs import LocalJobs
+from local.generate import generate
+from local.services import pid_alive
+from local.stack import LocalStack, settings_for_stack, stack_file
+from sluice.errors import ConfigError, WarehouseError
+from sluice.settings import Settings
+from sluice.warehouse.duckdb import DuckDBWarehouse
+from tests.local.conftest import TEST_RETRY, process_group_members, stack_settings
+
+NO_SUCH_PID = 2**22 + 1
+"""Above Linux's largest pid_max: never a live process."""
+LOG_SQL = (
+    "SELECT source_uri, status, rows_in, rows_loaded, rows_dead, reason"
+    " FROM {dataset}.ingestion_log"
+)
+
+
+def bare_client(endpoint: str) -> storage.Client:
+    """A plain google-cloud-storage client, built here and not by sluice.gcs."""
+    return storage.Client(
+        project="test",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": endpoint},
+    )
+
+
+def record_count(data: bytes) -> int:
+    """Records in a CSV file as the csv module counts them (the independent reading)."""
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return sum(1 for _ in csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
+
+
+def wait_for_log_rows(settings: Settings, uris: set[str], timeout: float) -> dict[str, dict]:
+    """Ingestion-log rows of ``uris`` once every one has a final row (fails after timeout)."""
+    deadline = time.monotonic() + timeout
+    rows: dict[str, dict] = {}
+    while time.monotonic() < deadline:
+        try:
+            found = DuckDBWarehouse(settings).query(LOG_SQL)
+        except WarehouseError:
+            found = []  # no ingestion_log table yet
+        rows = {row["source_uri"]: row for row in found if row["source_uri"] in uris}
+        if set(rows) == uris:
+            return rows
+        time.sleep(0.5)
+    pytest.fail(f"expected final log rows for {sorted(uris)}, found {sorted(rows)}")
+
+
+def cooked_tables(settings: Settings) -> list[str]:
+    """Tables in the cooked schema, read with duckdb itself once the stack has stopped."""
+    with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
+        found = con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
+            [settings.cooked_dataset],
+        ).fetchall()
+    return [name for (name,) in found]
+
+
+@pytest.mark.slow
+def test_stack_ingests_good_files_rejects_bad_ones_and_stops_clean(tmp_path: Path) -> None:
+    files = {
+        "incoming/kiva_loans/loans.csv": generate("kiva_loans", 300, tmp_path / "l.csv", seed=3),
+        "incoming/kiva_lenders/lenders.csv.gz": generate(
+            "kiva_lenders", 200, tmp_path / "k.csv.gz", seed=3, gzip=True, dirty=0.05
+        ),
+        "incoming/server_logs/day.csv": generate("server_logs", 400, tmp_path / "s.csv", seed=3),
+    }
+    payloads = {name: result.path.read_bytes() for name, result in files.items()}
+    payloads["incoming/kiva_lenders/wrong_header.csv"] = b"loan_id,borrowers\n1,alice\n"
+    header = payloads["incoming/server_logs/day.csv"].split(b"\n", 1)[0]
+    payloads["incoming/server_logs/open_quote.csv"] = header + b'\n"2026-11-08,/\n'
+    settings = stack_settings(tmp_path / "home")
+
+    with LocalStack(settings, retry=TEST_RETRY) as stack:
+        landing = bare_client(stack.gcs_endpoint).bucket(settings.landing_bucket)
+        for name, data in payloads.items():
+            landing.blob(name).upload_from_string(data)
+        before = {b.name: (b.generation, b.md5_hash) for b in landing.list_blobs()}
+        uris = {f"gs://{settings.landing_bucket}/{name}" for name in payloads}
+        rows = wait_for_log_rows(stack.settings, uris, timeout=240)
+        after = {b.name: (b.generation, b.md5_hash) for b in landing.list_blobs()}
+        stored = {name: landing.blob(name).download_as_bytes() for name in payloads}
+        leaders = [s.pid for s in stack.services]
+        processes = process_group_members(leaders)
+
+    for name, data in payloads.items():
+        row = rows[f"gs://{settings.landing_bucket}/{name}"]
+        if name in files:
+            assert row["status"] == "loaded", row
+            assert row["rows_in"] == record_count(data)
+            assert row["rows_in"] == row["rows_loaded"] + row["rows_dead"]
+        else:
+            assert row["status"] == "rejected", row
+            assert row["rows_loaded"] == 0
+            assert row["reason"]
+    assert rows["gs://sluice-landing/incoming/kiva_lenders/lenders.csv.gz"]["rows_dead"] > 0
+    assert after == before
+    assert stored == payloads
+    assert len(processes) >= 3  # fake-gcs-server and both functions (gunicorn master + worker)
+    assert process_group_members(leaders) == set()
+    assert not any(pid_alive(pid) for pid in processes)
+    assert not stack_file(settings).exists()
+
+
+def test_stack_stop_ends_running_pipeline_jobs(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "home", SLUICE_COOK_INTERVAL_SECONDS="0")
+    with LocalStack(settings, retry=TEST_RETRY) as stack:
+        jobs = LocalJobs(stack.settings)
+        job = "sluice-test-job-0123456789abcdef"
+        sleeper = [sys.executable, "-c", "import time; time.sleep(120)", job]
+        pid = jobs.start(job, sleeper, cwd=tmp_path)
+        assert pid is not None and jobs.running_pid(job) == pid
+
+    assert not pid_alive(pid)
+
+
+def test_stack_cooks_on_schedule(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="local.stack")
+    settings = stack_settings(tmp_path / "home", SLUICE_COOK_INTERVAL_SECONDS="1")
+
+    with LocalStack(settings, retry=TEST_RETRY) as stack:
+        deadline = time.monotonic() + 60
+        while "scheduled cook" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    assert "scheduled cook rebuilt" in caplog.text
+    assert "server_requests_per_day" in cooked_tables(stack.settings)
+
+
+def test_stack_replaces_leftovers_of_a_stack_that_died(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "home")
+    leftover = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "fake-gcs-server"],
+        start_new_session=True,
+    )
+    cmdline = Path(f"/proc/{leftover.pid}/cmdline")
+    while b"fake-gcs-server" not in cmdline.read_bytes():
+        time.sleep(0.01)  # empty for a moment after fork: a real leftover has run a while
+    stack_file(settings).parent.mkdir(parents=True)
+    stack_file(settings).write_text(
+        json.dumps({"pid": NO_SUCH_PID, "services": {"fake-gcs-server": leftover.pid}})
+    )
+
+    with LocalStack(settings, retry=TEST_RETRY) as stack:
+        endpoint = json.loads(stack_file(settings).read_text())["gcs_endpoint"]
+
+    assert leftover.wait(timeout=5) != 0  # stopped by a signal, not finished
+    assert endpoint == stack.gcs_endpoint
+
+
+def test_stack_refuses_a_second_stack_for_the_same_home(local_stack: LocalStack) -> None:
+    with pytest.raises(ConfigError, match="found one running"):
+        LocalStack(local_stack.settings).start()
+
+    assert stack_file(local_stack.settings).exists()
+    assert not local_stack.dead_services()
+
+
+def test_settings_for_stack_points_at_the_running_stack(local_stack: LocalStack) -> None:
+    settings = stack_settings(local_stack.settings.home)
+    explicit = stack_settings(local_stack.settings.home, SLUICE_GCS_ENDPOINT="http://elsewhere")
+
+    assert settings_for_stack(settings).gcs_endpoint == local_stack.gcs_endpoint
+    assert settings_for_stack(explicit).gcs_endpoint == "http://elsewhere"
+
+
+def test_settings_for_stack_ignores_a_dead_stack(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "home")
+    stack_file(settings).parent.mkdir(parents=True)
+    stack_file(settings).write_text(json.dumps({"pid": NO_SUCH_PID, "gcs_endpoint": "http://x"}))
+
+    assert settings_for_stack(settings).gcs_endpoint == ""
