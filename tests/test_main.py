@@ -306,3 +306,11 @@ def test_on_upload_logs_json_lines_labelled_with_the_event_key(
         "dataset": "kiva_lenders",
     }
     assert launched[0]["severity"] == "INFO" and launched[0]["job_id"] == "job-1"
+
+
+def test_function_runtime_requirements_exclude_apache_beam() -> None:
+    lines = (REPO_ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    packages = [line.split("==")[0].strip().lower() for line in lines if "==" in line]
+
+    assert "functions-framework" in packages
+    assert not [p for p in packages if p.startswith("apache-beam")]
