@@ -53,15 +53,12 @@ def cook(request: flask.Request) -> tuple[dict[str, Any], int]:
     from functions.cook import cook as cook_summaries
     from sluice.errors import SluiceError, TransientError
     from sluice.settings import load_settings
-    from sluice.warehouse import open_warehouse
+    from sluice.warehouse import connected_warehouse
 
     try:
         settings = load_settings()
-        warehouse = open_warehouse(settings)
-        try:
+        with connected_warehouse(settings) as warehouse:
             tables = cook_summaries(warehouse, settings)
-        finally:
-            warehouse.close()
     except SluiceError as exc:
         # Any non-2xx makes Cloud Scheduler retry per its policy; 503 marks the retryable
         # faults, 500 the ones (bad SQL file, bad setting) a person has to fix.

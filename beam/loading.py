@@ -23,7 +23,7 @@ from apache_beam.pvalue import AsList, PCollection
 from sluice.contracts import Contract
 from sluice.schema import INGESTION_LOG_TABLE, IngestionRecord, SourceRef
 from sluice.settings import Settings
-from sluice.warehouse import Warehouse, open_warehouse
+from sluice.warehouse import Warehouse, connected_warehouse
 
 LOG = logging.getLogger(__name__)
 
@@ -58,11 +58,8 @@ class LoadWarehouseFn(beam.DoFn):
         rejections: list[str],
     ) -> Iterator[IngestionRecord]:
         """Runs once, after all staging: the side inputs hold every staged file."""
-        warehouse = open_warehouse(self._settings)
-        try:
+        with connected_warehouse(self._settings) as warehouse:
             record = self._load(warehouse, staged_rows, staged_dead, rejections)
-        finally:
-            warehouse.close()
         if self._claim:
             # Before removing staging: a failure here retries the (idempotent) load too.
             settle_claim(self._settings, self._claim, record)

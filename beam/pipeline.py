@@ -47,7 +47,7 @@ from beam.transforms import ParsedBatches, StagedParquet, skip_credential_lookup
 from sluice.contracts import get_contract, load_contracts
 from sluice.errors import WarehouseError
 from sluice.schema import IngestionRecord
-from sluice.warehouse import open_warehouse
+from sluice.warehouse import connected_warehouse
 
 LOG = logging.getLogger(__name__)
 
@@ -90,11 +90,8 @@ def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pip
 
 def read_ingestion_record(params: PipelineParams) -> IngestionRecord:
     """The ingestion-log row this job wrote (read back, so it is what the warehouse holds)."""
-    warehouse = open_warehouse(params.settings)
-    try:
+    with connected_warehouse(params.settings) as warehouse:
         record = find_ingestion_record(warehouse, params.source, params.job_id)
-    finally:
-        warehouse.close()
     if record is None:
         raise WarehouseError(
             f"expected an ingestion-log row for {params.source.uri} (job {params.job_id}),"

@@ -19,7 +19,7 @@ from sluice.contracts import Contract
 from sluice.gcs import gcs_faults, gs_uri, parse_gs_uri
 from sluice.schema import IngestionRecord, SourceRef, ingest_job_id
 from sluice.settings import Settings
-from sluice.warehouse import open_warehouse
+from sluice.warehouse import connected_warehouse
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -123,10 +123,7 @@ def record_rejected_source(
         started_at=started_at,
         finished_at=datetime.now(UTC),
     )
-    warehouse = open_warehouse(settings)
-    try:
+    with connected_warehouse(settings) as warehouse:
         warehouse.ensure_tables(contract)
         warehouse.record_ingestion(record)
-    finally:
-        warehouse.close()
     return record

@@ -28,7 +28,7 @@ from local import output, stack_commands
 from sluice.contracts import get_contract, load_contracts
 from sluice.errors import SluiceError
 from sluice.settings import load_settings
-from sluice.warehouse import open_warehouse
+from sluice.warehouse import connected_warehouse
 
 STATUS_SQL = """
 SELECT dataset, source_uri, source_generation, status, rows_in, rows_loaded, rows_dead,
@@ -157,12 +157,8 @@ def cmd_cook(args: argparse.Namespace) -> int:
     from functions.cook import cook
 
     settings = load_settings()
-    warehouse = open_warehouse(settings)
-    try:
-        with output.console.status("cooking summaries"):
-            tables = cook(warehouse, settings)
-    finally:
-        warehouse.close()
+    with connected_warehouse(settings) as warehouse, output.console.status("cooking summaries"):
+        tables = cook(warehouse, settings)
     rows = [{"table": t.table, "rows": t.rows, "seconds": round(t.seconds, 3)} for t in tables]
     if args.json:
         output.print_json(rows)
@@ -174,11 +170,8 @@ def cmd_cook(args: argparse.Namespace) -> int:
 def cmd_query(args: argparse.Namespace) -> int:
     """sluice query."""
     settings = load_settings()
-    warehouse = open_warehouse(settings)
-    try:
+    with connected_warehouse(settings) as warehouse:
         rows = warehouse.query(args.sql)
-    finally:
-        warehouse.close()
     if args.json:
         output.print_json(rows)
     else:
@@ -189,13 +182,10 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """sluice status."""
     settings = load_settings()
-    warehouse = open_warehouse(settings)
-    try:
+    with connected_warehouse(settings) as warehouse:
         for contract in load_contracts(settings.contracts_dir).values():
             warehouse.ensure_tables(contract)
         rows = warehouse.query(STATUS_SQL, {"limit": args.limit})
-    finally:
-        warehouse.close()
     if args.json:
         output.print_json(rows)
     else:

@@ -19,7 +19,7 @@ from local.ingest import ingest_file
 from sluice.contracts import get_contract, load_contracts
 from sluice.errors import TransientError
 from sluice.settings import REPO_ROOT, Settings
-from sluice.warehouse import open_warehouse
+from sluice.warehouse import connected_warehouse
 
 SAMPLES_DIR = REPO_ROOT / "data" / "samples"
 DEMO_TIMEOUT_SECONDS = 900.0
@@ -86,12 +86,9 @@ def run_demo(settings: Settings, *, direct: bool = False) -> int:
     ingested, cooked = ingest(settings)
     output.print_table(ingested, title="ingested samples")
     output.print_table(cooked, title="cooked tables")
-    warehouse = open_warehouse(settings)
-    try:
+    with connected_warehouse(settings) as warehouse:
         for title, sql in DEMO_VIEWS:
             output.print_table(warehouse.query(sql), title=title)
-    finally:
-        warehouse.close()
     output.console.print(
         f"\nWarehouse: {settings.duckdb_file}. Explore with, for example:\n"
         '  sluice query "SELECT * FROM {cooked_dataset}.server_requests_per_hour LIMIT 24"\n'
@@ -159,12 +156,8 @@ def _ingest_directly(settings: Settings) -> tuple[list[dict[str, Any]], list[dic
         with output.console.status(f"ingesting {path.name} as {dataset}"):
             outcome = ingest_file(path, get_contract(contracts, dataset), settings)
         ingested.append({"file": path.name, **_counts(outcome.record)})
-    warehouse = open_warehouse(settings)
-    try:
-        with output.console.status("cooking summaries"):
-            tables = cook(warehouse, settings)
-    finally:
-        warehouse.close()
+    with connected_warehouse(settings) as warehouse, output.console.status("cooking summaries"):
+        tables = cook(warehouse, settings)
     return ingested, [{"cooked table": t.table, "rows": t.rows} for t in tables]
 
 

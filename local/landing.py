@@ -26,7 +26,7 @@ from sluice.errors import ConfigError, WarehouseError
 from sluice.gcs import gcs_faults, gs_uri, parse_gs_uri
 from sluice.schema import SourceRef
 from sluice.settings import Settings
-from sluice.warehouse import open_warehouse
+from sluice.warehouse import connected_warehouse
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -208,13 +208,11 @@ def _job_running(settings: Settings, landed: LandedObject) -> bool:
 
 
 def _with_log_counts(settings: Settings, result: LandingResult) -> LandingResult:
-    warehouse = open_warehouse(settings)
     try:
-        rows = warehouse.query(LOG_SQL, {"job_id": result.landed.job_name})
+        with connected_warehouse(settings) as warehouse:
+            rows = warehouse.query(LOG_SQL, {"job_id": result.landed.job_name})
     except WarehouseError:
         return result  # no ingestion log yet: a rejection recorded only in its claim
-    finally:
-        warehouse.close()
     if not rows:
         return result
     row = rows[0]

@@ -8,6 +8,8 @@ SQL handed to ``run_script``/``query`` is BigQuery dialect; ``{dataset}`` and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 from sluice.contracts import Contract
@@ -46,6 +48,16 @@ class Warehouse(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+
+
+@contextmanager
+def connected_warehouse(settings: Settings) -> Iterator[Warehouse]:
+    """The configured warehouse for the length of a ``with`` block, closed after it."""
+    warehouse = open_warehouse(settings)
+    try:
+        yield warehouse
+    finally:
+        warehouse.close()
 
 
 def open_warehouse(settings: Settings) -> Warehouse:

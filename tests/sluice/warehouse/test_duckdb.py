@@ -13,7 +13,7 @@ from sluice.contracts import Column, Contract
 from sluice.errors import ConfigError, WarehouseError
 from sluice.schema import SourceRef, processed_schema
 from sluice.settings import Settings, load_settings
-from sluice.warehouse import open_warehouse
+from sluice.warehouse import connected_warehouse, open_warehouse
 from sluice.warehouse.duckdb import DuckDBWarehouse
 
 from .conftest import Stager, make_record, sample_rows
@@ -305,3 +305,13 @@ def test_run_script_is_all_or_nothing(warehouse: DuckDBWarehouse) -> None:
         "sluice_cooked",
     )
     assert tables == []
+
+
+def test_connected_warehouse_closes_after_the_block_even_on_error(settings: Settings) -> None:
+    with pytest.raises(RuntimeError), connected_warehouse(settings) as warehouse:
+        assert isinstance(warehouse, DuckDBWarehouse)
+        raise RuntimeError("boom")
+
+    # Closed: another process-local connection can take the write lock at once.
+    with connected_warehouse(settings) as again:
+        assert again.query("SELECT 1 AS one") == [{"one": 1}]
