@@ -10,6 +10,7 @@ import logging
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -18,6 +19,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from functions.local_jobs import LocalJobs
+from local.eventarc import storage_event
 from local.generate import generate
 from local.services import pid_alive
 from local.stack import LocalStack, settings_for_stack, stack_file
@@ -190,3 +192,48 @@ def test_settings_for_stack_ignores_a_dead_stack(tmp_path: Path) -> None:
     stack_file(settings).write_text(json.dumps({"pid": NO_SUCH_PID, "gcs_endpoint": "http://x"}))
 
     assert settings_for_stack(settings).gcs_endpoint == ""
+
+
+@pytest.mark.slow
+def test_stack_duplicate_events_load_rows_once(tmp_path: Path) -> None:
+    source = generate("kiva_loans", 200, tmp_path / "l.csv", seed=5, dirty=0.05)
+    name = "incoming/kiva_loans/dup.csv"
+    settings = stack_settings(tmp_path / "home")
+
+    with LocalStack(settings, retry=TEST_RETRY) as stack:
+        blob = bare_client(stack.gcs_endpoint).bucket(settings.landing_bucket).blob(name)
+        blob.upload_from_filename(source.path)
+        attributes = {
+            "eventType": "OBJECT_FINALIZE",
+            "bucketId": settings.landing_bucket,
+            "objectId": name,
+            "objectGeneration": str(blob.generation),
+        }
+        # Eventarc's at-least-once: the same finalize ten more times, delivered in parallel
+        # while the first delivery is still validating and launching.
+        for copy in range(10):
+            event = storage_event(
+                f"dup-{copy}", attributes, json.dumps(blob._properties).encode(), datetime.now(UTC)
+            )
+            stack.bridge.enqueue(event)
+        uri = f"gs://{settings.landing_bucket}/{name}"
+        row = wait_for_log_rows(stack.settings, {uri}, timeout=240)[uri]
+        assert stack.bridge.wait_idle(timeout=60)
+        jobs = LocalJobs(stack.settings)
+        deadline = time.monotonic() + 60
+        while jobs.running_jobs() and time.monotonic() < deadline:
+            time.sleep(0.2)  # a second pipeline, were one launched, would finish here
+        warehouse = DuckDBWarehouse(stack.settings)
+        log_rows = warehouse.query(LOG_SQL)
+        loaded = warehouse.query("SELECT COUNT(*) AS n FROM {dataset}.kiva_loans")[0]["n"]
+        dead = warehouse.query("SELECT COUNT(*) AS n FROM {dataset}.kiva_loans_dead_letter")
+        claims = list(
+            bare_client(stack.gcs_endpoint).list_blobs(settings.pipeline_bucket, prefix="claims/")
+        )
+
+    assert row["status"] == "loaded"
+    assert row["rows_in"] == source.rows
+    assert len(log_rows) == 1
+    assert loaded == row["rows_loaded"] == source.rows - source.dirty_rows
+    assert dead[0]["n"] == row["rows_dead"] == source.dirty_rows
+    assert len(claims) == 1
