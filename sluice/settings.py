@@ -7,6 +7,7 @@ configuration. Nothing here creates a client or touches the network.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -15,6 +16,13 @@ from sluice.errors import ConfigError
 
 PREFIX = "SLUICE_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEDULE_FILE = Path(__file__).with_name("schedule.json")
+"""The cook schedule, also read by infra/schedule.tf for Cloud Scheduler: one source of truth."""
+
+
+def scheduled_cook_interval() -> int:
+    """Seconds between scheduled cooks, from ``SCHEDULE_FILE``."""
+    return int(json.loads(SCHEDULE_FILE.read_text(encoding="utf-8"))["cook_interval_seconds"])
 
 
 @dataclass(frozen=True)
@@ -79,8 +87,11 @@ class Settings:
     """``gs://`` temp location of Dataflow jobs; default ``gs://<pipeline_bucket>/temp``."""
     dataflow_endpoint: str = ""
     """Dataflow API endpoint override (tests); empty: Google's endpoint."""
-    cook_interval_seconds: int = 3600
-    """Seconds between scheduled ``cook`` runs (local stack loop, Cloud Scheduler); 0: off."""
+    cook_interval_seconds: int = scheduled_cook_interval()
+    """Seconds between scheduled ``cook`` runs (local stack loop, Cloud Scheduler); 0: off.
+
+    The default comes from ``sluice/schedule.json``, which infra/ turns into the Cloud
+    Scheduler cron; setting the variable changes only the local loop."""
     gcs_port: int = 0
     """Local stack: fake-gcs-server's port; 0 picks a free port at ``sluice up``."""
     bridge_port: int = 0

@@ -1,0 +1,190 @@
+# The 2nd-gen Cloud Functions (main.py's entry points), built from one source archive.
+#
+# The archive is an allow-list: main.py, requirements.txt (the functions' runtime, no
+# apache-beam), functions/, sluice/ and the data the code reads at run time (contracts/,
+# sql/, sluice/schedule.json). Nothing else can slip in (beam/, tests/, a stray .env or
+# virtualenv); tests/infra/test_functions.py builds the same file list and imports main
+# from it alone.
+locals {
+  function_source_patterns = [
+    "main.py",
+    "requirements.txt",
+    "functions/**/*.py",
+    "sluice/**/*.py",
+    "sluice/*.json",
+    "contracts/*.yaml",
+    "sql/*.sql",
+  ]
+  function_source_files = toset(flatten([
+    for pattern in local.function_source_patterns : fileset("${path.module}/..", pattern)
+  ]))
+}
+
+data "archive_file" "functions_source" {
+  type        = "zip"
+  output_path = "${path.module}/.build/functions-source.zip"
+
+  dynamic "source" {
+    for_each = local.function_source_files
+    content {
+      filename = source.value
+      content  = file("${path.module}/../${source.value}")
+    }
+  }
+}
+
+# Named by content: a changed archive is a new object, which redeploys both functions.
+resource "google_storage_bucket_object" "functions_source" {
+  name         = "functions/source-${data.archive_file.functions_source.output_md5}.zip"
+  bucket       = google_storage_bucket.artifacts.name
+  source       = data.archive_file.functions_source.output_path
+  content_type = "application/zip"
+}
+
+# IAM changes take a minute to reach every Google service; without the pause the first
+# apply races them (the trigger's publisher role, the build account's builder role).
+resource "time_sleep" "iam_propagation" {
+  create_duration = "60s"
+
+  depends_on = [
+    google_project_iam_member.gcs_agent_pubsub_publisher,
+    google_project_iam_member.pubsub_agent_token_creator,
+    google_project_iam_member.upload_event_receiver,
+    google_project_iam_member.build_run_builder,
+    google_storage_bucket_iam_member.artifacts_build_reader,
+  ]
+}
+
+# landing bucket --(object finalize, Eventarc, at least once)--> on_upload
+resource "google_cloudfunctions2_function" "on_upload" {
+  name        = "${var.name_prefix}-on-upload"
+  location    = var.region
+  description = "Validates each file finalized in the landing bucket and launches the Dataflow flex template (or quarantines the file)."
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "on_upload"
+    service_account = google_service_account.build.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.artifacts.name
+        object = google_storage_bucket_object.functions_source.name
+      }
+    }
+  }
+
+  service_config {
+    # Validation streams the file in bounded memory (SLUICE_CHUNK_BYTES per batch); 540 s is
+    # the longest an event-driven function may run, enough to stream a 5 GiB file.
+    available_memory                 = "1Gi"
+    available_cpu                    = "1"
+    timeout_seconds                  = 540
+    max_instance_count               = var.upload_max_instances
+    max_instance_request_concurrency = 1
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.upload.email
+
+    environment_variables = {
+      SLUICE_HOME                     = "/tmp/sluice"
+      SLUICE_WAREHOUSE                = "bigquery"
+      SLUICE_BQ_PROJECT               = var.project_id
+      SLUICE_BQ_LOCATION              = local.bq_location
+      SLUICE_DATASET                  = google_bigquery_dataset.processed.dataset_id
+      SLUICE_COOKED_DATASET           = google_bigquery_dataset.cooked.dataset_id
+      SLUICE_LANDING_BUCKET           = google_storage_bucket.landing.name
+      SLUICE_PIPELINE_BUCKET          = google_storage_bucket.pipeline.name
+      SLUICE_LAUNCHER                 = "dataflow"
+      SLUICE_GCP_PROJECT              = var.project_id
+      SLUICE_DATAFLOW_REGION          = var.region
+      SLUICE_DATAFLOW_TEMPLATE        = local.template_path
+      SLUICE_DATAFLOW_SERVICE_ACCOUNT = google_service_account.worker.email
+      SLUICE_DATAFLOW_MAX_WORKERS     = var.dataflow_max_workers
+      SLUICE_DATAFLOW_TEMP_LOCATION   = "gs://${google_storage_bucket.pipeline.name}/temp"
+    }
+  }
+
+  # Any non-2xx answer (503 while another delivery holds the claim, 500 for a transient
+  # fault) makes Eventarc redeliver; main.on_upload returns 200 for everything a retry
+  # cannot change.
+  event_trigger {
+    trigger_region        = var.region
+    event_type            = "google.cloud.storage.object.v1.finalized"
+    retry_policy          = "RETRY_POLICY_RETRY"
+    service_account_email = google_service_account.upload.email
+    event_filters {
+      attribute = "bucket"
+      value     = google_storage_bucket.landing.name
+    }
+  }
+
+  depends_on = [time_sleep.iam_propagation]
+}
+
+# The trigger's identity may invoke on_upload (Eventarc pushes with its OIDC token).
+resource "google_cloud_run_service_iam_member" "on_upload_invoker" {
+  location = google_cloudfunctions2_function.on_upload.location
+  service  = google_cloudfunctions2_function.on_upload.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.upload.email}"
+}
+
+# Cloud Scheduler --(HTTP + OIDC)--> cook --> cooked tables
+resource "google_cloudfunctions2_function" "cook" {
+  name        = "${var.name_prefix}-cook"
+  location    = var.region
+  description = "Rebuilds every cooked table from sql/*.sql; called by Cloud Scheduler."
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "cook"
+    service_account = google_service_account.build.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.artifacts.name
+        object = google_storage_bucket_object.functions_source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory = "512Mi"
+    # Each summary is one BigQuery job; the whole run fits well inside the scheduler's
+    # 30-minute attempt deadline.
+    timeout_seconds = 900
+    # One cook at a time: two overlapping runs would race CREATE OR REPLACE on each table.
+    max_instance_count               = 1
+    max_instance_request_concurrency = 1
+    # Cloud Scheduler in the same project counts as internal traffic.
+    ingress_settings               = "ALLOW_INTERNAL_ONLY"
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.cook.email
+
+    environment_variables = {
+      SLUICE_HOME           = "/tmp/sluice"
+      SLUICE_WAREHOUSE      = "bigquery"
+      SLUICE_BQ_PROJECT     = var.project_id
+      SLUICE_BQ_LOCATION    = local.bq_location
+      SLUICE_DATASET        = google_bigquery_dataset.processed.dataset_id
+      SLUICE_COOKED_DATASET = google_bigquery_dataset.cooked.dataset_id
+    }
+  }
+
+  depends_on = [time_sleep.iam_propagation]
+}
+
+# The scheduler's account may invoke cook, and no other service.
+resource "google_cloud_run_service_iam_member" "cook_invoker" {
+  location = google_cloudfunctions2_function.cook.location
+  service  = google_cloudfunctions2_function.cook.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = "serviceAccount:${google_service_account.scheduler.email}"
+}
+
+# The dashboard (issue 4) is not declared: there is no `dashboard` entry point in main.py yet,
+# and a function without code cannot deploy. When it exists, it goes here as a third
+# google_cloudfunctions2_function built from the same archive, with entry_point "dashboard",
+# runtime python311, service_account_email = google_service_account.cook.email (it reads
+# what cook writes: the cook account already holds dataEditor on both datasets), the cook
+# function's warehouse environment variables, and run.invoker granted to named viewers,
+# never allUsers.

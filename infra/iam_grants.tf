@@ -1,0 +1,135 @@
+# Grants on single resources: buckets, datasets, the image repository, the worker account.
+# (Function invokers are in functions.tf, next to the functions.)
+#
+# Storage, in one table:            landing     pipeline     artifacts
+#   upload (on_upload)              read        read/write*  read (template spec)
+#   worker (Dataflow)               read        read/write*  read (template spec)
+#   build  (function builds)        -           -            read (source archive)
+#   cook, scheduler                 -           -            -
+#   var.landing_writers (people)    read/write  -            -
+# roles/storage.objectUser = get, list, create, delete (overwrite) objects; no IAM, no ACLs.
+# * plus roles/storage.legacyBucketReader there: bucket metadata, for Dataflow's checks.
+
+# --- landing: read by the door and the pipeline, written only by people --------------------
+
+resource "google_storage_bucket_iam_member" "landing_upload_reader" {
+  bucket = google_storage_bucket.landing.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.upload.email}"
+}
+
+resource "google_storage_bucket_iam_member" "landing_worker_reader" {
+  bucket = google_storage_bucket.landing.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_storage_bucket_iam_member" "landing_writers" {
+  for_each = toset(var.landing_writers)
+
+  bucket = google_storage_bucket.landing.name
+  role   = "roles/storage.objectUser"
+  member = each.value
+}
+
+# --- pipeline: claims, quarantine, staging, temp -----------------------------------------
+
+resource "google_storage_bucket_iam_member" "pipeline_upload_user" {
+  bucket = google_storage_bucket.pipeline.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.upload.email}"
+}
+
+resource "google_storage_bucket_iam_member" "pipeline_worker_user" {
+  bucket = google_storage_bucket.pipeline.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.worker.email}"
+}
+
+# Bucket metadata (storage.buckets.get): Dataflow and the Beam SDK look up the bucket of the
+# temp and staging locations before they use them; objectUser covers objects only.
+resource "google_storage_bucket_iam_member" "pipeline_upload_bucket_reader" {
+  bucket = google_storage_bucket.pipeline.name
+  role   = "roles/storage.legacyBucketReader"
+  member = "serviceAccount:${google_service_account.upload.email}"
+}
+
+resource "google_storage_bucket_iam_member" "pipeline_worker_bucket_reader" {
+  bucket = google_storage_bucket.pipeline.name
+  role   = "roles/storage.legacyBucketReader"
+  member = "serviceAccount:${google_service_account.worker.email}"
+}
+
+# --- artifacts: read-only for every runtime identity -------------------------------------
+
+resource "google_storage_bucket_iam_member" "artifacts_upload_reader" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.upload.email}"
+}
+
+resource "google_storage_bucket_iam_member" "artifacts_worker_reader" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_storage_bucket_iam_member" "artifacts_build_reader" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.build.email}"
+}
+
+# --- BigQuery datasets -------------------------------------------------------------------
+# dataEditor on a dataset: create tables in it (ensure_tables), read, insert, delete rows.
+
+# on_upload writes a rejected file's ingestion-log row (and ensures the tables first).
+resource "google_bigquery_dataset_iam_member" "processed_upload_editor" {
+  dataset_id = google_bigquery_dataset.processed.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.upload.email}"
+}
+
+# The pipeline's replacing transaction: delete a source's rows, insert the staged ones.
+resource "google_bigquery_dataset_iam_member" "processed_worker_editor" {
+  dataset_id = google_bigquery_dataset.processed.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_bigquery_dataset_iam_member" "staging_worker_editor" {
+  dataset_id = google_bigquery_dataset.staging.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
+# cook reads the processed tables, and first creates any that no file has made yet (empty),
+# so that a summary of a dataset that has not arrived is an empty table, not an error.
+resource "google_bigquery_dataset_iam_member" "processed_cook_editor" {
+  dataset_id = google_bigquery_dataset.processed.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.cook.email}"
+}
+
+resource "google_bigquery_dataset_iam_member" "cooked_cook_editor" {
+  dataset_id = google_bigquery_dataset.cooked.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.cook.email}"
+}
+
+# --- the flex template image -------------------------------------------------------------
+
+resource "google_artifact_registry_repository_iam_member" "pipeline_worker_reader" {
+  location   = google_artifact_registry_repository.pipeline.location
+  repository = google_artifact_registry_repository.pipeline.name
+  role       = "roles/artifactregistry.reader"
+  member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
+# --- on_upload launches jobs that run as the worker account ------------------------------
+
+resource "google_service_account_iam_member" "upload_acts_as_worker" {
+  service_account_id = google_service_account.worker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.upload.email}"
+}
