@@ -95,7 +95,7 @@ config="$workdir/cloudbuild.yaml"
 cat >"$config" <<'YAML'
 steps:
   - name: gcr.io/cloud-builders/docker
-    args: ["build", "--file=beam/Dockerfile", "--tag=${_IMAGE}", "."]
+    args: ["build", "--file=beam/Dockerfile", "--build-arg=WORKER_IMAGE=${_IMAGE}", "--tag=${_IMAGE}", "."]
 images: ["${_IMAGE}"]
 YAML
 

@@ -52,6 +52,10 @@ from sluice.warehouse import connected_warehouse
 LOG = logging.getLogger(__name__)
 
 
+WORKER_IMAGE_ENV = "SLUICE_WORKER_IMAGE"
+"""Set in the flex template image to the image's own name (beam/Dockerfile)."""
+
+
 def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pipeline:
     """The unrun pipeline for one file; FnApiRunner unless ``options`` name a runner."""
     settings = params.settings
@@ -109,6 +113,11 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[PipelineParams, Pipelin
         # flex-template launcher passes it): both kinds of staged files share the location,
         # ours under <dataset>/<job_id>/, so Beam gets the value too.
         beam_args.append(f"--staging_location={known.staging_location}")
+    worker_image = os.environ.get(WORKER_IMAGE_ENV)
+    if worker_image and not any(a.startswith("--sdk_container_image") for a in beam_args):
+        # Inside the template image: the workers run this same image (it knows its own
+        # name from the build), so they import the same sluice/ and beam/.
+        beam_args.append(f"--sdk_container_image={worker_image}")
     return resolve_params(known), PipelineOptions(beam_args)
 
 

@@ -180,6 +180,13 @@ def test_dockerfile_env_paths_name_files_the_image_has() -> None:
     assert set(load_contracts(contracts_dir)) == set(load_contracts(REPO_ROOT / "contracts"))
 
 
+def test_dockerfile_tells_the_pipeline_its_own_image_for_the_workers() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+
+    assert "ARG WORKER_IMAGE" in text
+    assert IMAGE.env["SLUICE_WORKER_IMAGE"] == "${WORKER_IMAGE}"
+
+
 def test_dockerfile_pythonpath_holds_the_copied_packages() -> None:
     roots = IMAGE.env["PYTHONPATH"].split(":")
 

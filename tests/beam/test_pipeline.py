@@ -224,3 +224,30 @@ def test_build_pipeline_uses_the_runner_option(tiny_contracts_dir: Path, write_s
     pipeline = build_pipeline(*parse_arguments(argv))
 
     assert type(pipeline.runner).__name__ == "BundleBasedDirectRunner"
+
+
+def test_parse_arguments_runs_workers_on_the_template_image(monkeypatch) -> None:
+    monkeypatch.setenv("SLUICE_WORKER_IMAGE", "europe-docker.pkg.dev/p/r/sluice-pipeline:t1")
+    base = [
+        "--input=gs://landing/incoming/kiva_loans/x.csv",
+        "--dataset=kiva_loans",
+        "--source_generation=1",
+    ]
+
+    _, options = parse_arguments(base)
+    _, explicit = parse_arguments([*base, "--sdk_container_image=other:1"])
+
+    assert options.get_all_options()["sdk_container_image"].endswith("sluice-pipeline:t1")
+    assert explicit.get_all_options()["sdk_container_image"] == "other:1"
+
+
+def test_parse_arguments_leaves_the_worker_image_alone_outside_the_image() -> None:
+    base = [
+        "--input=gs://landing/incoming/kiva_loans/x.csv",
+        "--dataset=kiva_loans",
+        "--source_generation=1",
+    ]
+
+    _, options = parse_arguments(base)
+
+    assert options.get_all_options()["sdk_container_image"] is None
