@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 BQEMU_VENV := .venv-bqemu
 BQEMU_STAMP := $(BQEMU_VENV)/.installed-stamp
+CHECKS_VENV := .venv-checks
+CHECKS_STAMP := $(CHECKS_VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo up test test-fast lint format bench clean
+.PHONY: template demo up test test-fast lint format bench clean
 
 $(STAMP): requirements.txt beam/requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +22,18 @@ $(BQEMU_STAMP): tests/sluice/warehouse/bqemulator_env.sh
 	PYTHON=$(PYTHON) bash tests/sluice/warehouse/bqemulator_env.sh $(BQEMU_VENV)
 	touch $@
 
+# checkov and shellcheck (tests/infra/) pin dependencies that conflict with ours.
+$(CHECKS_STAMP): infra/checks_env.sh infra/checks-constraints.txt
+	PYTHON=$(PYTHON) bash infra/checks_env.sh $(CHECKS_VENV)
+	touch $@
+
 demo: $(STAMP)  ## sample data in, summaries out
 	$(VENV)/bin/sluice demo
 
 up: $(STAMP)  ## the local stack (bucket, events, functions) until Ctrl-C
 	$(VENV)/bin/sluice up
 
-test: $(STAMP) $(BQEMU_STAMP) lint  ## everything CI runs
+test: $(STAMP) $(BQEMU_STAMP) $(CHECKS_STAMP) lint  ## everything CI runs
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: $(STAMP) lint  ## skip slow and emulator tests
@@ -44,4 +51,7 @@ bench: $(STAMP)  ## throughput against baselines measured in the same run
 	$(PY) bench/ingest_bench.py
 
 clean:
-	rm -rf $(VENV) $(BQEMU_VENV) .local bench/out .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BQEMU_VENV) $(CHECKS_VENV) .local bench/out .pytest_cache .ruff_cache
+
+template:  ## Dataflow flex template: make template PROJECT=.. REGION=.. REPOSITORY=.. TEMPLATE_PATH=gs://..
+	bash beam/build_template.sh $(TEMPLATE_ARGS)
