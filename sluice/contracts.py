@@ -16,6 +16,8 @@ Value rules shared by every consumer:
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,11 @@ import yaml
 from sluice.errors import ContractError
 
 TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
+# Dataset and column names become table and column identifiers: letters, digits and '_',
+# starting with a letter ('_' starts only the lineage columns Sluice adds itself).
+NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+FRESHNESS_KEYS = ("max_hours_without_file", "min_rows_per_hour", "window_hours")
+DEAD_LETTER_KEYS = ("max_rate", "window_hours")
 HEADER_POLICIES = ("reject", "ignore")
 PARTITION_GRANULARITIES = ("DAY", "MONTH", "YEAR")
 
@@ -49,6 +56,29 @@ class Column:
 
 
 @dataclass(frozen=True)
+class FreshnessRule:
+    """When a dataset's data counts as missing (checked by ``functions.alerts``).
+
+    Both limits are optional; a contract without a ``freshness`` block is never missing.
+    """
+
+    max_hours_without_file: float | None = None
+    """Alert when no file was loaded for longer than this (or never)."""
+    min_rows_per_hour: float | None = None
+    """Alert when the files loaded in the last ``window_hours`` brought fewer rows than
+    ``min_rows_per_hour * window_hours``."""
+    window_hours: float = 1.0
+    """The window ``min_rows_per_hour`` is averaged over."""
+
+    @property
+    def min_rows_in_window(self) -> float | None:
+        """The fewest rows the window may hold, or None without a row rule."""
+        if self.min_rows_per_hour is None:
+            return None
+        return self.min_rows_per_hour * self.window_hours
+
+
+@dataclass(frozen=True)
 class Contract:
     """Everything Sluice knows about one dataset."""
 
@@ -62,8 +92,11 @@ class Contract:
     partition_by: str | None = None
     partition_granularity: str = "DAY"
     cluster_by: tuple[str, ...] = ()
-    freshness: dict[str, Any] = field(default_factory=dict)
+    freshness: FreshnessRule = field(default_factory=FreshnessRule)
     dead_letter_max_rate: float = 0.05
+    """Alert when dead letters / rows in, over the window below, is above this share."""
+    dead_letter_window_hours: float = 24.0
+    """How far back the dead-letter rate looks (loaded files by ``finished_at``)."""
     source_path: Path | None = None
 
     @property
@@ -161,6 +194,13 @@ def load_contracts(directory: Path) -> dict[str, Contract]:
         contracts[contract.name] = contract
     if not contracts:
         raise ContractError(f"{directory}: expected contract files (*.yaml), found none")
+    tables = {c.dead_letter_table for c in contracts.values()}
+    clash = sorted(tables & set(contracts))
+    if clash:
+        raise ContractError(
+            f"{directory}: dataset name(s) {', '.join(clash)} clash with another dataset's "
+            "dead-letter table; expected distinct table names"
+        )
     return contracts
 
 
@@ -182,7 +222,7 @@ def contract_for_object(object_name: str, contracts: dict[str, Contract]) -> Con
 
 def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
     where = f"{path}"
-    name = _require(raw, "name", str, where)
+    name = _check_name(_require(raw, "name", str, where), f"{where}: name")
     version = _require(raw, "version", int, where)
     raw_columns = _require(raw, "columns", list, where)
     columns = tuple(_build_column(c, f"{where}: column {i + 1}") for i, c in enumerate(raw_columns))
@@ -214,7 +254,13 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
         "timestamp",
     ):
         raise ContractError(f"{where}: partition_by {partition!r} must be a date or timestamp")
-    dead = raw.get("dead_letter") or {}
+    freshness = _build_freshness(raw.get("freshness"), f"{where}: freshness")
+    dead = _mapping(raw.get("dead_letter"), DEAD_LETTER_KEYS, f"{where}: dead_letter")
+    max_rate = _number(dead, "max_rate", f"{where}: dead_letter", 0.05, allow_zero=True)
+    if max_rate > 1:
+        raise ContractError(
+            f"{where}: dead_letter.max_rate: expected a share between 0 and 1, found {max_rate!r}"
+        )
     return Contract(
         name=name,
         version=version,
@@ -225,16 +271,65 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
         partition_by=partition,
         partition_granularity=granularity,
         cluster_by=cluster,
-        freshness=dict(raw.get("freshness") or {}),
-        dead_letter_max_rate=float(dead.get("max_rate", 0.05)),
+        freshness=freshness,
+        dead_letter_max_rate=max_rate,
+        dead_letter_window_hours=_number(dead, "window_hours", f"{where}: dead_letter", 24.0),
         source_path=path,
     )
+
+
+def _build_freshness(raw: Any, where: str) -> FreshnessRule:
+    values = _mapping(raw, FRESHNESS_KEYS, where)
+    rows_per_hour = _number(values, "min_rows_per_hour", where, None)
+    if "window_hours" in values and rows_per_hour is None:
+        raise ContractError(
+            f"{where}: window_hours applies to min_rows_per_hour, found no min_rows_per_hour"
+        )
+    return FreshnessRule(
+        max_hours_without_file=_number(values, "max_hours_without_file", where, None),
+        min_rows_per_hour=rows_per_hour,
+        window_hours=_number(values, "window_hours", where, 1.0),
+    )
+
+
+def _mapping(raw: Any, keys: tuple[str, ...], where: str) -> dict[str, Any]:
+    """``raw`` as a mapping with only ``keys`` (a missing or empty block is ``{}``)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ContractError(f"{where}: expected a mapping, found {raw!r}")
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        raise ContractError(
+            f"{where}: expected keys among {', '.join(keys)}, found unknown "
+            f"{', '.join(map(repr, unknown))}"
+        )
+    return raw
+
+
+def _number(
+    values: dict[str, Any], key: str, where: str, default: Any, *, allow_zero: bool = False
+) -> Any:
+    """``values[key]`` as a float (positive, or non-negative with ``allow_zero``)."""
+    if key not in values:
+        return default
+    value = values[key]
+    low = "0 or more" if allow_zero else "more than 0"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        raise ContractError(f"{where}.{key}: expected a number {low}, found {value!r}")
+    return float(value)
 
 
 def _build_column(raw: Any, where: str) -> Column:
     if not isinstance(raw, dict):
         raise ContractError(f"{where}: expected a mapping, found {raw!r}")
-    name = _require(raw, "name", str, where)
+    name = _check_name(_require(raw, "name", str, where), f"{where}: name")
     where = f"{where} ({name!r})"
     col_type = _require(raw, "type", str, where)
     _check_choice(col_type, TYPES, f"{where}: type")
@@ -261,6 +356,14 @@ def _require(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise ContractError(f"{where}: {key} must be a {kind.__name__}, found {value!r}")
     return value
+
+
+def _check_name(name: str, where: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise ContractError(
+            f"{where}: expected letters, digits and '_' starting with a letter, found {name!r}"
+        )
+    return name
 
 
 def _check_choice(value: Any, choices: tuple[str, ...], where: str) -> None:

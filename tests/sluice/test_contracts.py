@@ -9,6 +9,7 @@ import pytest
 
 from sluice.contracts import (
     Contract,
+    FreshnessRule,
     contract_for_object,
     get_contract,
     load_contract,
@@ -133,6 +134,98 @@ def test_load_contract_rejects_partition_on_non_time_column(tmp_path: Path) -> N
         load_contract(path)
 
 
+MINIMAL = "name: x\nversion: 1\ncolumns:\n  - {name: a, type: string}\n"
+
+
+def test_shipped_contracts_have_typed_freshness_rules(contracts: dict[str, Contract]) -> None:
+    logs = contracts["server_logs"]
+
+    assert contracts["kiva_loans"].freshness == FreshnessRule(max_hours_without_file=24)
+    assert logs.freshness == FreshnessRule(
+        max_hours_without_file=1, min_rows_per_hour=1, window_hours=1
+    )
+    assert logs.freshness.min_rows_in_window == 1
+    assert (logs.dead_letter_max_rate, logs.dead_letter_window_hours) == (0.01, 24)
+
+
+def test_load_contract_without_freshness_has_no_rules(tmp_path: Path) -> None:
+    contract = load_contract(write_contract(tmp_path, MINIMAL))
+
+    assert contract.freshness == FreshnessRule()
+    assert contract.freshness.min_rows_in_window is None
+    assert contract.dead_letter_max_rate == 0.05
+
+
+def test_load_contract_reads_rows_window(tmp_path: Path) -> None:
+    text = MINIMAL + "freshness: {min_rows_per_hour: 50, window_hours: 6}\n"
+
+    rule = load_contract(write_contract(tmp_path, text)).freshness
+
+    assert (rule.min_rows_per_hour, rule.window_hours, rule.min_rows_in_window) == (50, 6, 300)
+    assert rule.max_hours_without_file is None
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        (
+            "freshness: {max_hours: 24}",
+            "freshness: expected keys among max_hours_without_file, min_rows_per_hour, "
+            "window_hours, found unknown 'max_hours'",
+        ),
+        ("freshness: [24]", "freshness: expected a mapping, found [24]"),
+        (
+            "freshness: {max_hours_without_file: 0}",
+            "freshness.max_hours_without_file: expected a number more than 0, found 0",
+        ),
+        (
+            "freshness: {max_hours_without_file: '24'}",
+            "freshness.max_hours_without_file: expected a number more than 0, found '24'",
+        ),
+        (
+            "freshness: {min_rows_per_hour: -1}",
+            "freshness.min_rows_per_hour: expected a number more than 0, found -1",
+        ),
+        (
+            "freshness: {min_rows_per_hour: true}",
+            "freshness.min_rows_per_hour: expected a number more than 0, found True",
+        ),
+        (
+            "freshness: {max_hours_without_file: 24, window_hours: 2}",
+            "window_hours applies to min_rows_per_hour, found no min_rows_per_hour",
+        ),
+        (
+            "dead_letter: {max_rate: 5}",
+            "dead_letter.max_rate: expected a share between 0 and 1, found 5.0",
+        ),
+        (
+            "dead_letter: {max_rate: .nan}",
+            "dead_letter.max_rate: expected a number 0 or more, found nan",
+        ),
+        (
+            "dead_letter: {rate: 0.1}",
+            "dead_letter: expected keys among max_rate, window_hours, found unknown 'rate'",
+        ),
+    ],
+)
+def test_load_contract_rejects_bad_alert_rules(tmp_path: Path, block: str, message: str) -> None:
+    path = write_contract(tmp_path, MINIMAL + block + "\n")
+
+    with pytest.raises(ContractError) as error:
+        load_contract(path)
+
+    assert message in str(error.value)
+    assert str(path) in str(error.value)
+
+
+def test_load_contract_accepts_zero_dead_letter_rate(tmp_path: Path) -> None:
+    text = MINIMAL + "dead_letter: {max_rate: 0, window_hours: 6}\n"
+
+    contract = load_contract(write_contract(tmp_path, text))
+
+    assert (contract.dead_letter_max_rate, contract.dead_letter_window_hours) == (0.0, 6.0)
+
+
 def test_load_contracts_empty_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ContractError, match="found none"):
         load_contracts(tmp_path)
@@ -180,3 +273,32 @@ def test_resolve_header_unknown_column_rejected_or_ignored(
 def test_resolve_header_duplicate_column(contracts: dict[str, Contract]) -> None:
     mapping = resolve_header(["loan_id", "lenders", "loan_id"], contracts["kiva_lenders"])
     assert mapping.problems == ("header: column 'loan_id' appears twice (fields 1 and 3)",)
+
+
+@pytest.mark.parametrize(
+    "name", ["evil`; DROP TABLE `p.sluice.ingestion_log`; --", "_source_uri", "1st", "a b", ""]
+)
+def test_load_contract_refuses_names_that_are_not_identifiers(tmp_path: Path, name: str) -> None:
+    dataset = write_contract(
+        tmp_path, f"name: {name!r}\nversion: 1\ncolumns:\n  - {{name: a, type: string}}\n"
+    )
+    column = tmp_path / "column.yaml"
+    column.write_text(
+        f"name: x\nversion: 1\ncolumns:\n  - {{name: {name!r}, type: string}}\n", encoding="utf-8"
+    )
+
+    with pytest.raises(ContractError, match="expected letters, digits and '_'"):
+        load_contract(dataset)
+    with pytest.raises(ContractError, match="expected letters, digits and '_'"):
+        load_contract(column)
+
+
+def test_load_contracts_refuses_a_dataset_named_like_a_dead_letter_table(tmp_path: Path) -> None:
+    for name in ("orders", "orders_dead_letter"):
+        (tmp_path / f"{name}.yaml").write_text(
+            f"name: {name}\nversion: 1\ncolumns:\n  - {{name: a, type: string}}\n",
+            encoding="utf-8",
+        )
+
+    with pytest.raises(ContractError, match="orders_dead_letter clash"):
+        load_contracts(tmp_path)
