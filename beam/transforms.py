@@ -17,6 +17,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
+from typing import BinaryIO
 
 import apache_beam as beam
 import pyarrow as pa
@@ -29,8 +30,10 @@ from apache_beam.pvalue import PCollection, TaggedOutput
 from sluice.contracts import Contract
 from sluice.csvscan import open_decompressed
 from sluice.errors import FileRejected
+from sluice.gcs import open_object, parse_gs_uri, storage_client
 from sluice.parse import iter_parsed_batches
 from sluice.schema import SourceRef
+from sluice.settings import load_settings
 
 LOG = logging.getLogger(__name__)
 METRICS_NAMESPACE = "sluice"
@@ -82,9 +85,10 @@ class ParseCsvFn(beam.DoFn):
 
     def process(self, path: str) -> Iterator[pa.Table | TaggedOutput]:
         """Emit each batch's rows (main), dead letters (``dead``) or a rejection (``rejected``)."""
+        from google.api_core.exceptions import NotFound
+
         try:
-            # UNCOMPRESSED: gzip is detected by magic bytes, not by the object's name.
-            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+            with self._open(path) as raw:
                 batches = iter_parsed_batches(
                     open_decompressed(raw),
                     self._contract,
@@ -100,11 +104,37 @@ class ParseCsvFn(beam.DoFn):
                     if batch.dead.num_rows:
                         self._dead.inc(batch.dead.num_rows)
                         yield TaggedOutput(DEAD, batch.dead)
+        except NotFound:
+            # The pinned generation was replaced or deleted before the pipeline read it.
+            exc = FileRejected(
+                f"expected generation {self._source.generation} of {path}, found it gone "
+                "(replaced or deleted before the pipeline read it)",
+                code="vanished",
+            )
+            LOG.warning("%s: file rejected: %s", self._source.uri, exc)
+            self._rejected.inc()
+            yield TaggedOutput(REJECTED, str(exc))
         except FileRejected as exc:
             # Retrying cannot fix the file: report it once, the load step records it.
             LOG.warning("%s: file rejected: %s", self._source.uri, exc)
             self._rejected.inc()
             yield TaggedOutput(REJECTED, str(exc))
+
+    def _open(self, path: str) -> BinaryIO:
+        """The input's bytes; for the source object, exactly its generation.
+
+        Reading ``gs://bucket/name`` through Beam's filesystem would read whatever generation
+        is live, so a newer upload of the same name would be loaded under this generation's
+        label (and again by its own job). UNCOMPRESSED everywhere: gzip is detected by its
+        magic bytes, not by the object's name.
+        """
+        if path == self._source.uri and path.startswith("gs://"):
+            bucket, name = parse_gs_uri(path)
+            client = storage_client(load_settings())
+            return open_object(
+                client, bucket, name, self._source.generation, chunk_bytes=self._chunk_bytes
+            )
+        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
 class StageParquetFn(beam.DoFn):

@@ -10,6 +10,7 @@ first use, never at import. ``gcs_faults`` turns the faults a retry can cure (HT
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, BinaryIO
@@ -94,8 +95,42 @@ def open_object(
     """A reader of exactly this generation's stored bytes, fetched ``chunk_bytes`` at a time.
 
     Each read is a ranged GET of that generation, so memory holds about one chunk and a newer
-    upload of the same name cannot change the bytes mid-stream (a replaced generation gives
-    ``NotFound``). ``raw_download`` keeps gzip-encoded objects as stored: no transcoding.
+    upload of the same name cannot change the bytes mid-stream (a generation that is gone
+    gives ``NotFound``, here or on a read). Stored bytes as they are: no gzip transcoding.
     """
     blob = client.bucket(bucket).blob(name, generation=generation)
-    return blob.open("rb", chunk_size=chunk_bytes, raw_download=True)
+    blob.reload()  # this generation's size, and NotFound now if it is already gone
+    return io.BufferedReader(_GenerationReader(blob, chunk_bytes), buffer_size=chunk_bytes)
+
+
+class _GenerationReader(io.RawIOBase):
+    """Ranged reads of one object generation, each through a fresh ``Blob``.
+
+    google-cloud-storage's own reader keeps one ``Blob`` and copies each response's
+    ``x-goog-generation`` header into it; a server that reports the live generation there
+    (fake-gcs-server does) would make every later chunk come from a newer upload.
+    """
+
+    def __init__(self, blob: storage.Blob, chunk_bytes: int) -> None:
+        self._bucket, self._name, self._generation = blob.bucket, blob.name, blob.generation
+        self._size = int(blob.size or 0)
+        self._chunk_bytes = chunk_bytes
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        wanted = min(len(buffer), self._chunk_bytes, self._size - self._position)
+        if wanted <= 0:
+            return 0
+        blob = self._bucket.blob(self._name, generation=self._generation)
+        data = blob.download_as_bytes(
+            start=self._position,
+            end=self._position + wanted - 1,
+            raw_download=True,
+            checksum=None,
+        )
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)

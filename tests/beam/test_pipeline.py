@@ -15,6 +15,7 @@ import duckdb
 import pytest
 from apache_beam.options.pipeline_options import GoogleCloudOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from google.cloud import storage
 
 from beam.pipeline import build_pipeline, parse_arguments, run
 from sluice.claims import claim_event, event_key, read_claim
@@ -251,3 +252,33 @@ def test_parse_arguments_leaves_the_worker_image_alone_outside_the_image() -> No
     _, options = parse_arguments(base)
 
     assert options.get_all_options()["sdk_container_image"] is None
+
+
+SAMPLE_LOG_HEADER = (
+    b"timestamp,host,method,path,status,bytes_sent,latency_ms,client_ip,country_code,"
+    b"user_agent,referrer\n"
+)
+SAMPLE_LOG_ROW = b"2024-01-01T00:00:00Z,h,GET,/p,200,10,1.5,1.1.1.1,US,ua,r\n"
+
+
+def test_run_reads_the_launched_generation_not_a_newer_upload(gcs: GcsBuckets, tmp_path) -> None:
+    versioned = storage.Bucket(gcs.client, f"{gcs.landing.name}-v")
+    versioned.versioning_enabled = True  # as infra/ sets landing: older generations stay
+    bucket = gcs.client.create_bucket(versioned)
+    blob = bucket.blob("incoming/server_logs/x.csv")
+    blob.upload_from_string(SAMPLE_LOG_HEADER + SAMPLE_LOG_ROW * 3)
+    launched = blob.generation
+    blob.upload_from_string(SAMPLE_LOG_HEADER + SAMPLE_LOG_ROW)  # a newer upload, same name
+    argv = [
+        f"--input=gs://{bucket.name}/incoming/server_logs/x.csv",
+        "--dataset=server_logs",
+        f"--warehouse_target={tmp_path / 'w.duckdb'}",
+        f"--staging_location={tmp_path / 'staging'}",
+    ]
+
+    record = run([*argv, f"--source_generation={launched}"])
+    gone = run([*argv, f"--source_generation={launched - 1}", "--job_id=sluice-gone-1"])
+
+    assert (record.status, record.rows_loaded, record.source_generation) == ("loaded", 3, launched)
+    assert gone.status == "rejected"
+    assert "found it gone" in gone.reason
