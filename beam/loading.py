@@ -103,7 +103,8 @@ class LoadWarehouseFn(beam.DoFn):
             sorted(path for path, _ in staged_dead),
             record,
         )
-        return record
+        # What the warehouse logged: a load overtaken by a newer generation is 'rejected'.
+        return find_ingestion_record(warehouse, self._source, self._job_id) or record
 
     def _record(
         self, status: str, loaded: int, dead: int, reason: str | None = None

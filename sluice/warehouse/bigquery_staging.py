@@ -23,6 +23,7 @@ from sluice.schema import (
     ingestion_log_schema,
     processed_schema,
 )
+from sluice.warehouse.loads import SUPERSEDED
 
 
 def replace_script(contract: Contract, targets: dict[str, str], staged: dict[str, str]) -> str:
@@ -32,15 +33,33 @@ def replace_script(contract: Contract, targets: dict[str, str], staged: dict[str
     """
     uri = f"(SELECT source_uri FROM {staged['log']})"
     generation = f"(SELECT source_generation FROM {staged['log']})"
+    # Jobs may finish out of order: when a newer generation of the object is already loaded,
+    # every statement below is a no-op but the one logging this load as superseded.
+    newer = (
+        f"EXISTS (SELECT 1 FROM {targets['log']} WHERE source_uri = {uri}"
+        f" AND status = 'loaded' AND source_generation > {generation})"
+    )
+    log_names = ingestion_log_schema().names
+    superseded = {"status": "'rejected'", "rows_in": "0", "rows_loaded": "0", "rows_dead": "0"}
+    superseded_values = ", ".join(
+        superseded.get(name, f"`{name}`") if name != "reason" else f"'{SUPERSEDED}'"
+        for name in log_names
+    )
     statements = [
         "BEGIN TRANSACTION",
-        f"DELETE FROM {targets['rows']} WHERE _source_uri = {uri}",
-        f"DELETE FROM {targets['dead']} WHERE source_uri = {uri}",
+        f"DELETE FROM {targets['rows']} WHERE _source_uri = {uri} AND NOT {newer}",
+        f"DELETE FROM {targets['dead']} WHERE source_uri = {uri} AND NOT {newer}",
         f"DELETE FROM {targets['log']} WHERE source_uri = {uri}"
+        f" AND source_generation = {generation} AND {newer}",
+        f"INSERT INTO {targets['log']} ({', '.join(f'`{n}`' for n in log_names)})"
+        f" SELECT {superseded_values} FROM {staged['log']} WHERE {newer}",
+        f"DELETE FROM {targets['log']} WHERE source_uri = {uri} AND NOT {newer}"
         f" AND (status = 'loaded' OR source_generation = {generation})",
-        _insert_select(targets["rows"], staged["rows"], processed_schema(contract).names),
-        _insert_select(targets["dead"], staged["dead"], dead_letter_schema().names),
-        _insert_select(targets["log"], staged["log"], ingestion_log_schema().names),
+        _insert_select(
+            targets["rows"], staged["rows"], processed_schema(contract).names, f"NOT {newer}"
+        ),
+        _insert_select(targets["dead"], staged["dead"], dead_letter_schema().names, f"NOT {newer}"),
+        _insert_select(targets["log"], staged["log"], log_names, f"NOT {newer}"),
         "COMMIT TRANSACTION",
     ]
     return ";\n".join(statements) + ";"
@@ -59,9 +78,9 @@ def local_parquet(files: list[str], schema: pa.Schema, record: IngestionRecord |
     return out
 
 
-def _insert_select(target: str, staged: str, names: list[str]) -> str:
+def _insert_select(target: str, staged: str, names: list[str], where: str) -> str:
     columns = ", ".join(f"`{name}`" for name in names)
-    return f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staged}"
+    return f"INSERT INTO {target} ({columns}) SELECT {columns} FROM {staged} WHERE {where}"
 
 
 def load_config(schema: pa.Schema) -> Any:

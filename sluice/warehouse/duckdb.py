@@ -43,7 +43,13 @@ from sluice.warehouse.dialect import (
     split_statements,
     to_duckdb,
 )
-from sluice.warehouse.loads import check_counts, check_load_record, check_staged_files
+from sluice.warehouse.loads import (
+    SUPERSEDED,
+    check_counts,
+    check_load_record,
+    check_staged_files,
+    superseded_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +95,17 @@ class DuckDBWarehouse:
         check_staged_files(dead_files, dead_letter_schema())
         uri = {"uri": source.uri}
         with self._transaction() as con:
+            newer = con.execute(
+                f"SELECT max(source_generation) FROM {self._table(INGESTION_LOG_TABLE)}"
+                " WHERE source_uri = $uri AND status = 'loaded'"
+                " AND source_generation > $generation",
+                {**uri, "generation": source.generation},
+            ).fetchone()[0]
+            if newer is not None:
+                # Jobs may finish out of order: the newest generation's rows stay.
+                self._replace_record(con, superseded_record(record))
+                log.warning("%s#%d: %s (%d)", source.uri, source.generation, SUPERSEDED, newer)
+                return
             con.execute(f"DELETE FROM {self._table(contract.table)} WHERE _source_uri = $uri", uri)
             con.execute(
                 f"DELETE FROM {self._table(contract.dead_letter_table)} WHERE source_uri = $uri",
@@ -113,12 +130,15 @@ class DuckDBWarehouse:
     def record_ingestion(self, record: IngestionRecord) -> None:
         """Write one ingestion-log row, replacing the row of the same uri and generation."""
         with self._transaction() as con:
-            con.execute(
-                f"DELETE FROM {self._table(INGESTION_LOG_TABLE)}"
-                " WHERE source_uri = $uri AND source_generation = $generation",
-                {"uri": record.source_uri, "generation": record.source_generation},
-            )
-            self._insert_record(con, record)
+            self._replace_record(con, record)
+
+    def _replace_record(self, con: duckdb.DuckDBPyConnection, record: IngestionRecord) -> None:
+        con.execute(
+            f"DELETE FROM {self._table(INGESTION_LOG_TABLE)}"
+            " WHERE source_uri = $uri AND source_generation = $generation",
+            {"uri": record.source_uri, "generation": record.source_generation},
+        )
+        self._insert_record(con, record)
 
     def run_script(self, sql: str) -> None:
         """Run a BigQuery-dialect script, transpiled to DuckDB, in one transaction."""

@@ -8,6 +8,7 @@ instead of loading twice; a new run of the same file gets a new key and loads af
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import pyarrow as pa
@@ -29,6 +30,18 @@ def load_key(dataset: str, record: IngestionRecord) -> str:
         record.started_at.isoformat(),
     )
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+SUPERSEDED = "superseded: a newer generation of this object is already loaded"
+"""Reason of a load that arrives after a newer generation of the same object was loaded
+(jobs may finish out of order): it replaces nothing and is logged as rejected."""
+
+
+def superseded_record(record: IngestionRecord) -> IngestionRecord:
+    """The log row of a load that a newer generation already superseded: nothing loaded."""
+    return dataclasses.replace(
+        record, status="rejected", rows_in=0, rows_loaded=0, rows_dead=0, reason=SUPERSEDED
+    )
 
 
 def check_load_record(contract: Contract, source: SourceRef, record: IngestionRecord) -> None:

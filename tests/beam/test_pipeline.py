@@ -282,3 +282,27 @@ def test_run_reads_the_launched_generation_not_a_newer_upload(gcs: GcsBuckets, t
     assert (record.status, record.rows_loaded, record.source_generation) == ("loaded", 3, launched)
     assert gone.status == "rejected"
     assert "found it gone" in gone.reason
+
+
+def test_run_of_an_older_generation_finishing_last_leaves_the_newer_rows(tmp_path) -> None:
+    newer, older = tmp_path / "new.csv", tmp_path / "old.csv"
+    newer.write_bytes(SAMPLE_LOG_HEADER + SAMPLE_LOG_ROW * 3)
+    older.write_bytes(SAMPLE_LOG_HEADER + SAMPLE_LOG_ROW)
+    common = [
+        "--dataset=server_logs",
+        "--source_uri=gs://landing/incoming/server_logs/x.csv",
+        f"--warehouse_target={tmp_path / 'w.duckdb'}",
+        f"--staging_location={tmp_path / 'staging'}",
+    ]
+
+    first = run([f"--input={newer}", "--source_generation=2000", *common])
+    late = run([f"--input={older}", "--source_generation=1000", *common])
+
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        rows = con.execute(
+            "SELECT _source_generation, count(*) FROM sluice.server_logs GROUP BY 1"
+        ).fetchall()
+    assert (first.status, first.rows_loaded) == ("loaded", 3)
+    assert (late.status, late.rows_loaded) == ("rejected", 0)
+    assert late.reason.startswith("superseded")
+    assert rows == [(2000, 3)]

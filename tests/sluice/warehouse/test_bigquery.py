@@ -167,9 +167,11 @@ def test_load_replacing_source_runs_one_transaction_with_no_values_in_sql(
     staged_log = f"`proj-1.sluice_staging._staging_{key}_log`"
     assert sql.startswith("BEGIN TRANSACTION;\nDELETE FROM `proj-1.sluice.kiva_loans`")
     assert f"WHERE _source_uri = (SELECT source_uri FROM {staged_log})" in sql
-    assert f"FROM `proj-1.sluice_staging._staging_{key}_rows`;" in sql
+    assert f"FROM `proj-1.sluice_staging._staging_{key}_rows` WHERE NOT EXISTS" in sql
     assert sql.endswith("COMMIT TRANSACTION;")
-    assert sql.count("INSERT INTO") == 3 and sql.count("DELETE FROM") == 3
+    # rows, dead letters, the log row, and the superseded row a newer generation makes
+    assert sql.count("INSERT INTO") == 4 and sql.count("DELETE FROM") == 4
+    assert sql.count("AND source_generation > (SELECT source_generation") == 8
     assert SOURCE.uri not in sql
     dropped = {r.path.rsplit("/", 1)[1] for r in fake.sent("DELETE", "/tables/")}
     assert dropped == {f"_staging_{key}_{kind}" for kind in ("rows", "dead", "log")}

@@ -17,6 +17,7 @@ from sluice.errors import WarehouseError
 from sluice.schema import SourceRef
 from sluice.settings import load_settings
 from sluice.warehouse.bigquery import BigQueryWarehouse
+from sluice.warehouse.loads import SUPERSEDED
 
 from .conftest import EMULATOR_PROJECT, Stager, make_record
 
@@ -143,3 +144,25 @@ def test_emulator_run_script_builds_a_cooked_table(emu: BigQueryWarehouse, stage
         {"day": date(2024, 3, 16), "requests": 24},
         {"day": date(2024, 3, 17), "requests": 5},
     ]
+
+
+def test_emulator_load_of_an_older_generation_after_a_newer_one_replaces_nothing(
+    emu: BigQueryWarehouse, stager: Stager
+) -> None:
+    newer = SourceRef(SOURCE_A.uri, SOURCE_A.generation + 10)
+    load(emu, stager, newer, rows=3, dead=1)
+
+    load(emu, stager, SOURCE_A, rows=1, dead=0)  # its job finished last
+
+    log = emu.query(
+        "SELECT source_generation, status, rows_loaded, reason"
+        " FROM {dataset}.ingestion_log ORDER BY source_generation"
+    )
+    assert count(emu, "server_logs", SOURCE_A.uri) == 3
+    assert count(emu, "server_logs_dead_letter", SOURCE_A.uri) == 1
+    assert log == [
+        {"source_generation": SOURCE_A.generation, "status": "rejected", "rows_loaded": 0,
+         "reason": SUPERSEDED},
+        {"source_generation": newer.generation, "status": "loaded", "rows_loaded": 3,
+         "reason": None},
+    ]  # fmt: skip

@@ -15,6 +15,7 @@ from sluice.schema import SourceRef, processed_schema
 from sluice.settings import Settings, load_settings
 from sluice.warehouse import connected_warehouse, open_warehouse
 from sluice.warehouse.duckdb import DuckDBWarehouse
+from sluice.warehouse.loads import SUPERSEDED
 
 from .conftest import Stager, make_record, sample_rows
 
@@ -315,3 +316,24 @@ def test_connected_warehouse_closes_after_the_block_even_on_error(settings: Sett
     # Closed: another process-local connection can take the write lock at once.
     with connected_warehouse(settings) as again:
         assert again.query("SELECT 1 AS one") == [{"one": 1}]
+
+
+def test_load_of_an_older_generation_after_a_newer_one_replaces_nothing(
+    warehouse: DuckDBWarehouse, stager: Stager
+) -> None:
+    newer = SourceRef(SOURCE_A.uri, SOURCE_A.generation + 10)
+    load(warehouse, stager, newer, rows=3, dead=1)
+
+    load(warehouse, stager, SOURCE_A, rows=1, dead=0)  # its job finished last
+
+    log = inspect(
+        warehouse,
+        "SELECT source_generation, status, rows_loaded, reason FROM sluice.ingestion_log"
+        " ORDER BY source_generation",
+    )
+    assert count(warehouse, "server_logs") == 3
+    assert count(warehouse, "server_logs_dead_letter") == 1
+    assert log == [
+        (SOURCE_A.generation, "rejected", 0, SUPERSEDED),
+        (newer.generation, "loaded", 3, None),
+    ]
