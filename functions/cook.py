@@ -14,6 +14,11 @@ has not arrived yet is therefore an empty table rather than an error that would 
 summaries of the datasets that did arrive. Any other failure stops the run at that file (its
 name is added to the exception) and is raised as is, so a transient warehouse fault reaches
 the scheduler as a retry; later files may depend on the failed one, so they do not run.
+
+After the summaries, ``cook_and_check_alerts`` checks every contract's freshness and
+dead-letter rules (``functions.alerts``): the scheduled ``cook`` function and ``sluice cook``
+report both the tables and the open alerts. The check depends only on the ingestion log and
+the time, so cooking twice at the same time gives the same report.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+from functions.alerts import Alert, check_alerts
 from sluice.contracts import load_contracts
 from sluice.errors import ConfigError
 from sluice.settings import Settings
@@ -41,6 +48,14 @@ class CookedTable:
     table: str
     rows: int
     seconds: float
+
+
+@dataclass
+class CookReport:
+    """What one cook did: the rebuilt tables, then the data alerts open after it."""
+
+    tables: list[CookedTable]
+    alerts: list[Alert]
 
 
 def summary_files(sql_dir: Path) -> list[Path]:
@@ -115,3 +130,13 @@ def count_rows(warehouse: Warehouse, tables: list[str]) -> dict[str, int]:
         for table in tables
     )
     return {row["cooked_table"]: int(row["row_count"]) for row in warehouse.query(sql)}
+
+
+def cook_and_check_alerts(
+    warehouse: Warehouse, settings: Settings, now: datetime | None = None
+) -> CookReport:
+    """Rebuild every cooked table, then check every contract's alert rules at ``now``."""
+    tables = cook(warehouse, settings)
+    # cook has ensured every contract's tables, which the check reads.
+    alerts = check_alerts(warehouse, load_contracts(settings.contracts_dir), now)
+    return CookReport(tables, alerts)

@@ -23,6 +23,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from local import output, stack_commands
 from sluice.contracts import get_contract, load_contracts
@@ -64,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("sql")
     query.add_argument("--json", action="store_true")
 
-    status = commands.add_parser("status", help="show the ingestion log, newest first")
+    status = commands.add_parser(
+        "status", help="show the ingestion log, newest first, and the open data alerts"
+    )
     status.add_argument("--json", action="store_true")
     status.add_argument("--limit", type=int, default=50)
 
@@ -154,16 +157,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_cook(args: argparse.Namespace) -> int:
     """sluice cook."""
-    from functions.cook import cook
+    from functions.cook import cook_and_check_alerts
 
     settings = load_settings()
     with connected_warehouse(settings) as warehouse, output.console.status("cooking summaries"):
-        tables = cook(warehouse, settings)
-    rows = [{"table": t.table, "rows": t.rows, "seconds": round(t.seconds, 3)} for t in tables]
+        report = cook_and_check_alerts(warehouse, settings)
+    rows = [
+        {"table": t.table, "rows": t.rows, "seconds": round(t.seconds, 3)} for t in report.tables
+    ]
+    alerts = [alert.as_dict() for alert in report.alerts]
     if args.json:
-        output.print_json(rows)
+        output.print_json({"tables": rows, "alerts": alerts})
     else:
         output.print_table(rows, title="cooked tables")
+        output.print_table(_alert_rows(alerts), title="open alerts")
     return 0
 
 
@@ -181,16 +188,28 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """sluice status."""
+    from functions.alerts import open_alerts
+
     settings = load_settings()
     with connected_warehouse(settings) as warehouse:
         for contract in load_contracts(settings.contracts_dir).values():
             warehouse.ensure_tables(contract)
         rows = warehouse.query(STATUS_SQL, {"limit": args.limit})
+        alerts = open_alerts(warehouse)
     if args.json:
-        output.print_json(rows)
+        output.print_json({"ingestion_log": rows, "alerts": alerts})
     else:
         output.print_table(rows, title="ingestion log")
+        output.print_table(_alert_rows(alerts), title="open alerts (as of the last cook)")
     return 0
+
+
+def _alert_rows(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The columns of an alert a person reads first (the message holds the numbers)."""
+    return [
+        {key: alert[key] for key in ("dataset", "alert", "rule", "message", "opened_at")}
+        for alert in alerts
+    ]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

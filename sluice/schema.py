@@ -43,6 +43,8 @@ DUCKDB_TYPES = {
 }
 
 INGESTION_LOG_TABLE = "ingestion_log"
+ALERTS_TABLE = "alerts"
+"""Data alerts by (dataset, rule), in the processed dataset; written by ``functions.alerts``."""
 
 # (name, contract-style type) of the lineage columns appended to every processed table.
 LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -73,6 +75,21 @@ INGESTION_LOG_COLUMNS: tuple[tuple[str, str], ...] = (
     ("job_id", "string"),
     ("started_at", "timestamp"),
     ("finished_at", "timestamp"),
+)
+
+# One row per (dataset, rule) that has ever breached: status 'open' or 'cleared'. A breach
+# that persists keeps its opened_at; checked_at is the last check that saw the row's status.
+ALERT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("dataset", "string"),
+    ("rule", "string"),
+    ("alert", "string"),
+    ("status", "string"),
+    ("message", "string"),
+    ("observed", "float"),
+    ("threshold", "float"),
+    ("opened_at", "timestamp"),
+    ("checked_at", "timestamp"),
+    ("cleared_at", "timestamp"),
 )
 
 

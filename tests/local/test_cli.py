@@ -106,8 +106,8 @@ def test_ingest_rejected_file_exits_1_and_is_logged(capsys, tmp_path: Path) -> N
     assert code == 1
     assert result["status"] == "rejected"
     assert "lenders" in result["reason"]
-    assert status[0]["source_uri"] == str(bad.resolve())
-    assert status[0]["status"] == "rejected"
+    assert status["ingestion_log"][0]["source_uri"] == str(bad.resolve())
+    assert status["ingestion_log"][0]["status"] == "rejected"
 
 
 def test_unknown_dataset_is_one_clear_line(capsys, loans_file: Path) -> None:
@@ -129,10 +129,28 @@ def test_cook_builds_tables_from_ingested_data(capsys, loans_file: Path) -> None
     run_cli(capsys, "ingest", str(loans_file), "--dataset=kiva_loans", "--json")
 
     code, out, _ = run_cli(capsys, "cook", "--json")
+    status = json.loads(run_cli(capsys, "status", "--json")[1])
 
-    tables = {t["table"]: t["rows"] for t in json.loads(out)}
+    report = json.loads(out)
+    tables = {t["table"]: t["rows"] for t in report["tables"]}
+    missing = {(a["dataset"], a["rule"]) for a in report["alerts"]}
     assert code == 0
     assert tables["kiva_loans_by_country"] > 0
+    # Only kiva_loans arrived: the other datasets were never loaded.
+    assert ("kiva_lenders", "max_hours_without_file") in missing
+    assert ("kiva_loans", "max_hours_without_file") not in missing
+    assert {(a["dataset"], a["rule"]) for a in status["alerts"]} == missing
+
+
+def test_status_table_lists_open_alerts_after_cook(capsys) -> None:
+    run_cli(capsys, "cook")
+
+    code, out, _ = run_cli(capsys, "status")
+
+    assert code == 0
+    assert "open alerts" in out
+    assert "kiva_lenders" in out
+    assert "missing_data" in out
 
 
 def test_generate_writes_requested_rows(capsys, tmp_path: Path) -> None:
