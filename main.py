@@ -48,9 +48,10 @@ def on_upload(cloud_event: CloudEvent) -> None:
 
 @functions_framework.http
 def cook(request: flask.Request) -> tuple[dict[str, Any], int]:
-    """HTTP (Cloud Scheduler): rebuild every cooked table; JSON ``{"tables": [...]}``."""
+    """HTTP (Cloud Scheduler): rebuild every cooked table, then check the data alerts;
+    JSON ``{"tables": [...], "alerts": [...]}`` (the alerts open after this check)."""
     _configure_logging()
-    from functions.cook import cook as cook_summaries
+    from functions.cook import cook_and_check_alerts
     from sluice.errors import SluiceError, TransientError
     from sluice.settings import load_settings
     from sluice.warehouse import connected_warehouse
@@ -58,7 +59,7 @@ def cook(request: flask.Request) -> tuple[dict[str, Any], int]:
     try:
         settings = load_settings()
         with connected_warehouse(settings) as warehouse:
-            tables = cook_summaries(warehouse, settings)
+            report = cook_and_check_alerts(warehouse, settings)
     except SluiceError as exc:
         # Any non-2xx makes Cloud Scheduler retry per its policy; 503 marks the retryable
         # faults, 500 the ones (bad SQL file, bad setting) a person has to fix.
@@ -66,7 +67,31 @@ def cook(request: flask.Request) -> tuple[dict[str, Any], int]:
         return {"error": "\n".join([str(exc), *getattr(exc, "__notes__", [])])}, (
             503 if isinstance(exc, TransientError) else 500
         )
-    return {"tables": [asdict(table) for table in tables]}, 200
+    return {
+        "tables": [asdict(table) for table in report.tables],
+        "alerts": [alert.as_dict() for alert in report.alerts],
+    }, 200
+
+
+@functions_framework.http
+def dashboard(request: flask.Request) -> tuple[str, int, dict[str, str]]:
+    """HTTP: the cooked tables as one self-contained HTML page (no script, no outside URL)."""
+    _configure_logging()
+    from functions.dashboard import render_dashboard
+    from sluice.errors import SluiceError
+    from sluice.settings import load_settings
+    from sluice.warehouse import connected_warehouse
+
+    html_type = {"Content-Type": "text/html; charset=utf-8"}
+    try:
+        settings = load_settings()
+        with connected_warehouse(settings) as warehouse:
+            page = render_dashboard(warehouse, settings)
+    except SluiceError as exc:
+        log.error("dashboard failed: %s", exc, exc_info=True)
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        return f"dashboard unavailable: {first_line}\n", 500, {"Content-Type": "text/plain"}
+    return page, 200, html_type
 
 
 def _configure_logging() -> None:

@@ -181,10 +181,54 @@ resource "google_cloud_run_service_iam_member" "cook_invoker" {
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
 
-# The dashboard (issue 4) is not declared: there is no `dashboard` entry point in main.py yet,
-# and a function without code cannot deploy. When it exists, it goes here as a third
-# google_cloudfunctions2_function built from the same archive, with entry_point "dashboard",
-# runtime python311, service_account_email = google_service_account.cook.email (it reads
-# what cook writes: the cook account already holds dataEditor on both datasets), the cook
-# function's warehouse environment variables, and run.invoker granted to named viewers,
-# never allUsers.
+# The dashboard: one self-contained page of the cooked tables (main.dashboard). It only reads
+# what cook writes, so it runs as the cook account. Not public: IAM allows only the named
+# dashboard_viewers, who open it with `gcloud run services proxy` (an identity token).
+resource "google_cloudfunctions2_function" "dashboard" {
+  #checkov:skip=CKV_GCP_124:Ingress is open so named viewers reach the page through gcloud run services proxy; every request still needs an identity token with run.invoker, granted only to var.dashboard_viewers, which refuses allUsers and allAuthenticatedUsers.
+  name        = "${var.name_prefix}-dashboard"
+  location    = var.region
+  description = "Renders the cooked tables and open alerts as one offline HTML page."
+
+  build_config {
+    runtime         = "python311"
+    entry_point     = "dashboard"
+    service_account = google_service_account.build.id
+    source {
+      storage_source {
+        bucket = google_storage_bucket.artifacts.name
+        object = google_storage_bucket_object.functions_source.name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = "512Mi"
+    timeout_seconds                  = 120
+    max_instance_count               = 2
+    ingress_settings                 = "ALLOW_ALL"
+    all_traffic_on_latest_revision   = true
+    service_account_email            = google_service_account.cook.email
+    max_instance_request_concurrency = 4
+
+    environment_variables = {
+      SLUICE_HOME           = "/tmp/sluice"
+      SLUICE_WAREHOUSE      = "bigquery"
+      SLUICE_BQ_PROJECT     = var.project_id
+      SLUICE_BQ_LOCATION    = local.bq_location
+      SLUICE_DATASET        = google_bigquery_dataset.processed.dataset_id
+      SLUICE_COOKED_DATASET = google_bigquery_dataset.cooked.dataset_id
+    }
+  }
+
+  depends_on = [time_sleep.iam_propagation]
+}
+
+# Named viewers only (the variable refuses allUsers and allAuthenticatedUsers).
+resource "google_cloud_run_service_iam_member" "dashboard_viewers" {
+  for_each = toset(var.dashboard_viewers)
+  location = google_cloudfunctions2_function.dashboard.location
+  service  = google_cloudfunctions2_function.dashboard.service_config[0].service
+  role     = "roles/run.invoker"
+  member   = each.value
+}

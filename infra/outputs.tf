@@ -31,6 +31,11 @@ output "on_upload_url" {
   value       = google_cloudfunctions2_function.on_upload.service_config[0].uri
 }
 
+output "dashboard_open_command" {
+  description = "Open the dashboard on localhost:8080 as yourself (you must be in dashboard_viewers)."
+  value       = "gcloud run services proxy ${google_cloudfunctions2_function.dashboard.service_config[0].service} --project ${var.project_id} --region ${var.region} --port 8080"
+}
+
 output "cook_url" {
   description = "cook's URL (internal ingress: Cloud Scheduler calls it with an OIDC token)."
   value       = google_cloudfunctions2_function.cook.service_config[0].uri

@@ -122,6 +122,17 @@ variable "landing_writers" {
   }
 }
 
+variable "dashboard_viewers" {
+  description = "Principals who may open the dashboard (e.g. [\"group:analysts@example.com\"]); it is never public."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for member in var.dashboard_viewers : !contains(["allUsers", "allAuthenticatedUsers"], member)])
+    error_message = "dashboard_viewers: expected named principals, found allUsers or allAuthenticatedUsers (the dashboard is never public)."
+  }
+}
+
 variable "alert_email" {
   description = "Email address notified when the missing-data or dead-letter alert fires; empty: the alert policy exists without a notification channel."
   type        = string

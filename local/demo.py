@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from functions.cook import cook
+from functions.dashboard import render_dashboard
 from local import output
 from local.ingest import ingest_file
 from sluice.contracts import get_contract, load_contracts
 from sluice.errors import TransientError
 from sluice.settings import REPO_ROOT, Settings
-from sluice.warehouse import connected_warehouse
+from sluice.warehouse import Warehouse, connected_warehouse
 
 SAMPLES_DIR = REPO_ROOT / "data" / "samples"
+DASHBOARD_FILE = "dashboard.html"
+"""Where under SLUICE_HOME the demo writes the dashboard page."""
 DEMO_TIMEOUT_SECONDS = 900.0
 """How long the demo waits for the samples to load through the stack."""
 
@@ -89,12 +92,27 @@ def run_demo(settings: Settings, *, direct: bool = False) -> int:
     with connected_warehouse(settings) as warehouse:
         for title, sql in DEMO_VIEWS:
             output.print_table(warehouse.query(sql), title=title)
+        page = write_dashboard(warehouse, settings)
     output.console.print(
         f"\nWarehouse: {settings.duckdb_file}. Explore with, for example:\n"
         '  sluice query "SELECT * FROM {cooked_dataset}.server_requests_per_hour LIMIT 24"\n'
         "  sluice status"
     )
+    output.console.print(f"Dashboard (a self-contained page, works offline): {page}")
+    from local.stack import running_stack
+
+    running = running_stack(settings)
+    if running is not None and running.get("dashboard_url"):
+        output.console.print(f"Dashboard of the running stack: {running['dashboard_url']}")
     return 0 if all(row["status"] == "loaded" for row in ingested) else 1
+
+
+def write_dashboard(warehouse: Warehouse, settings: Settings) -> Path:
+    """Render the dashboard to ``<home>/dashboard.html``; its path."""
+    path = settings.home / DASHBOARD_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_dashboard(warehouse, settings), encoding="utf-8")
+    return path
 
 
 def _ingest_through_stack(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

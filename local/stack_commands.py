@@ -71,6 +71,7 @@ def stack_rows(stack: LocalStack) -> list[dict[str, str]]:
         {"part": "Pub/Sub endpoint (event bridge)", "where": info["pubsub_emulator_host"]},
         {"part": "function on_upload", "where": info["on_upload_url"]},
         {"part": "function cook", "where": info["cook_url"]},
+        {"part": "dashboard (function dashboard)", "where": info["dashboard_url"]},
         {"part": "cook schedule", "where": f"every {interval} s" if interval > 0 else "off"},
         {"part": "processes", "where": ", ".join(f"{k} {v}" for k, v in pids.items())},
         {"part": "logs", "where": info["logs"]},

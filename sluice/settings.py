@@ -100,6 +100,8 @@ class Settings:
     """Local stack: the ``on_upload`` function's HTTP port; 0 picks a free port."""
     cook_function_port: int = 0
     """Local stack: the ``cook`` function's HTTP port; 0 picks a free port."""
+    dashboard_function_port: int = 0
+    """Local stack: the ``dashboard`` function's HTTP port; 0 picks a free port."""
 
     @property
     def duckdb_file(self) -> Path:

@@ -114,6 +114,18 @@ def test_cook_http_with_empty_warehouse_builds_empty_tables() -> None:
     assert {t["rows"] for t in response.get_json()["tables"]} == {0}
 
 
+def test_cook_http_reports_open_alerts_of_never_loaded_datasets(
+    contracts: dict[str, Contract],
+) -> None:
+    response = http_client("cook").post("/")
+
+    alerts = response.get_json()["alerts"]
+    assert response.status_code == 200
+    assert {a["dataset"] for a in alerts} == set(contracts)
+    assert {a["alert"] for a in alerts} == {"missing_data"}
+    assert all(a["opened_at"].endswith("+00:00") for a in alerts)
+
+
 def test_cook_http_bad_summary_file_is_500_with_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -119,7 +119,11 @@ def test_function_entry_points_are_main_functions_of_the_right_kind(infra: Infra
         for name, body in functions(infra).items()
     }
 
-    assert kinds == {"on_upload": ("on_upload", "cloudevent"), "cook": ("cook", "http")}
+    assert kinds == {
+        "on_upload": ("on_upload", "cloudevent"),
+        "cook": ("cook", "http"),
+        "dashboard": ("dashboard", "http"),
+    }
     for entry_point, kind in kinds.values():
         assert callable(getattr(main, entry_point))
         assert _function_registry.REGISTRY_MAP[entry_point] == kind
@@ -175,12 +179,17 @@ def test_on_upload_triggers_on_landing_bucket_finalize_with_retries(infra: Infra
     assert reference(bucket_filter["value"]) == "google_storage_bucket.landing"
 
 
-def test_functions_accept_internal_traffic_only(infra: Infra) -> None:
+def test_functions_accept_internal_traffic_only_but_the_dashboard(infra: Infra) -> None:
     ingress = {
         name: f["service_config"][0]["ingress_settings"] for name, f in functions(infra).items()
     }
 
-    assert set(ingress.values()) == {"ALLOW_INTERNAL_ONLY"}
+    # The dashboard is reached by people (gcloud run services proxy), always with IAM.
+    assert ingress == {
+        "on_upload": "ALLOW_INTERNAL_ONLY",
+        "cook": "ALLOW_INTERNAL_ONLY",
+        "dashboard": "ALLOW_ALL",
+    }
 
 
 def test_function_source_archive_holds_the_runtime_and_nothing_else(archived: list[str]) -> None:

@@ -125,6 +125,7 @@ def test_each_function_is_invoked_only_by_its_caller(infra: Infra) -> None:
     assert invokers == {
         ("google_cloudfunctions2_function.on_upload", "google_service_account.upload"),
         ("google_cloudfunctions2_function.cook", "google_service_account.scheduler"),
+        ("google_cloudfunctions2_function.dashboard", "each.value"),  # var.dashboard_viewers
     }
 
 
@@ -139,6 +140,7 @@ def test_functions_run_as_their_own_accounts(infra: Infra) -> None:
     assert run_as == {
         "on_upload": "google_service_account.upload",
         "cook": "google_service_account.cook",
+        "dashboard": "google_service_account.cook",  # reads only what cook writes
     }
     trigger = functions["on_upload"]["event_trigger"][0]
     assert reference(trigger["service_account_email"]) == "google_service_account.upload"
