@@ -130,6 +130,18 @@ resource "google_cloud_run_service_iam_member" "on_upload_invoker" {
 }
 
 # Cloud Scheduler --(HTTP + OIDC)--> cook --> cooked tables
+# cook and the dashboard read and write the warehouse the same way.
+locals {
+  warehouse_reader_environment = {
+    SLUICE_HOME           = "/tmp/sluice"
+    SLUICE_WAREHOUSE      = "bigquery"
+    SLUICE_BQ_PROJECT     = var.project_id
+    SLUICE_BQ_LOCATION    = local.bq_location
+    SLUICE_DATASET        = google_bigquery_dataset.processed.dataset_id
+    SLUICE_COOKED_DATASET = google_bigquery_dataset.cooked.dataset_id
+  }
+}
+
 resource "google_cloudfunctions2_function" "cook" {
   name        = "${var.name_prefix}-cook"
   location    = var.region
@@ -160,14 +172,7 @@ resource "google_cloudfunctions2_function" "cook" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.cook.email
 
-    environment_variables = {
-      SLUICE_HOME           = "/tmp/sluice"
-      SLUICE_WAREHOUSE      = "bigquery"
-      SLUICE_BQ_PROJECT     = var.project_id
-      SLUICE_BQ_LOCATION    = local.bq_location
-      SLUICE_DATASET        = google_bigquery_dataset.processed.dataset_id
-      SLUICE_COOKED_DATASET = google_bigquery_dataset.cooked.dataset_id
-    }
+    environment_variables = local.warehouse_reader_environment
   }
 
   depends_on = [time_sleep.iam_propagation]
@@ -211,14 +216,7 @@ resource "google_cloudfunctions2_function" "dashboard" {
     service_account_email            = google_service_account.cook.email
     max_instance_request_concurrency = 4
 
-    environment_variables = {
-      SLUICE_HOME           = "/tmp/sluice"
-      SLUICE_WAREHOUSE      = "bigquery"
-      SLUICE_BQ_PROJECT     = var.project_id
-      SLUICE_BQ_LOCATION    = local.bq_location
-      SLUICE_DATASET        = google_bigquery_dataset.processed.dataset_id
-      SLUICE_COOKED_DATASET = google_bigquery_dataset.cooked.dataset_id
-    }
+    environment_variables = local.warehouse_reader_environment
   }
 
   depends_on = [time_sleep.iam_propagation]

@@ -137,18 +137,25 @@ def test_function_runtime_is_the_python_the_tests_run_on(infra: Infra) -> None:
     assert runtimes == {expected}
 
 
+def environment(body: dict[str, Any], infra: Infra) -> dict[str, Any]:
+    """A function's environment map, following a ``local.<name>`` reference to its value."""
+    variables = body["service_config"][0]["environment_variables"]
+    target = reference(variables) if isinstance(variables, str) else None
+    if target and target.startswith("local."):
+        variables = infra.locals[target.removeprefix("local.")]
+    assert isinstance(variables, dict), variables
+    return variables
+
+
 def test_function_environment_names_only_sluice_settings(infra: Infra) -> None:
     for body in functions(infra).values():
-        names = set(body["service_config"][0]["environment_variables"])
+        names = set(environment(body, infra))
         assert names <= SETTINGS_VARIABLES, names - SETTINGS_VARIABLES
 
 
 def test_function_environments_load_as_settings(infra: Infra) -> None:
     for body in functions(infra).values():
-        env = {
-            k: render(v, infra)
-            for k, v in body["service_config"][0]["environment_variables"].items()
-        }
+        env = {k: render(v, infra) for k, v in environment(body, infra).items()}
         settings = load_settings(env)
         assert settings.warehouse == "bigquery"
         assert settings.dataset == Settings().dataset
