@@ -48,6 +48,8 @@ class LaunchRequest:
     claim_key: str | None = None
     """The event's claim, which the pipeline marks ``loaded`` or ``rejected`` at the end."""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    test: bool = False
+    """A test-marked object (``sluice.testmark``): every table it writes is in the test dataset."""
 
     def __post_init__(self) -> None:
         if not JOB_NAME.fullmatch(self.job_name):
@@ -69,6 +71,7 @@ class LaunchRequest:
         claim_key: str | None = None,
         replay: str | None = None,
         started_at: datetime | None = None,
+        test: bool = False,
     ) -> LaunchRequest:
         """The request for a landing object; a replay gets its own job name (not a 409)."""
         named_by = (
@@ -81,7 +84,20 @@ class LaunchRequest:
             job_name=ingest_job_id(dataset, named_by),
             claim_key=claim_key,
             started_at=started_at or datetime.now(UTC),
+            test=test,
         )
+
+    def warehouse_dataset(self, settings: Settings) -> str:
+        """The dataset this run writes: the test dataset for a test file, else production."""
+        if not self.test:
+            return settings.dataset
+        if settings.test_dataset in (settings.dataset, settings.cooked_dataset):
+            # Writing a test file into a production dataset is what the marker must prevent.
+            raise ConfigError(
+                "SLUICE_TEST_DATASET: expected a dataset apart from SLUICE_DATASET and"
+                f" SLUICE_COOKED_DATASET, found {settings.test_dataset!r}"
+            )
+        return settings.test_dataset
 
 
 @dataclass(frozen=True)
@@ -125,7 +141,7 @@ def launch_parameters(
         ),
         "warehouse": settings.warehouse,
         "warehouse_target": target,
-        "warehouse_dataset": settings.dataset,
+        "warehouse_dataset": request.warehouse_dataset(settings),
         "job_id": request.job_name,
         "started_at": request.started_at.isoformat(),
         "pipeline_bucket": settings.pipeline_bucket,

@@ -17,6 +17,9 @@ launches the pipeline (``functions.launchers``). Failures split as DESIGN.md dec
   (HTTP 503 from ``main.on_upload``: retry later) until the lease runs out, then one takes
   it over.
 
+A test-marked object (a ``_test`` path segment, ``sluice.testmark``) takes the same path, but
+its launch and its rejection row target ``settings.test_dataset`` (``LaunchRequest.test``).
+
 Once a launch has succeeded the claim is never released: recording ``launched`` may still
 fail, and then the lease recovers it and the relaunch finds the job already running.
 """
@@ -26,7 +29,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +55,7 @@ from sluice.errors import PermanentError, TransientError
 from sluice.gcs import gcs_faults, gs_uri, open_object, storage_client
 from sluice.schema import SourceRef
 from sluice.settings import Settings
+from sluice.testmark import is_test_object
 
 if TYPE_CHECKING:
     from google.cloud import storage
@@ -114,7 +118,8 @@ def handle_object(
     contract = contract_for_object(name, contracts)
     assert contract is not None  # ignore_reason has checked it
     key = event_key(bucket, name, generation, replay)
-    with event_labels(event_key=key, dataset=contract.name):
+    # Every log line of a test-marked object says so (``test=True``), beside its dataset.
+    with event_labels(event_key=key, dataset=contract.name, test=is_test_object(name) or None):
         client = storage_client(settings)
         try:
             claim = claim_event(
@@ -188,8 +193,9 @@ class _Ingest:
         self.claim = claim
         self.source = SourceRef(gs_uri(claim.bucket, claim.name), claim.generation)
         self.request = launchers.LaunchRequest.for_object(
-            contract.name, self.source, claim_key=claim.key, replay=replay
-        )
+            contract.name, self.source, claim_key=claim.key, replay=replay,
+            test=is_test_object(claim.name),
+        )  # fmt: skip
 
     def run(self) -> UploadOutcome:
         """Validate, then reject or launch; release the claim when a retry must redo it."""
@@ -249,8 +255,10 @@ class _Ingest:
             except NotFound:
                 reason = VANISHED  # replaced or deleted between reading and copying
         request = self.request
+        # A test file's rejection goes to the test dataset's ingestion_log, as its load would.
+        log_settings = replace(self.settings, dataset=request.warehouse_dataset(self.settings))
         record_rejected_source(
-            self.contract, self.source, reason, request.started_at, self.settings,
+            self.contract, self.source, reason, request.started_at, log_settings,
             job_id=request.job_name,
         )  # fmt: skip
         set_claim_state(self.client, self.settings, self.claim.key, REJECTED, reason=reason)

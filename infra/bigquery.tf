@@ -48,9 +48,9 @@ resource "google_bigquery_dataset" "cooked" {
   depends_on = [google_project_service.apis]
 }
 
-# A scratch dataset for a trial against real BigQuery without touching production tables:
-# SLUICE_WAREHOUSE=bigquery SLUICE_DATASET=<test_dataset> sluice ingest FILE --dataset NAME.
-# No runtime service account can write it; its tables expire.
+# Test files (a `_test/` segment under a landing prefix) load here, never into production:
+# on_upload logs their rejections and the pipeline loads their rows (sluice.testmark). Its
+# tables expire; summaries never read it.
 resource "google_bigquery_dataset" "test" {
   #checkov:skip=CKV_GCP_81:Google-managed encryption keys, as for the processed dataset.
   dataset_id                  = var.test_dataset
@@ -58,6 +58,19 @@ resource "google_bigquery_dataset" "test" {
   description                 = "Trial loads and integration tests against real BigQuery; tables expire."
   location                    = local.bq_location
   default_table_expiration_ms = var.test_table_expiration_days * 86400000
+  delete_contents_on_destroy  = true
+
+  depends_on = [google_project_service.apis]
+}
+
+# Load staging of test files, as sluice_staging is for production ones.
+resource "google_bigquery_dataset" "test_staging" {
+  #checkov:skip=CKV_GCP_81:Google-managed encryption keys, as for the processed dataset.
+  dataset_id                  = "${var.test_dataset}_staging"
+  friendly_name               = "Sluice test load staging"
+  description                 = "Load jobs of test files land here before their transaction."
+  location                    = local.bq_location
+  default_table_expiration_ms = 86400000
   delete_contents_on_destroy  = true
 
   depends_on = [google_project_service.apis]

@@ -103,6 +103,25 @@ resource "google_bigquery_dataset_iam_member" "staging_worker_editor" {
   member     = "serviceAccount:${google_service_account.worker.email}"
 }
 
+# Test files: on_upload logs their rejections, the pipeline loads them (never production).
+resource "google_bigquery_dataset_iam_member" "test_upload_editor" {
+  dataset_id = google_bigquery_dataset.test.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.upload.email}"
+}
+
+resource "google_bigquery_dataset_iam_member" "test_worker_editor" {
+  dataset_id = google_bigquery_dataset.test.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_bigquery_dataset_iam_member" "test_staging_worker_editor" {
+  dataset_id = google_bigquery_dataset.test_staging.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
 # cook reads the processed tables, and first creates any that no file has made yet (empty),
 # so that a summary of a dataset that has not arrived is an empty table, not an error.
 resource "google_bigquery_dataset_iam_member" "processed_cook_editor" {

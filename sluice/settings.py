@@ -39,6 +39,8 @@ class Settings:
     """Warehouse dataset (BigQuery) or schema (DuckDB) for processed tables and logs."""
     cooked_dataset: str = "sluice_cooked"
     """Warehouse dataset (BigQuery) or schema (DuckDB) for the cooked summary tables."""
+    test_dataset: str = "sluice_test"
+    """Dataset/schema that test-marked files (a ``_test/`` path segment) are loaded into."""
     bq_project: str = ""
     """BigQuery project id (required when ``warehouse=bigquery``)."""
     bq_location: str = "US"

@@ -162,7 +162,8 @@ def test_on_upload_may_act_as_the_worker_account_only(infra: Infra) -> None:
         ("processed", {"upload", "worker", "cook"}),
         ("staging", {"worker"}),
         ("cooked", {"cook"}),
-        ("test", set()),
+        ("test", {"upload", "worker"}),  # test files, never production
+        ("test_staging", {"worker"}),
     ],
 )
 def test_datasets_are_writable_by_the_accounts_that_load_them(

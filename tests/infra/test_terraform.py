@@ -134,6 +134,7 @@ def test_datasets_are_the_processed_cooked_staging_and_test_ones(infra: Infra) -
         "staging": "${local.staging_dataset}",
         "cooked": "${var.cooked_dataset}",
         "test": "${var.test_dataset}",
+        "test_staging": "${var.test_dataset}_staging",
     }
     # Tables are the code's (ensure_tables from the contracts), never Terraform's.
     assert not infra.of_type("google_bigquery_table")
