@@ -2,9 +2,10 @@
 
 A contract names the dataset, where its files land, its columns (type, whether the header
 must have it, whether a value may be empty, allowed values, timestamp format, the version
-that added it), how the warehouse table is partitioned and clustered, the freshness rule and
-the header policy. Both the function and the pipeline read contracts through this module,
-which imports nothing from Beam or Google Cloud.
+that added it), how the warehouse table is partitioned and clustered and which generation of
+it (``table_version``) the rows go to, the freshness rule and the header policy. Both the
+function and the pipeline read contracts through this module, which imports nothing from Beam
+or Google Cloud.
 
 Value rules shared by every consumer:
 - an empty field is NULL (``NA`` and ``null`` are values, never nulls);
@@ -92,6 +93,8 @@ class Contract:
     partition_by: str | None = None
     partition_granularity: str = "DAY"
     cluster_by: tuple[str, ...] = ()
+    table_version: int = 1
+    """Generation of the processed table; a breaking change declares the next one."""
     freshness: FreshnessRule = field(default_factory=FreshnessRule)
     dead_letter_max_rate: float = 0.05
     """Alert when dead letters / rows in, over the window below, is above this share."""
@@ -113,12 +116,13 @@ class Contract:
 
     @property
     def table(self) -> str:
-        """Warehouse table of processed rows."""
-        return self.name
+        """Warehouse table of processed rows: ``name``, then ``name_v2``, ``name_v3``..."""
+        return self.name if self.table_version == 1 else f"{self.name}_v{self.table_version}"
 
     @property
     def dead_letter_table(self) -> str:
-        """Warehouse table of rows that failed the contract."""
+        """Warehouse table of rows that failed the contract, shared by every table version
+        (its columns never depend on the contract; ``contract_version`` tells rows apart)."""
         return f"{self.name}_dead_letter"
 
 
@@ -195,11 +199,12 @@ def load_contracts(directory: Path) -> dict[str, Contract]:
     if not contracts:
         raise ContractError(f"{directory}: expected contract files (*.yaml), found none")
     tables = {c.dead_letter_table for c in contracts.values()}
-    clash = sorted(tables & set(contracts))
+    processed = [c.table for c in contracts.values()]
+    clash = sorted((tables & set(processed)) | {t for t in processed if processed.count(t) > 1})
     if clash:
         raise ContractError(
-            f"{directory}: dataset name(s) {', '.join(clash)} clash with another dataset's "
-            "dead-letter table; expected distinct table names"
+            f"{directory}: table name(s) {', '.join(clash)} clash with another dataset's "
+            "table or dead-letter table; expected distinct table names"
         )
     return contracts
 
@@ -244,6 +249,12 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
     granularity = str(table.get("partition_granularity", "DAY")).upper()
     _check_choice(granularity, PARTITION_GRANULARITIES, f"{where}: table.partition_granularity")
     cluster = tuple(table.get("cluster_by") or ())
+    table_version = table.get("table_version", 1)
+    if isinstance(table_version, bool) or not isinstance(table_version, int) or table_version < 1:
+        raise ContractError(
+            f"{where}: table.table_version: expected a whole number 1 or more, "
+            f"found {table_version!r}"
+        )
     for col_name in ([partition] if partition else []) + list(cluster):
         if col_name not in names:
             raise ContractError(
@@ -271,6 +282,7 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
         partition_by=partition,
         partition_granularity=granularity,
         cluster_by=cluster,
+        table_version=table_version,
         freshness=freshness,
         dead_letter_max_rate=max_rate,
         dead_letter_window_hours=_number(dead, "window_hours", f"{where}: dead_letter", 24.0),

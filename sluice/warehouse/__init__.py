@@ -22,7 +22,8 @@ class Warehouse(Protocol):
 
     def ensure_tables(self, contract: Contract) -> None:
         """Create the dataset(s), the contract's processed and dead-letter tables and the
-        ingestion log when missing (idempotent)."""
+        ingestion log when missing (idempotent); add the columns of a newer contract and
+        raise ContractError for a breaking change (a type changed, a column removed)."""
 
     def load_replacing_source(
         self,

@@ -53,6 +53,7 @@ from sluice.warehouse.bigquery_staging import (
     replace_script,
 )
 from sluice.warehouse.dialect import check_dataset_name, render
+from sluice.warehouse.evolution import BIGQUERY_API_TYPES, columns_to_add, contract_type
 from sluice.warehouse.loads import check_counts, check_load_record, check_staged_files, load_key
 
 if TYPE_CHECKING:
@@ -101,7 +102,10 @@ class BigQueryWarehouse:
         return {"retry": self._retry, "timeout": self.api_timeout}
 
     def ensure_tables(self, contract: Contract) -> None:
-        """Create the datasets and the contract's tables when missing; add new columns."""
+        """Create the datasets and the contract's tables when missing; add new columns.
+
+        A breaking change to an existing processed table raises ContractError (see
+        ``sluice.warehouse.evolution``) and leaves that table as it was."""
         from google.cloud import bigquery
 
         for name in (self.dataset, self.cooked_dataset, self.staging_dataset):
@@ -120,7 +124,8 @@ class BigQueryWarehouse:
              ["dataset", "source_uri"]),
         )  # fmt: skip
         for name, columns, partition_by, granularity, cluster_by in tables:
-            self._ensure_table(name, columns, partition_by, granularity, cluster_by)
+            processed = contract if name == contract.table else None
+            self._ensure_table(name, columns, partition_by, granularity, cluster_by, processed)
 
     def load_replacing_source(
         self,
@@ -231,7 +236,10 @@ class BigQueryWarehouse:
         partition_by: str | None,
         granularity: str,
         cluster_by: list[str],
+        contract: Contract | None,
     ) -> None:
+        """Create ``name`` when missing, add the columns it lacks; with ``contract``, the
+        processed table, refuse a breaking change first."""
         from google.cloud import bigquery
 
         table = bigquery.Table(
@@ -244,8 +252,15 @@ class BigQueryWarehouse:
         table.clustering_fields = cluster_by or None
         with bigquery_errors(f"create table {name}"):
             existing = self.client.create_table(table, exists_ok=True, **self._limits)
-        known = {field.name for field in existing.schema}
-        missing = [field for field in bigquery_schema(columns) if field.name not in known]
+        known = {
+            field.name: contract_type(field.field_type, BIGQUERY_API_TYPES)
+            for field in existing.schema
+        }
+        if contract is None:
+            added = [(col, kind) for col, kind in columns if col not in known]
+        else:
+            added = columns_to_add(contract, f"{self.dataset}.{name}", known)
+        missing = bigquery_schema(added)
         if missing:
             # A newer contract version may add columns; old rows read them as NULL.
             log.info("adding columns %s to %s.%s", [f.name for f in missing], self.dataset, name)

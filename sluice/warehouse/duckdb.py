@@ -43,6 +43,7 @@ from sluice.warehouse.dialect import (
     split_statements,
     to_duckdb,
 )
+from sluice.warehouse.evolution import DUCKDB_CATALOG_TYPES, columns_to_add, contract_type
 from sluice.warehouse.loads import (
     SUPERSEDED,
     check_counts,
@@ -73,11 +74,14 @@ class DuckDBWarehouse:
         self.lock_timeout = lock_timeout
 
     def ensure_tables(self, contract: Contract) -> None:
-        """Create both schemas and the contract's tables when missing; add new columns."""
+        """Create both schemas and the contract's tables when missing; add new columns.
+
+        A breaking change to an existing processed table raises ContractError (see
+        ``sluice.warehouse.evolution``) and leaves that table as it was."""
         with self._transaction() as con:
             for schema in (self.dataset, self.cooked_dataset):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
-            self._ensure_table(con, contract.table, table_columns(contract))
+            self._ensure_table(con, contract.table, table_columns(contract), contract)
             self._ensure_table(con, contract.dead_letter_table, list(DEAD_LETTER_COLUMNS))
             self._ensure_table(con, INGESTION_LOG_TABLE, list(INGESTION_LOG_COLUMNS))
 
@@ -166,25 +170,34 @@ class DuckDBWarehouse:
         return f"{quote(self.dataset)}.{quote(name)}"
 
     def _ensure_table(
-        self, con: duckdb.DuckDBPyConnection, name: str, columns: list[tuple[str, str]]
+        self,
+        con: duckdb.DuckDBPyConnection,
+        name: str,
+        columns: list[tuple[str, str]],
+        contract: Contract | None = None,
     ) -> None:
+        """Create ``name`` when missing, add the columns it lacks; with ``contract``, the
+        processed table, refuse a breaking change first."""
         definitions = ", ".join(f"{quote(col)} {DUCKDB_TYPES[kind]}" for col, kind in columns)
         con.execute(f"CREATE TABLE IF NOT EXISTS {self._table(name)} ({definitions})")
         existing = {
-            row[0]
-            for row in con.execute(
-                "SELECT column_name FROM information_schema.columns"
+            column: contract_type(data_type, DUCKDB_CATALOG_TYPES)
+            for column, data_type in con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns"
                 " WHERE table_schema = $schema AND table_name = $table",
                 {"schema": self.dataset, "table": name},
             ).fetchall()
         }
+        if contract is None:
+            missing = [(col, kind) for col, kind in columns if col not in existing]
+        else:
+            missing = columns_to_add(contract, f"{self.dataset}.{name}", existing)
         # A newer contract version may add columns; old rows read them as NULL.
-        for col, kind in columns:
-            if col not in existing:
-                log.info("adding column %s to %s.%s", col, self.dataset, name)
-                con.execute(
-                    f"ALTER TABLE {self._table(name)} ADD COLUMN {quote(col)} {DUCKDB_TYPES[kind]}"
-                )
+        for col, kind in missing:
+            log.info("adding column %s to %s.%s", col, self.dataset, name)
+            con.execute(
+                f"ALTER TABLE {self._table(name)} ADD COLUMN {quote(col)} {DUCKDB_TYPES[kind]}"
+            )
 
     def _insert_parquet(
         self, con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema, files: list[str]

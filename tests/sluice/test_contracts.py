@@ -302,3 +302,52 @@ def test_load_contracts_refuses_a_dataset_named_like_a_dead_letter_table(tmp_pat
 
     with pytest.raises(ContractError, match="orders_dead_letter clash"):
         load_contracts(tmp_path)
+
+
+def test_load_contract_table_version_names_the_processed_table(tmp_path: Path) -> None:
+    first = load_contract(
+        write_contract(tmp_path, "name: x\nversion: 1\ncolumns: [{name: a, type: string}]\n")
+    )
+    third = load_contract(
+        write_contract(
+            tmp_path,
+            "name: x\nversion: 4\ntable: {table_version: 3}\ncolumns: [{name: a, type: string}]\n",
+        )
+    )
+
+    assert (first.table_version, first.table) == (1, "x")
+    assert (third.table_version, third.table, third.dead_letter_table) == (
+        3,
+        "x_v3",
+        "x_dead_letter",
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "'2'", "1.5", "true"])
+def test_load_contract_rejects_a_table_version_that_is_not_a_positive_whole_number(
+    tmp_path: Path, value: str
+) -> None:
+    text = (
+        f"name: x\nversion: 1\ntable: {{table_version: {value}}}\n"
+        "columns: [{name: a, type: string}]\n"
+    )
+
+    with pytest.raises(
+        ContractError, match=r"table\.table_version: expected a whole number 1 or more"
+    ):
+        load_contract(write_contract(tmp_path, text))
+
+
+def test_load_contracts_refuses_a_versioned_table_named_like_another_dataset(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.yaml").write_text(
+        "name: orders\nversion: 2\ntable: {table_version: 2}\ncolumns: [{name: a, type: string}]\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "b.yaml").write_text(
+        "name: orders_v2\nversion: 1\ncolumns: [{name: a, type: string}]\n", encoding="utf-8"
+    )
+
+    with pytest.raises(ContractError, match="orders_v2 clash"):
+        load_contracts(tmp_path)

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sluice.contracts import Column, Contract
-from sluice.errors import ConfigError, TransientError, WarehouseError
+from sluice.errors import ConfigError, ContractError, TransientError, WarehouseError
 from sluice.schema import SourceRef, processed_schema
 from sluice.settings import Settings, load_settings
 from sluice.warehouse import open_warehouse
@@ -128,6 +128,72 @@ def test_ensure_tables_twice_adds_only_new_contract_columns(
     names = [f["name"] for f in patch.json()["schema"]["fields"]]
     assert names[-1] == "region"
     assert names[:-1] == processed_schema(loans).names
+
+
+def retyped(contract: Contract, column: str, kind: str, **changes: object) -> Contract:
+    """Version 2 of ``contract`` with ``column`` retyped to ``kind``."""
+    columns = tuple(
+        dataclasses.replace(c, type=kind) if c.name == column else c for c in contract.columns
+    )
+    return dataclasses.replace(contract, version=2, columns=columns, **changes)
+
+
+def test_ensure_tables_refuses_a_type_change_without_touching_the_table(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract
+) -> None:
+    bq.ensure_tables(loans)
+
+    with pytest.raises(ContractError) as caught:
+        bq.ensure_tables(retyped(loans, "loan_id", "string"))
+
+    assert str(caught.value) == (
+        "table sluice.kiva_loans: contract 'kiva_loans' version 2 makes a breaking change: "
+        "column 'loan_id' is integer in the table, string in the contract; "
+        "declare table_version: 2 in the contract to start a new table"
+    )
+    assert fake.sent("PATCH", "/tables/") == []
+    fields = fake.tables["sluice.kiva_loans"]["schema"]["fields"]
+    assert {f["name"]: f["type"] for f in fields}["loan_id"] == "INT64"
+
+
+def test_ensure_tables_refuses_a_removed_column(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract
+) -> None:
+    bq.ensure_tables(loans)
+    fewer = dataclasses.replace(
+        loans, version=2, columns=tuple(c for c in loans.columns if c.name != "sector_name")
+    )
+
+    with pytest.raises(ContractError, match=r"column 'sector_name' \(string\) is in the table"):
+        bq.ensure_tables(fewer)
+
+    assert fake.sent("PATCH", "/tables/") == []
+
+
+def test_ensure_tables_with_a_new_table_version_creates_the_versioned_table(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract
+) -> None:
+    bq.ensure_tables(loans)
+
+    bq.ensure_tables(retyped(loans, "loan_id", "string", table_version=2))
+
+    created = fake.tables["sluice.kiva_loans_v2"]["schema"]["fields"]
+    assert {f["name"]: f["type"] for f in created}["loan_id"] == "STRING"
+    assert fake.tables["sluice.kiva_loans"]["schema"]["fields"][0]["type"] == "INT64"
+    assert fake.sent("PATCH", "/tables/") == []
+
+
+def test_ensure_tables_reads_the_legacy_type_names_the_api_answers(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract
+) -> None:
+    bq.ensure_tables(loans)
+    legacy = {"INT64": "INTEGER", "FLOAT64": "FLOAT", "BOOL": "BOOLEAN"}
+    for f in fake.tables["sluice.kiva_loans"]["schema"]["fields"]:
+        f["type"] = legacy.get(f["type"], f["type"])
+
+    bq.ensure_tables(loans)
+
+    assert fake.sent("PATCH", "/tables/") == []
 
 
 def test_load_replacing_source_stages_parquet_with_deterministic_job_ids(
