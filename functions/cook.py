@@ -3,8 +3,10 @@
 Each file is one BigQuery-dialect ``CREATE OR REPLACE TABLE {cooked_dataset}.<table> AS
 SELECT ...`` reading the processed tables in ``{dataset}``; ``<table>`` is the file stem
 without its numeric prefix (``30_server_requests_per_hour.sql`` builds
-``server_requests_per_hour``). Lexical file order is dependency order, so a summary may read
-a cooked table whose file sorts before it. ``CREATE OR REPLACE`` swaps each table atomically:
+``server_requests_per_hour``). Summaries run in dependency order: a file that reads
+``{cooked_dataset}.<other table>`` runs after the file that builds it, file-name order breaking
+ties; a cycle, or a read of a cooked table no file builds, is refused before anything runs.
+``CREATE OR REPLACE`` swaps each table atomically:
 readers see the previous summary or the new one, never a half-built table, and cooking twice
 over the same data gives the same tables.
 
@@ -39,6 +41,7 @@ from sluice.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 _SUMMARY_NAME = re.compile(r"^(\d+)_([a-z][a-z0-9_]*)\.sql$")
+_COOKED_READ = re.compile(r"\{cooked_dataset\}\.`?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass
@@ -90,11 +93,37 @@ def read_summary(path: Path) -> str:
     return sql
 
 
+def dependency_order(scripts: list[tuple[Path, str, str]]) -> list[tuple[Path, str, str]]:
+    """(path, table, sql) sorted so every summary runs after the cooked tables it reads."""
+    built = {table: path for path, table, _ in scripts}
+    needs: dict[str, set[str]] = {}
+    for path, table, sql in scripts:
+        reads = set(_COOKED_READ.findall(sql)) - {table}
+        unknown = sorted(reads - set(built))
+        if unknown:
+            raise ConfigError(
+                f"{path}: reads cooked table(s) {', '.join(unknown)}, expected tables that"
+                f" a summary file builds ({', '.join(sorted(built))})"
+            )
+        needs[table] = reads
+    ordered: list[tuple[Path, str, str]] = []
+    pending = list(scripts)  # already in file-name order: ties keep it
+    while pending:
+        done = {table for _, table, _ in ordered}
+        ready = next((s for s in pending if needs[s[1]] <= done), None)
+        if ready is None:
+            cycle = ", ".join(f"{t} <- {', '.join(sorted(needs[t]))}" for _, t, _ in pending)
+            raise ConfigError(f"summaries read each other in a cycle: {cycle}")
+        ordered.append(ready)
+        pending.remove(ready)
+    return ordered
+
+
 def cook(warehouse: Warehouse, settings: Settings) -> list[CookedTable]:
     """Rebuild every cooked table from ``settings.sql_dir``; one entry per table, in order."""
-    scripts = [
-        (path, table_name(path), read_summary(path)) for path in summary_files(settings.sql_dir)
-    ]
+    scripts = dependency_order(
+        [(path, table_name(path), read_summary(path)) for path in summary_files(settings.sql_dir)]
+    )
     for contract in load_contracts(settings.contracts_dir).values():
         warehouse.ensure_tables(contract)
     # ensure_tables is about the processed dataset; make sure the cooked one exists too.
