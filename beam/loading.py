@@ -21,6 +21,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsList, PCollection
 
 from sluice.contracts import Contract
+from sluice.gcs import is_local_path
 from sluice.schema import INGESTION_LOG_TABLE, IngestionRecord, SourceRef
 from sluice.settings import Settings
 from sluice.warehouse import Warehouse, connected_warehouse
@@ -171,7 +172,7 @@ def remove_staging(directory: str, *, expect_files: bool) -> None:
     # GCS deletes a "directory" recursively only with a trailing slash; the local
     # filesystem then deletes just the files inside, and removes the tree without one.
     target = directory.rstrip("/")
-    if "://" in target:
+    if not is_local_path(target):
         target += "/"
     try:
         FileSystems.delete([target])

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sluice.errors import ConfigError
+from sluice.gcs import is_local_path
 from sluice.schema import SourceRef, ingest_job_id
 from sluice.settings import Settings, load_settings
 
@@ -85,11 +86,6 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
             **kinds.get(param.name, {}),  # type: ignore[arg-type]
         )
     return parser
-
-
-def is_local_path(uri: str) -> bool:
-    """True for a plain filesystem path (no ``scheme://``)."""
-    return "://" not in uri
 
 
 def parse_started_at(text: str | None) -> datetime:

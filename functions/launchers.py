@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from functions.local_jobs import LocalJobs
 from sluice.errors import ConfigError, PermanentError, TransientError
+from sluice.gcs import is_local_path
 from sluice.schema import SourceRef, ingest_job_id
 from sluice.settings import REPO_ROOT, Settings
 
@@ -341,7 +342,7 @@ class LocalLauncher:
     def launch(self, request: LaunchRequest) -> LaunchResult:
         """Start the pipeline process and return at once; a live same-named job is a no-op."""
         params = launch_parameters(request, self._settings, launcher="local")
-        if "://" not in params["input"]:
+        if is_local_path(params["input"]):
             params["input"] = os.path.abspath(params["input"])  # the child runs in REPO_ROOT
         argv = [sys.executable, "-m", "beam.pipeline", *(f"--{k}={v}" for k, v in params.items())]
         pid = self._jobs.start(request.job_name, argv, cwd=REPO_ROOT)

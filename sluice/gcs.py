@@ -47,6 +47,11 @@ def _cached_client(endpoint: str, project: str) -> storage.Client:
     return storage.Client(project=project or None)
 
 
+def is_local_path(uri: str) -> bool:
+    """True for a plain filesystem path (no ``scheme://``)."""
+    return "://" not in uri
+
+
 def parse_gs_uri(uri: str) -> tuple[str, str]:
     """``gs://bucket/name`` -> ``(bucket, name)``."""
     bucket, _, name = uri.removeprefix("gs://").partition("/")

@@ -40,7 +40,6 @@ from sluice.schema import ARROW_TYPES, SourceRef, dead_letter_schema, processed_
 log = logging.getLogger(__name__)
 
 _CR, _LF = ord("\r"), ord("\n")
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
 
 
 @dataclass
@@ -324,5 +323,5 @@ def _lineage(
         pa.repeat(pa.scalar(source.generation, pa.int64()), count),
         pa.repeat(pa.scalar(contract.version, pa.int64()), count),
         # A naive datetime is taken as UTC.
-        pa.repeat(pa.scalar(ingested_at, _TIMESTAMP), count),
+        pa.repeat(pa.scalar(ingested_at, ARROW_TYPES["timestamp"]), count),
     )
