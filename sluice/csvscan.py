@@ -15,6 +15,9 @@ Decisions a reader should know:
 - A quote is well formed when an opening quote starts a field (after ``,``, a line break, the
   start of the file or a UTF-8 byte-order mark) and a closing quote is followed by ``,``, the
   end of the record or a second quote (``""``). Records breaking that are flagged, not fixed.
+- Outside a quoted field, a quote that does not start a field (``5'10"``, ``Va"lentina``) is
+  a literal character, as Python's csv module reads it: it flags its record but opens nothing,
+  so it cannot shift the record boundaries after it.
 - A ``"`` left open at end of file, or a record longer than ``max_record_bytes``, rejects the
   whole file: after either, no later record boundary can be trusted.
 """
@@ -108,9 +111,17 @@ class RecordChunk:
 
 
 def iter_record_chunks(
-    stream: BinaryIO, *, chunk_bytes: int, max_record_bytes: int
+    stream: BinaryIO,
+    *,
+    chunk_bytes: int,
+    max_record_bytes: int,
+    byte_offset: int = 0,
+    first_line: int = 1,
 ) -> Iterator[RecordChunk]:
     """Whole-record chunks of about ``chunk_bytes`` each, read from ``stream`` as it goes.
+
+    ``stream`` starts at a record boundary: the file's start, or a split point
+    (``sluice.splits``) at ``byte_offset`` on physical line ``first_line``.
 
     Memory is bounded whatever the file size: about 3 x ``chunk_bytes`` at peak (the read,
     the chunk copied out of it and the caller's previous chunk, if it still holds it), plus
@@ -123,8 +134,8 @@ def iter_record_chunks(
             f"found {chunk_bytes} and {max_record_bytes}"
         )
     carry = b""  # the partial record after the last boundary; always starts at a boundary
-    carry_offset = 0
-    carry_line = 1
+    carry_offset = byte_offset
+    carry_line = first_line
     read_size = chunk_bytes
     while True:
         try:
@@ -184,6 +195,12 @@ class _BufferScan:
         special = _special_positions(data)
         kinds = data[special]
         is_quote = kinds == _QUOTE
+        stray = _stray_quotes(data, special[is_quote], self.bom_end)
+        self.stray_quotes = special[is_quote][stray]
+        if len(self.stray_quotes):
+            # Literal characters: they take no part in the quote parity below.
+            drop = np.flatnonzero(is_quote)[stray]
+            special, kinds, is_quote = (np.delete(a, drop) for a in (special, kinds, is_quote))
         quotes_through = np.cumsum(is_quote, dtype=np.int32 if len(kinds) < 2**31 else np.int64)
         outside = (quotes_through & 1) == 0  # for a newline or comma: quotes before it even
         is_newline = kinds == _LF
@@ -233,6 +250,7 @@ class _BufferScan:
         field_counts = np.searchsorted(self.commas, ends) - np.searchsorted(self.commas, starts) + 1
         bad_quotes = np.zeros(len(starts), dtype=np.bool_)
         violations = _quote_violations(self.bytes, quotes, self.cut, self.at_eof, self.bom_end)
+        violations = np.concatenate((violations, self.stray_quotes[self.stray_quotes < self.cut]))
         bad_quotes[np.searchsorted(starts, violations, side="right") - 1] = True
         return RecordChunk(
             data=self.buffer[: self.cut],
@@ -258,16 +276,47 @@ def _special_positions(data: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def _stray_quotes(data: np.ndarray, quotes: np.ndarray, bom_end: int) -> np.ndarray:
+    """Mask of the quotes that are literal: outside a quoted field, not at a field's start.
+
+    ``data`` starts at a record boundary, outside quotes. When every quote at an even place
+    (in parity, an opening one) starts a field, none is stray: one vectorised check, the
+    common case. Otherwise the quotes are walked in order, which only files with stray
+    quotes pay for.
+    """
+    opening, closing = quotes[0::2], quotes[1::2]
+    if not len(opening) or _opens_field(data, opening, closing, bom_end).all():
+        return np.zeros(len(quotes), dtype=np.bool_)
+    before = _byte_at(data, quotes - 1).tolist()
+    stray = np.zeros(len(quotes), dtype=np.bool_)
+    inside, last_closing = False, -2
+    for index, (position, previous) in enumerate(zip(quotes.tolist(), before, strict=True)):
+        if inside:
+            inside, last_closing = False, position  # closes, or is the first of a ""
+        elif previous in (_COMMA, _LF) or position in (0, bom_end) or last_closing == position - 1:
+            inside = True
+        else:
+            stray[index] = True
+    return stray
+
+
+def _opens_field(
+    data: np.ndarray, opening: np.ndarray, closing: np.ndarray, bom_end: int
+) -> np.ndarray:
+    """Per opening quote: whether it starts a field or continues a doubled ``""``."""
+    before = _byte_at(data, opening - 1)
+    starts_field = (before == _COMMA) | (before == _LF) | (opening == 0) | (opening == bom_end)
+    # The second quote of a doubled "" inside a quoted field reads as an opening quote.
+    previous_quote = np.concatenate(([-2], closing))[: len(opening)]
+    return starts_field | (previous_quote == opening - 1)
+
+
 def _quote_violations(
     data: np.ndarray, quotes: np.ndarray, cut: int, at_eof: bool, bom_end: int
 ) -> np.ndarray:
     """Positions of quotes that break RFC 4180 in ``data[:cut]`` (parity even at 0)."""
     opening, closing = quotes[0::2], quotes[1::2]
-    before = _byte_at(data, opening - 1)
-    opening_ok = (before == _COMMA) | (before == _LF) | (opening == 0) | (opening == bom_end)
-    # The second quote of a doubled "" inside a quoted field reads as an opening quote.
-    previous_quote = np.concatenate(([-2], closing))[: len(opening)]
-    opening_ok |= previous_quote == opening - 1
+    opening_ok = _opens_field(data, opening, closing, bom_end)
     after = _byte_at(data, closing + 1)
     end_of_data = (closing + 1 >= cut) & at_eof
     crlf = (after == _CR) & ((_byte_at(data, closing + 2) == _LF) | ((closing + 2 >= cut) & at_eof))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 
@@ -158,11 +159,32 @@ def test_iter_record_chunks_unterminated_quote_rejects_file_naming_line(chunk_by
     assert (rejected.value.code, rejected.value.line) == ("unterminated_quote", 3)
 
 
-def test_iter_record_chunks_unterminated_quote_names_the_stray_quote() -> None:
-    data = b'id,v\n1,ok\n2,ab"c\n3,"x"\n4,"y"\n'
+@pytest.mark.parametrize("chunk_bytes", CHUNK_SIZES)
+def test_iter_record_chunks_one_stray_quote_flags_only_its_record(chunk_bytes: int) -> None:
+    # Read as csv reads it: a quote inside an unquoted field is a character, opening nothing.
+    data = b'id,v\n1,ok\n2,ab"c\n3,"x,\ny"\n4,5ft10"\n5,"z"\n'
 
-    with pytest.raises(FileRejected, match=r"^line 3: "):
-        scan(data, 7)
+    records = scan(data, chunk_bytes)
+
+    assert [(r[0], r[1], r[3]) for r in records] == [
+        (1, b"id,v", False),
+        (2, b"1,ok", False),
+        (3, b'2,ab"c', True),
+        (4, b'3,"x,\ny"', False),
+        (6, b'4,5ft10"', True),
+        (7, b'5,"z"', False),
+    ]
+
+
+def test_iter_record_chunks_stray_quotes_agree_with_the_csv_module() -> None:
+    text = 'id,v,w\n1,a"b,"c, d"\n2,"e ""f""",g"h"i\n3,j,"k\nl"\n4,m"",n\n'
+
+    records = scan(text.encode(), 5)
+
+    expected = list(csv.reader(io.StringIO(text, newline="")))
+    assert [next(csv.reader([r[1].decode()])) for r in records] == expected
+    assert [r[2] for r in records] == [len(row) for row in expected]
+    assert [r[0] for r in records] == [1, 2, 3, 4, 6]
 
 
 @pytest.mark.parametrize("chunk_bytes", (1, 7, 64, 4096))
