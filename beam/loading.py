@@ -25,6 +25,7 @@ from sluice.gcs import is_local_path
 from sluice.schema import INGESTION_LOG_TABLE, IngestionRecord, SourceRef
 from sluice.settings import Settings
 from sluice.warehouse import Warehouse, connected_warehouse
+from sluice.warehouse.loads import SUPERSEDED
 
 LOG = logging.getLogger(__name__)
 
@@ -90,9 +91,10 @@ class LoadWarehouseFn(beam.DoFn):
             return record
         staged = [*staged_rows, *staged_dead]
         if staged and not FileSystems.exists(staged[0][0]):
-            # A retried bundle whose earlier attempt committed, then removed the staging.
+            # A retried bundle whose earlier attempt committed, then removed the staging
+            # (a load a newer generation had superseded committed its log row too).
             earlier = find_ingestion_record(warehouse, self._source, self._job_id)
-            if earlier is not None and earlier.status == "loaded":
+            if earlier is not None and (earlier.status == "loaded" or earlier.reason == SUPERSEDED):
                 return earlier
         record = self._record(
             "loaded", sum(n for _, n in staged_rows), sum(n for _, n in staged_dead)

@@ -4,7 +4,9 @@
 ``beam.options.PIPELINE_PARAMETERS``, which the flex template's metadata.json lists too).
 Both launchers are idempotent per job name: Dataflow answers 409 for a second active job of
 the same name, and ``LocalLauncher`` keeps a pid file per job; either way the result says
-``already_running`` and the caller counts the file as launched.
+``already_running`` and the caller counts the file as launched. Each also answers
+``is_running(job_name, job_id)``, which the sweep of stuck claims (``functions.sweep``) asks
+before it relaunches a job under the same name.
 
 No Beam import here (functions stay light); google-api-python-client loads on first launch.
 """
@@ -51,6 +53,8 @@ class LaunchRequest:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     test: bool = False
     """A test-marked object (``sluice.testmark``): every table it writes is in the test dataset."""
+    split_index: str | None = None
+    """Where validation stored the file's split points (``sluice.splits``), if it did."""
 
     def __post_init__(self) -> None:
         if not JOB_NAME.fullmatch(self.job_name):
@@ -114,10 +118,14 @@ class LaunchResult:
 
 
 class Launcher(Protocol):
-    """Starts the pipeline for one request and returns at once."""
+    """Starts the pipeline for one request and returns at once; tells whether a job runs."""
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
         """Start the job (or find it running); raise TransientError when a retry may help."""
+        ...
+
+    def is_running(self, job_name: str, job_id: str | None) -> bool:
+        """Whether the job (``job_id`` as the launch returned it, if known) still runs."""
         ...
 
 
@@ -149,6 +157,8 @@ def launch_parameters(
     }
     if request.claim_key:
         params["claim"] = request.claim_key
+    if request.split_index:
+        params["split_index"] = request.split_index
     if not on_dataflow:
         # The template image carries its own contracts; a laptop path means nothing there.
         params["contracts_dir"] = str(settings.contracts_dir.absolute())
@@ -219,6 +229,13 @@ class DataflowLauncher:
             f" {self._max_attempts} attempts, found {fault}"
         )
 
+    def is_running(self, job_name: str, job_id: str | None) -> bool:
+        """Whether Dataflow still runs the job (``functions.dataflow_jobs``)."""
+        from functions.dataflow_jobs import dataflow_job_running
+
+        jobs = self._dataflow().projects().locations().jobs()
+        return dataflow_job_running(jobs, self._settings, job_name, job_id)
+
     def launch_body(self, request: LaunchRequest) -> dict[str, Any]:
         """The ``LaunchFlexTemplateRequest`` body for ``request``."""
         settings = self._settings
@@ -252,9 +269,12 @@ class DataflowLauncher:
         return min(delay, self._max_delay)
 
     def _templates(self) -> Any:
+        return self._dataflow().projects().locations().flexTemplates()
+
+    def _dataflow(self) -> Any:
         if self._service is None:
             self._service = build_dataflow_service(self._settings, self._http)
-        return self._service.projects().locations().flexTemplates()
+        return self._service
 
 
 def build_dataflow_service(settings: Settings, http: Any = None) -> Any:
@@ -351,6 +371,10 @@ class LocalLauncher:
             return LaunchResult(request.job_name, None, already_running=True)
         LOG.info("local job %s started as pid %d", request.job_name, pid)
         return LaunchResult(request.job_name, f"local-{pid}", pid=pid)
+
+    def is_running(self, job_name: str, job_id: str | None) -> bool:
+        """Whether a live process runs the job here (its pid file names it)."""
+        return self._jobs.running_pid(job_name) is not None
 
     def wait(self, job_name: str, timeout: float | None = None) -> int:
         """Wait for a job this launcher started; its exit code."""

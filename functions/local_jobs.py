@@ -4,6 +4,9 @@ The local stand-in for Dataflow's job registry: ``<SLUICE_HOME>/jobs/<job>.pid``
 process runs a job (a live one makes a second start a no-op, the analogue of Dataflow's
 409) and ``<SLUICE_HOME>/logs/<job>.log`` holds its output. Processes start in their own
 session so a function request that ends (or a Ctrl-C in its terminal) does not kill them.
+At most ``MAX_RUNNING_JOBS`` run at once per home (each takes a core and ~300 MB): a start
+beyond that waits for a slot, as a Dataflow launch past its quota is held back, so a burst
+of uploads queues instead of exhausting the machine's memory.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import logging
 import os
 import subprocess
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 
@@ -25,6 +31,10 @@ LOG = logging.getLogger(__name__)
 # is built per event) so a finished child is told from a live one without guessing.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _CHILDREN_LOCK = threading.Lock()
+MAX_RUNNING_JOBS = max(2, os.cpu_count() or 1)
+"""Pipelines one home runs at once; more would swap or be killed for memory, not go faster."""
+SLOT_WAIT_SECONDS = 300.0
+"""How long a start waits for a free slot before giving up with a TransientError (retried)."""
 
 
 class LocalJobs:
@@ -53,7 +63,7 @@ class LocalJobs:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.running_pid(job_name) is not None:
                 return None
-            with self.log_file(job_name).open("ab") as log:
+            with self._free_slot(job_name), self.log_file(job_name).open("ab") as log:
                 try:
                     process = subprocess.Popen(
                         argv,
@@ -66,16 +76,36 @@ class LocalJobs:
                     )
                 except OSError as exc:
                     raise TransientError(f"local job {job_name}: could not start: {exc}") from exc
-            with _CHILDREN_LOCK:
-                _CHILDREN[process.pid] = process
-            temporary = self.pid_file(job_name).with_suffix(".pid.tmp")
-            temporary.write_text(f"{process.pid}\n", encoding="ascii")
-            temporary.replace(self.pid_file(job_name))
+                with _CHILDREN_LOCK:
+                    _CHILDREN[process.pid] = process
+                temporary = self.pid_file(job_name).with_suffix(".pid.tmp")
+                temporary.write_text(f"{process.pid}\n", encoding="ascii")
+                temporary.replace(self.pid_file(job_name))
         # Reap the child as soon as it exits, so a finished job never looks alive (zombie).
         threading.Thread(
             target=_reap, args=(job_name, process), name=f"reap-{job_name}", daemon=True
         ).start()
         return process.pid
+
+    @contextmanager
+    def _free_slot(self, job_name: str) -> Iterator[None]:
+        """Hold the home's slot lock while fewer than MAX_RUNNING_JOBS jobs run; wait for it."""
+        deadline = time.monotonic() + SLOT_WAIT_SECONDS
+        while True:
+            with (self.jobs_dir / "slots.lock").open("w") as slots:
+                # Count-then-start is atomic across threads and processes; the new pid file
+                # is written before the lock is released, so the next count includes it.
+                fcntl.flock(slots, fcntl.LOCK_EX)
+                running = len(self.running_jobs())
+                if running < MAX_RUNNING_JOBS:
+                    yield
+                    return
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"local job {job_name}: expected fewer than {MAX_RUNNING_JOBS} pipelines"
+                    f" running, found {running} for {SLOT_WAIT_SECONDS:g} s; retry later"
+                )
+            time.sleep(0.25)
 
     def running_pid(self, job_name: str) -> int | None:
         """The pid of ``job_name``'s live process, or None."""

@@ -1,14 +1,16 @@
 """What happens to a file that cannot be ingested: quarantine it and record why.
 
 The landing object is never touched. A server-side copy of exactly the rejected generation
-goes to ``quarantine/<generation>/<percent-encoded object name>`` in the pipeline bucket,
-with ``<that>.reason.json`` beside it (the validation report plus the event), and the
-ingestion log gets a ``rejected`` row. Every step overwrites what an earlier, interrupted
-attempt wrote, so a retried event repeats them safely.
+goes to ``quarantine/<generation>/<percent-encoded object name>`` in the pipeline bucket
+(cut and hashed when too long for Cloud Storage), with ``<that>.reason.json`` beside it
+(the validation report plus the event), and the ingestion log gets a ``rejected`` row.
+Every step overwrites what an earlier, interrupted attempt wrote, so a retried event
+repeats them safely.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,11 +28,27 @@ if TYPE_CHECKING:
 
 QUARANTINE_PREFIX = "quarantine/"
 REASON_SUFFIX = ".reason.json"
+MAX_OBJECT_NAME_BYTES = 1024
+"""Cloud Storage's limit on an object name (UTF-8 bytes)."""
 
 
 def quarantine_name(name: str, generation: int) -> str:
-    """The quarantine object for a landing object's generation (one flat, reversible name)."""
-    return f"{QUARANTINE_PREFIX}{generation}/{quote(name, safe='')}"
+    """The quarantine object for a landing object's generation: one flat name, reversible
+    by ``unquote`` unless too long for Cloud Storage; then a cut of it plus a hash of the
+    whole name (which the ``.reason.json`` beside it keeps)."""
+    prefix = f"{QUARANTINE_PREFIX}{generation}/"
+    encoded = quote(name, safe="")  # ASCII: its length is its size in bytes
+    # Percent-encoding can triple a name's bytes (a 1,000-byte non-ASCII name is legal),
+    # and the reason file's name adds its suffix; both must fit.
+    budget = MAX_OBJECT_NAME_BYTES - len(prefix) - len(REASON_SUFFIX)
+    if len(encoded) <= budget:
+        return prefix + encoded
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    cut = encoded[: budget - len(digest) - 1]
+    broken_escape = cut.rfind("%", len(cut) - 2)
+    if broken_escape >= 0:
+        cut = cut[:broken_escape]
+    return f"{prefix}{cut}~{digest}"
 
 
 def quarantine_details(

@@ -55,6 +55,28 @@ resource "time_sleep" "iam_propagation" {
   ]
 }
 
+# on_upload launches the flex template; cook's sweep (functions/sweep.py) relaunches a file
+# whose pipeline died after its launch. Both launch the same way, from the same settings.
+locals {
+  launcher_environment = {
+    SLUICE_HOME                     = "/tmp/sluice"
+    SLUICE_WAREHOUSE                = "bigquery"
+    SLUICE_BQ_PROJECT               = var.project_id
+    SLUICE_BQ_LOCATION              = local.bq_location
+    SLUICE_DATASET                  = google_bigquery_dataset.processed.dataset_id
+    SLUICE_COOKED_DATASET           = google_bigquery_dataset.cooked.dataset_id
+    SLUICE_LANDING_BUCKET           = google_storage_bucket.landing.name
+    SLUICE_PIPELINE_BUCKET          = google_storage_bucket.pipeline.name
+    SLUICE_LAUNCHER                 = "dataflow"
+    SLUICE_GCP_PROJECT              = var.project_id
+    SLUICE_DATAFLOW_REGION          = var.region
+    SLUICE_DATAFLOW_TEMPLATE        = local.template_path
+    SLUICE_DATAFLOW_SERVICE_ACCOUNT = google_service_account.worker.email
+    SLUICE_DATAFLOW_MAX_WORKERS     = var.dataflow_max_workers
+    SLUICE_DATAFLOW_TEMP_LOCATION   = "gs://${google_storage_bucket.pipeline.name}/temp"
+  }
+}
+
 # landing bucket --(object finalize, Eventarc, at least once)--> on_upload
 resource "google_cloudfunctions2_function" "on_upload" {
   name        = "${var.name_prefix}-on-upload"
@@ -85,23 +107,7 @@ resource "google_cloudfunctions2_function" "on_upload" {
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.upload.email
 
-    environment_variables = {
-      SLUICE_HOME                     = "/tmp/sluice"
-      SLUICE_WAREHOUSE                = "bigquery"
-      SLUICE_BQ_PROJECT               = var.project_id
-      SLUICE_BQ_LOCATION              = local.bq_location
-      SLUICE_DATASET                  = google_bigquery_dataset.processed.dataset_id
-      SLUICE_COOKED_DATASET           = google_bigquery_dataset.cooked.dataset_id
-      SLUICE_LANDING_BUCKET           = google_storage_bucket.landing.name
-      SLUICE_PIPELINE_BUCKET          = google_storage_bucket.pipeline.name
-      SLUICE_LAUNCHER                 = "dataflow"
-      SLUICE_GCP_PROJECT              = var.project_id
-      SLUICE_DATAFLOW_REGION          = var.region
-      SLUICE_DATAFLOW_TEMPLATE        = local.template_path
-      SLUICE_DATAFLOW_SERVICE_ACCOUNT = google_service_account.worker.email
-      SLUICE_DATAFLOW_MAX_WORKERS     = var.dataflow_max_workers
-      SLUICE_DATAFLOW_TEMP_LOCATION   = "gs://${google_storage_bucket.pipeline.name}/temp"
-    }
+    environment_variables = local.launcher_environment
   }
 
   # Any non-2xx answer (503 while another delivery holds the claim, 500 for a transient
@@ -129,8 +135,8 @@ resource "google_cloud_run_service_iam_member" "on_upload_invoker" {
   member   = "serviceAccount:${google_service_account.upload.email}"
 }
 
-# Cloud Scheduler --(HTTP + OIDC)--> cook --> cooked tables
-# cook and the dashboard read and write the warehouse the same way.
+# Cloud Scheduler --(HTTP + OIDC)--> cook --> sweep of stuck claims, cooked tables
+# The dashboard reads the warehouse as cook does.
 locals {
   warehouse_reader_environment = {
     SLUICE_HOME           = "/tmp/sluice"
@@ -145,7 +151,7 @@ locals {
 resource "google_cloudfunctions2_function" "cook" {
   name        = "${var.name_prefix}-cook"
   location    = var.region
-  description = "Rebuilds every cooked table from sql/*.sql; called by Cloud Scheduler."
+  description = "Relaunches pipelines that died after launch, rebuilds every cooked table from sql/*.sql; called by Cloud Scheduler."
 
   build_config {
     runtime         = "python311"
@@ -172,7 +178,8 @@ resource "google_cloudfunctions2_function" "cook" {
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.cook.email
 
-    environment_variables = local.warehouse_reader_environment
+    # The sweep relaunches a dead pipeline exactly as on_upload launched it.
+    environment_variables = local.launcher_environment
   }
 
   depends_on = [time_sleep.iam_propagation]

@@ -4,7 +4,7 @@
 # Who runs as what:
 #   upload     on_upload, and the Eventarc trigger that invokes it
 #   worker     the Dataflow flex-template launcher VM and the workers
-#   cook       the cook function (and the dashboard of issue 4, when it exists)
+#   cook       the cook function, whose sweep relaunches pipelines that died (and the dashboard)
 #   scheduler  Cloud Scheduler's OIDC identity when it calls cook
 #   build      Cloud Build building the functions' containers (deploy time only)
 #
@@ -30,7 +30,7 @@ resource "google_service_account" "worker" {
 resource "google_service_account" "cook" {
   account_id   = "${var.name_prefix}-cook"
   display_name = "Sluice cook and dashboard"
-  description  = "Runs cook (and the dashboard, issue 4): reads processed tables, rebuilds cooked tables."
+  description  = "Runs cook (and the dashboard): relaunches pipelines that died as the worker account, reads processed tables, rebuilds cooked tables."
 
   depends_on = [google_project_service.apis]
 }
@@ -143,6 +143,21 @@ resource "google_project_iam_member" "cook_bigquery_job_user" {
 resource "google_project_iam_member" "cook_dataset_ensurer" {
   project = var.project_id
   role    = google_project_iam_custom_role.dataset_ensurer.name
+  member  = "serviceAccount:${google_service_account.cook.email}"
+}
+
+# cook's sweep (functions/sweep.py) asks Dataflow whether a launched job still runs
+# (jobs.get, jobs.list) and relaunches one that died (flexTemplates.launch), as on_upload does.
+resource "google_project_iam_member" "cook_dataflow_developer" {
+  #checkov:skip=CKV_GCP_49:Relaunching a flex template whose job died is the sweep's job. A launched job can run only as an account cook may act as, and it may act as exactly one: the worker account (iam_grants.tf, cook_acts_as_worker), never project-wide.
+  project = var.project_id
+  role    = "roles/dataflow.developer"
+  member  = "serviceAccount:${google_service_account.cook.email}"
+}
+
+resource "google_project_iam_member" "cook_compute_viewer" {
+  project = var.project_id
+  role    = "roles/compute.viewer"
   member  = "serviceAccount:${google_service_account.cook.email}"
 }
 

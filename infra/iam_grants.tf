@@ -4,8 +4,9 @@
 # Storage, in one table:            landing     pipeline     artifacts
 #   upload (on_upload)              read        read/write*  read (template spec)
 #   worker (Dataflow)               read        read/write*  read (template spec)
+#   cook   (cook's sweep)           -           read/write*  read (template spec)
 #   build  (function builds)        -           -            read (source archive)
-#   cook, scheduler                 -           -            -
+#   scheduler                       -           -            -
 #   var.landing_writers (people)    read/write  -            -
 # roles/storage.objectUser = get, list, create, delete (overwrite) objects; no IAM, no ACLs.
 # * plus roles/storage.legacyBucketReader there: bucket metadata, for Dataflow's checks.
@@ -46,6 +47,13 @@ resource "google_storage_bucket_iam_member" "pipeline_worker_user" {
   member = "serviceAccount:${google_service_account.worker.email}"
 }
 
+# cook's sweep lists and reads the claims and moves a stuck one on (compare-and-swap writes).
+resource "google_storage_bucket_iam_member" "pipeline_cook_user" {
+  bucket = google_storage_bucket.pipeline.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.cook.email}"
+}
+
 # Bucket metadata (storage.buckets.get): Dataflow and the Beam SDK look up the bucket of the
 # temp and staging locations before they use them; objectUser covers objects only.
 resource "google_storage_bucket_iam_member" "pipeline_upload_bucket_reader" {
@@ -60,6 +68,12 @@ resource "google_storage_bucket_iam_member" "pipeline_worker_bucket_reader" {
   member = "serviceAccount:${google_service_account.worker.email}"
 }
 
+resource "google_storage_bucket_iam_member" "pipeline_cook_bucket_reader" {
+  bucket = google_storage_bucket.pipeline.name
+  role   = "roles/storage.legacyBucketReader"
+  member = "serviceAccount:${google_service_account.cook.email}"
+}
+
 # --- artifacts: read-only for every runtime identity -------------------------------------
 
 resource "google_storage_bucket_iam_member" "artifacts_upload_reader" {
@@ -72,6 +86,12 @@ resource "google_storage_bucket_iam_member" "artifacts_worker_reader" {
   bucket = google_storage_bucket.artifacts.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_storage_bucket_iam_member" "artifacts_cook_reader" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.cook.email}"
 }
 
 resource "google_storage_bucket_iam_member" "artifacts_build_reader" {
@@ -110,6 +130,13 @@ resource "google_bigquery_dataset_iam_member" "test_upload_editor" {
   member     = "serviceAccount:${google_service_account.upload.email}"
 }
 
+# cook's sweep reads a test file's log row, and logs it rejected when its pipeline keeps dying.
+resource "google_bigquery_dataset_iam_member" "test_cook_editor" {
+  dataset_id = google_bigquery_dataset.test.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.cook.email}"
+}
+
 resource "google_bigquery_dataset_iam_member" "test_worker_editor" {
   dataset_id = google_bigquery_dataset.test.dataset_id
   role       = "roles/bigquery.dataEditor"
@@ -145,10 +172,16 @@ resource "google_artifact_registry_repository_iam_member" "pipeline_worker_reade
   member     = "serviceAccount:${google_service_account.worker.email}"
 }
 
-# --- on_upload launches jobs that run as the worker account ------------------------------
+# --- on_upload launches jobs, and cook's sweep relaunches them, as the worker account -----
 
 resource "google_service_account_iam_member" "upload_acts_as_worker" {
   service_account_id = google_service_account.worker.name
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${google_service_account.upload.email}"
+}
+
+resource "google_service_account_iam_member" "cook_acts_as_worker" {
+  service_account_id = google_service_account.worker.name
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${google_service_account.cook.email}"
 }

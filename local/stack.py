@@ -251,9 +251,12 @@ class LocalStack:
         interval = self.settings.cook_interval_seconds
         while interval > 0 and not self._cook_stop.wait(interval):
             try:
-                log.info("scheduled cook rebuilt %d table(s)", len(self.cook()))
+                report = call_cook_report(self.cook_url)
             except SluiceError as exc:
                 log.error("scheduled cook failed: %s", exc)
+                continue
+            tables, sweep = len(report["tables"]), report.get("sweep")
+            log.info("scheduled cook rebuilt %d table(s); sweep of stuck files %s", tables, sweep)
 
     def _stop_pipeline_jobs(self) -> None:
         jobs = LocalJobs(self.settings)
@@ -276,11 +279,16 @@ class LocalStack:
 
 def call_cook(url: str, timeout: float = 600.0) -> list[dict[str, Any]]:
     """POST to a cook function at ``url`` as Cloud Scheduler does; the tables it rebuilt."""
+    return call_cook_report(url, timeout)["tables"]
+
+
+def call_cook_report(url: str, timeout: float = 600.0) -> dict[str, Any]:
+    """POST to a cook function at ``url``; its whole answer (tables, alerts, sweep counts)."""
     request = urllib.request.Request(url, data=b"{}", method="POST")
     request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return json.loads(answer.read())["tables"]
+            return json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", errors="replace")
         error = TransientError if exc.code == 503 else SluiceError

@@ -17,6 +17,11 @@ platform redelivers the event later, when the holder has finished or the lease h
 (Acknowledging it instead would lose the file whenever the holder crashes: its own
 redelivery would be that duplicate.) A holder that fails with a retryable fault calls
 ``release_claim``, which ends its lease at once, so the redelivery need not wait.
+
+A ``launched`` claim has no lease: its event was acknowledged. If its pipeline dies before
+settling it, ``functions.sweep`` finds it (each claim object carries its state as metadata,
+so a listing tells which to read), relaunches the job with ``swap_claim`` counting
+``pipeline_attempts``, and after too many attempts marks it ``rejected``.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ RELEASED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 """``updated_at`` of a released claim: stale for any lease."""
 CAS_ATTEMPTS = 8
 """Compare-and-swap rounds before contention counts as a transient fault."""
+STATE_METADATA = "state"
+"""Custom metadata key holding a claim object's state (set on every write)."""
 
 
 class ClaimStateError(PermanentError):
@@ -80,6 +87,8 @@ class Claim:
     """Random token of the delivery that took the claim (tells our own write from another's)."""
     attempt: int = 1
     """1, plus one for each takeover of a stale claim."""
+    pipeline_attempts: int = 1
+    """Pipeline runs started for this event: on_upload's launch, plus one per sweep relaunch."""
     claim_generation: int | None = field(default=None, compare=False)
     """GCS generation of the claim object this was read from or written as (not stored)."""
 
@@ -113,6 +122,11 @@ def event_key(bucket: str, name: str, generation: int, replay: str | None = None
 def claim_object_name(key: str) -> str:
     """The claim's object name: a hash, so no key can escape the ``claims/`` prefix."""
     return f"{CLAIMS_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+
+
+def split_index_name(key: str) -> str:
+    """Where the split index of the event's file is kept: beside its claim."""
+    return claim_object_name(key).removesuffix(".json") + ".splits.json"
 
 
 def claim_event(
@@ -205,16 +219,42 @@ def set_claim_state(
 
 def read_claim(client: storage.Client, settings: Settings, key: str) -> Claim | None:
     """The stored claim for ``key``, or None when there is none."""
+    return read_claim_object(client, settings, claim_object_name(key))
+
+
+def read_claim_object(client: storage.Client, settings: Settings, name: str) -> Claim | None:
+    """The claim stored as object ``name`` of the pipeline bucket, or None when there is none."""
     from google.api_core.exceptions import NotFound
 
-    blob = _claim_blob(client, settings, key)
+    blob = client.bucket(settings.pipeline_bucket).blob(name)
     try:
-        with gcs_faults(f"reading claim {key}"):
+        with gcs_faults(f"reading claim {name}"):
             raw = blob.download_as_bytes()
     except NotFound:
         return None
     # The download's response headers set blob.generation: the generation of these bytes.
     return Claim.from_json(raw, claim_generation=blob.generation)
+
+
+def swap_claim(
+    client: storage.Client, settings: Settings, read: Claim, **changes: Any
+) -> Claim | None:
+    """Write ``read`` with ``changes`` only if the stored claim is still the one read (its
+    generation); None when another writer changed it first. Only forward state moves."""
+    from google.api_core.exceptions import PreconditionFailed
+
+    state = changes.get("state", read.state)
+    if state not in NEXT_STATES[read.state]:
+        raise ClaimStateError(
+            f"claim {read.key}: cannot move from {read.state!r} to {state!r}; "
+            f"expected one of: {', '.join(sorted(NEXT_STATES[read.state]))}"
+        )
+    try:
+        return _write(
+            client, settings, replace(read, **changes), if_generation_match=read.claim_generation
+        )
+    except PreconditionFailed:
+        return None
 
 
 def release_claim(client: storage.Client, settings: Settings, claim: Claim) -> bool:
@@ -247,6 +287,9 @@ def _write(
     if if_generation_match is None:
         raise ClaimStateError(f"claim {claim.key}: expected a generation to compare, found none")
     blob = _claim_blob(client, settings, claim.key)
+    # The state as metadata too: a listing then shows it, so a sweep reads only the few
+    # claims that may be stuck instead of every claim kept.
+    blob.metadata = {STATE_METADATA: claim.state}
     with gcs_faults(f"writing claim {claim.key}"):
         blob.upload_from_string(
             claim.to_json(),

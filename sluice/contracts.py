@@ -371,7 +371,7 @@ def _require(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
 
 
 def _check_name(name: str, where: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):  # match() lets "$" accept a trailing newline
         raise ContractError(
             f"{where}: expected letters, digits and '_' starting with a letter, found {name!r}"
         )

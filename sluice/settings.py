@@ -59,6 +59,11 @@ class Settings:
     """Largest single CSV record (row) accepted, in bytes."""
     chunk_bytes: int = 8 * 1024**2
     """Bytes of CSV read and parsed per batch (validation and pipeline)."""
+    split_bytes: int = 32 * 1024**2
+    """Validation records a record boundary (split point) about every this many bytes of a
+    plain CSV; the pipeline parses the ranges between them in parallel."""
+    pipeline_workers: int = 0
+    """Local runner: worker threads parsing one file's ranges at once; 0: one per CPU core."""
     type_sample_rows: int = 1000
     """Rows whose values validation type-checks (a bounded sample at the file's start)."""
     max_bad_sample_fraction: float = 0.5
@@ -75,6 +80,13 @@ class Settings:
     """Storage events older than this are dropped (retries stop after a day)."""
     claim_lease_seconds: int = 900
     """A claim stuck in ``claimed`` this long (a crash before launch) may be taken over."""
+    job_check_after_seconds: int = 600
+    """A ``launched`` claim unchanged this long has its job checked by the sweep that runs
+    with each cook: settled from its ingestion-log row, left alone while the job runs, else
+    relaunched (``functions/sweep.py``)."""
+    max_pipeline_attempts: int = 3
+    """Pipeline runs a file gets (its launch plus the sweep's relaunches) before the sweep
+    records it ``rejected`` ("pipeline failed N times"); the landing file stays untouched."""
     gcp_project: str = ""
     """Google Cloud project of the Dataflow jobs."""
     dataflow_region: str = "us-central1"

@@ -92,7 +92,7 @@ def test_main_import_does_not_load_beam() -> None:
 
 
 def test_cook_http_reports_every_table_with_its_rows(
-    settings: Settings, contracts: dict[str, Contract], tmp_path: Path
+    gcs: GcsBuckets, settings: Settings, contracts: dict[str, Contract], tmp_path: Path
 ) -> None:
     data = cook_data.build()
     cook_data.load(DuckDBWarehouse(settings), contracts, data, tmp_path / "staged")
@@ -107,15 +107,16 @@ def test_cook_http_reports_every_table_with_its_rows(
     assert all(isinstance(t["seconds"], float) for t in tables.values())
 
 
-def test_cook_http_with_empty_warehouse_builds_empty_tables() -> None:
+def test_cook_http_with_empty_warehouse_builds_empty_tables(gcs: GcsBuckets) -> None:
     response = http_client("cook").get("/")
 
     assert response.status_code == 200
     assert {t["rows"] for t in response.get_json()["tables"]} == {0}
+    assert set(response.get_json()["sweep"].values()) == {0}  # no claim to sweep
 
 
 def test_cook_http_reports_open_alerts_of_never_loaded_datasets(
-    contracts: dict[str, Contract],
+    gcs: GcsBuckets, contracts: dict[str, Contract]
 ) -> None:
     response = http_client("cook").post("/")
 
@@ -127,7 +128,7 @@ def test_cook_http_reports_open_alerts_of_never_loaded_datasets(
 
 
 def test_cook_http_bad_summary_file_is_500_with_reason(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    gcs: GcsBuckets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "10_broken.sql").write_text(
         "CREATE OR REPLACE TABLE {cooked_dataset}.other AS SELECT 1"

@@ -42,7 +42,7 @@ CatalogTypes = Mapping[str, Mapping[str, Mapping[str, str]]]
 
 def check_dataset_name(name: str, setting: str) -> str:
     """Return ``name`` when it is a plain identifier, else raise ConfigError."""
-    if not DATASET_NAME.match(name):
+    if not DATASET_NAME.fullmatch(name):  # match() lets "$" accept a trailing newline
         raise ConfigError(
             f"{setting}: expected a name matching {DATASET_NAME.pattern}, found {name!r}"
         )

@@ -161,8 +161,11 @@ def test_function_environments_load_as_settings(infra: Infra) -> None:
         assert settings.dataset == Settings().dataset
 
 
-def test_on_upload_environment_can_launch_the_flex_template(infra: Infra) -> None:
-    variables = functions(infra)["on_upload"]["service_config"][0]["environment_variables"]
+@pytest.mark.parametrize("function", ["on_upload", "cook"])  # cook's sweep relaunches
+def test_launching_function_environment_can_launch_the_flex_template(
+    infra: Infra, function: str
+) -> None:
+    variables = environment(functions(infra)[function], infra)
     settings = load_settings({k: render(v, infra) for k, v in variables.items()})
 
     require_dataflow_settings(settings)  # raises ConfigError when anything is missing

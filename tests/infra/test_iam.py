@@ -89,6 +89,7 @@ def test_only_the_pipeline_bucket_is_writable_by_service_accounts(infra: Infra) 
     assert bucket_writes == {
         ("google_storage_bucket.pipeline", "google_service_account.upload"),
         ("google_storage_bucket.pipeline", "google_service_account.worker"),
+        ("google_storage_bucket.pipeline", "google_service_account.cook"),  # the sweep's claims
     }
     assert project_writes == []
 
@@ -147,12 +148,16 @@ def test_functions_run_as_their_own_accounts(infra: Infra) -> None:
     assert built_by == {"google_service_account.build"}
 
 
-def test_on_upload_may_act_as_the_worker_account_only(infra: Infra) -> None:
+def test_only_the_launching_accounts_may_act_and_only_as_the_worker_account(
+    infra: Infra,
+) -> None:
     act_as = [(g.kind, g.target, g.member) for g in grants(infra) if g.role in ACT_AS_ROLES]
 
     runtime_act_as = [grant for grant in act_as if grant[2] in RUNTIME_ACCOUNTS]
-    assert runtime_act_as == [
-        ("google_service_account_iam_member", ACCOUNT + "worker", ACCOUNT + "upload")
+    # on_upload launches the flex template; cook's sweep relaunches a job that died.
+    assert sorted(runtime_act_as) == [
+        ("google_service_account_iam_member", ACCOUNT + "worker", ACCOUNT + "cook"),
+        ("google_service_account_iam_member", ACCOUNT + "worker", ACCOUNT + "upload"),
     ]
 
 
@@ -162,7 +167,7 @@ def test_on_upload_may_act_as_the_worker_account_only(infra: Infra) -> None:
         ("processed", {"upload", "worker", "cook"}),
         ("staging", {"worker"}),
         ("cooked", {"cook"}),
-        ("test", {"upload", "worker"}),  # test files, never production
+        ("test", {"upload", "worker", "cook"}),  # test files, never production
         ("test_staging", {"worker"}),
     ],
 )

@@ -146,6 +146,7 @@ def test_stack_cooks_on_schedule(tmp_path: Path, caplog: pytest.LogCaptureFixtur
             time.sleep(0.2)
 
     assert "scheduled cook rebuilt" in caplog.text
+    assert "sweep of stuck files {'checked': 0," in caplog.text  # the cook's sweep, logged
     assert "server_requests_per_day" in cooked_tables(stack.settings)
 
 

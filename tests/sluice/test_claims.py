@@ -21,6 +21,7 @@ from sluice.claims import (
     read_claim,
     release_claim,
     set_claim_state,
+    swap_claim,
 )
 from sluice.settings import Settings, load_settings
 
@@ -256,3 +257,37 @@ def test_claim_from_json_ignores_fields_it_does_not_know() -> None:
 
     assert Claim.from_json(stored) == claim
     assert replace(claim, state="loaded") != claim
+
+
+def test_swap_claim_writes_only_over_the_generation_it_read(gcs: GcsBuckets) -> None:
+    settings = load_settings()
+    take(gcs, settings)
+    read = set_claim_state(gcs.client, settings, KEY, "launched")
+
+    first = swap_claim(gcs.client, settings, read, pipeline_attempts=2)
+    second = swap_claim(gcs.client, settings, read, pipeline_attempts=2)  # a stale read
+
+    assert first is not None and second is None
+    assert read_claim(gcs.client, settings, KEY) == first
+    assert first.pipeline_attempts == 2
+    with pytest.raises(ClaimStateError, match="cannot move from 'launched' to 'claimed'"):
+        swap_claim(gcs.client, settings, first, state="claimed")
+
+
+def test_claim_objects_carry_their_state_as_metadata(gcs: GcsBuckets) -> None:
+    settings = load_settings()
+    take(gcs, settings)
+    claimed = gcs.pipeline.get_blob(claim_object_name(KEY)).metadata
+    set_claim_state(gcs.client, settings, KEY, "loaded")
+
+    [listed] = gcs.client.list_blobs(gcs.pipeline.name, prefix=CLAIMS_PREFIX)
+
+    assert (claimed, listed.metadata) == ({"state": "claimed"}, {"state": "loaded"})
+
+
+def test_claim_from_json_of_a_claim_stored_before_pipeline_attempts_counts_one() -> None:
+    claim = Claim(KEY, "launched", "landing", "a.csv", 17, "kiva_loans", datetime.now(UTC))
+    stored = claim.to_json().replace(b', "pipeline_attempts": 1', b"")
+
+    assert b"pipeline_attempts" not in stored
+    assert Claim.from_json(stored).pipeline_attempts == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -63,3 +64,25 @@ def test_writes_give_up_with_transient_error_when_the_lock_stays_held(
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def test_threads_of_one_process_connecting_at_once_never_fail(
+    warehouse: DuckDBWarehouse, contract: Contract
+) -> None:
+    warehouse.ensure_tables(contract)
+    failures: list[BaseException] = []
+
+    def query_repeatedly() -> None:
+        try:
+            for _ in range(150):  # one thread's close races the other's connect (DuckDB 2.0)
+                warehouse.query("SELECT COUNT(*) AS n FROM {dataset}.ingestion_log")
+        except Exception as exc:  # reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=query_repeatedly) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert failures == []
