@@ -48,7 +48,7 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 bench: $(STAMP)  ## throughput against baselines measured in the same run
-	$(PY) bench/ingest_bench.py
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) $(BQEMU_VENV) $(CHECKS_VENV) .local bench/out .pytest_cache .ruff_cache

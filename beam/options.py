@@ -47,6 +47,11 @@ PIPELINE_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("contracts_dir", "Contracts directory", "Directory of contract YAML files."),
     Parameter("claim", "Claim key", "Event claim to mark loaded or rejected at the end."),
     Parameter("pipeline_bucket", "Pipeline bucket", "Bucket holding the claim objects."),
+    Parameter(
+        "split_index",
+        "Split index",
+        "Split points validation recorded (path or gs:// URI); default: found by a quick pass.",
+    ),
 )
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PIPELINE_PARAMETERS)
 WAREHOUSES = ("duckdb", "bigquery")
@@ -65,6 +70,8 @@ class PipelineParams:
     settings: Settings
     claim: str | None = None
     """The event claim key (``bucket/name#generation``) this run settles, if any."""
+    split_index: str | None = None
+    """Where validation stored the input's split points, if it did."""
 
     @property
     def staging_dir(self) -> str:
@@ -150,4 +157,5 @@ def resolve_params(args: argparse.Namespace) -> PipelineParams:
         started_at=parse_started_at(args.started_at),
         settings=settings,
         claim=args.claim or None,
+        split_index=args.split_index or None,
     )

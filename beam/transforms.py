@@ -5,13 +5,14 @@ object per row: Beam's cost is per element, so the typing work happens on whole 
 inside ``sluice.parse``. Bad rows leave through the ``dead`` output; a file whose header
 (or quoting) is rejected leaves through ``rejected`` with its reason.
 
-Today one element is one whole file, parsed by one worker. The record boundaries that
-validation records (DESIGN decision 4) will let "Source" emit byte ranges instead; only
-``ParseCsvFn`` changes then, since everything downstream already works per batch.
+The elements parsed are byte ranges of one file (``beam.ranges.plan_ranges``): each starts
+at a record boundary, so workers parse them at once and still give the rows, lines and dead
+letters of a serial parse. A range past the first reads the header from the file's start.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import uuid
@@ -27,13 +28,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import PCollection, TaggedOutput
 
+from beam.ranges import open_source
 from sluice.contracts import Contract
 from sluice.csvscan import open_decompressed
 from sluice.errors import FileRejected
-from sluice.gcs import open_object, parse_gs_uri, storage_client
-from sluice.parse import iter_parsed_batches
+from sluice.parse import ParsedBatch, iter_parsed_batches, read_file_header
 from sluice.schema import SourceRef
-from sluice.settings import load_settings
+from sluice.splits import WHOLE_FILE, ByteRange, RangeReader
 
 LOG = logging.getLogger(__name__)
 METRICS_NAMESPACE = "sluice"
@@ -58,10 +59,11 @@ def skip_credential_lookup_for_emulator() -> None:
 
 
 class ParseCsvFn(beam.DoFn):
-    """Parse and type one CSV file by its contract: row tables out, dead-letter tables aside."""
+    """Parse and type one byte range of a CSV file: row tables out, dead-letter tables aside."""
 
     def __init__(
         self,
+        path: str,
         contract: Contract,
         source: SourceRef,
         *,
@@ -69,6 +71,7 @@ class ParseCsvFn(beam.DoFn):
         chunk_bytes: int,
         max_record_bytes: int,
     ) -> None:
+        self._path = path
         self._contract = contract
         self._source = source
         self._ingested_at = ingested_at
@@ -83,21 +86,13 @@ class ParseCsvFn(beam.DoFn):
         if os.environ.get("STORAGE_EMULATOR_HOST"):
             skip_credential_lookup_for_emulator()
 
-    def process(self, path: str) -> Iterator[pa.Table | TaggedOutput]:
+    def process(self, byte_range: ByteRange) -> Iterator[pa.Table | TaggedOutput]:
         """Emit each batch's rows (main), dead letters (``dead``) or a rejection (``rejected``)."""
         from google.api_core.exceptions import NotFound
 
         try:
-            with self._open(path) as raw:
-                batches = iter_parsed_batches(
-                    open_decompressed(raw),
-                    self._contract,
-                    self._source,
-                    ingested_at=self._ingested_at,
-                    chunk_bytes=self._chunk_bytes,
-                    max_record_bytes=self._max_record_bytes,
-                )
-                for batch in batches:
+            with open_source(self._path, self._source, chunk_bytes=self._chunk_bytes) as raw:
+                for batch in self._parse(raw, byte_range):
                     if batch.rows.num_rows:
                         self._rows.inc(batch.rows.num_rows)
                         yield batch.rows
@@ -107,7 +102,7 @@ class ParseCsvFn(beam.DoFn):
         except NotFound:
             # The pinned generation was replaced or deleted before the pipeline read it.
             exc = FileRejected(
-                f"expected generation {self._source.generation} of {path}, found it gone "
+                f"expected generation {self._source.generation} of {self._path}, found it gone "
                 "(replaced or deleted before the pipeline read it)",
                 code="vanished",
             )
@@ -120,21 +115,28 @@ class ParseCsvFn(beam.DoFn):
             self._rejected.inc()
             yield TaggedOutput(REJECTED, str(exc))
 
-    def _open(self, path: str) -> BinaryIO:
-        """The input's bytes; for the source object, exactly its generation.
-
-        Reading ``gs://bucket/name`` through Beam's filesystem would read whatever generation
-        is live, so a newer upload of the same name would be loaded under this generation's
-        label (and again by its own job). UNCOMPRESSED everywhere: gzip is detected by its
-        magic bytes, not by the object's name.
-        """
-        if path == self._source.uri and path.startswith("gs://"):
-            bucket, name = parse_gs_uri(path)
-            client = storage_client(load_settings())
-            return open_object(
-                client, bucket, name, self._source.generation, chunk_bytes=self._chunk_bytes
-            )
-        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    def _parse(self, raw: BinaryIO, byte_range: ByteRange) -> Iterator[ParsedBatch]:
+        """The range's batches; a range past the first takes the header from the file's start."""
+        sizes = {"chunk_bytes": self._chunk_bytes, "max_record_bytes": self._max_record_bytes}
+        if byte_range == WHOLE_FILE:
+            stream, header = open_decompressed(raw), None  # the only range a gzip file has
+        else:
+            header = None
+            if not byte_range.at_file_start:
+                header = read_file_header(
+                    raw, self._contract, max_record_bytes=self._max_record_bytes
+                )
+            stream = io.BufferedReader(RangeReader(raw, byte_range), self._chunk_bytes)
+        return iter_parsed_batches(
+            stream,
+            self._contract,
+            self._source,
+            ingested_at=self._ingested_at,
+            header=header,
+            byte_offset=byte_range.start,
+            first_line=byte_range.first_line,
+            **sizes,
+        )
 
 
 class StageParquetFn(beam.DoFn):
@@ -159,10 +161,11 @@ class StageParquetFn(beam.DoFn):
 
 
 class ParsedBatches(beam.PTransform):
-    """File paths -> typed row tables (``rows``), dead-letter tables, rejection reasons."""
+    """Byte ranges of one file -> typed row tables (``rows``), dead letters, rejections."""
 
     def __init__(
         self,
+        path: str,
         contract: Contract,
         source: SourceRef,
         *,
@@ -172,6 +175,7 @@ class ParsedBatches(beam.PTransform):
     ) -> None:
         super().__init__()
         self._parse = ParseCsvFn(
+            path,
             contract,
             source,
             ingested_at=ingested_at,
@@ -179,8 +183,8 @@ class ParsedBatches(beam.PTransform):
             max_record_bytes=max_record_bytes,
         )
 
-    def expand(self, paths: PCollection) -> beam.pvalue.DoOutputsTuple:
-        return paths | "Parse batches" >> beam.ParDo(self._parse).with_outputs(
+    def expand(self, ranges: PCollection) -> beam.pvalue.DoOutputsTuple:
+        return ranges | "Parse batches" >> beam.ParDo(self._parse).with_outputs(
             DEAD, REJECTED, main=ROWS
         )
 

@@ -1,11 +1,14 @@
-"""Ingest throughput against two baselines measured in the same run (``make bench``).
+"""Ingest throughput against two baselines measured in the same run (part of ``make bench``).
 
     .venv/bin/python bench/ingest_bench.py [--rows 500000] [--seed 1]
 
 1. generates a kiva_loans file (quoted newlines and all) with ``sluice generate``;
-2. times ``sluice ingest`` on it (validation + Beam pipeline + DuckDB load), as a user runs it;
-3. times DuckDB's own ``read_csv`` into a table on the same file (the columnar ceiling);
-4. times the workshop-style per-row Beam pipeline (ReadFromText, csv per line, dict per
+2. validates it as the function does, keeping the split index validation records;
+3. times the pipeline (``python -m beam.pipeline``) from CSV to rows in DuckDB: in parallel
+   ranges from that index, and serially (one range, one process) as it ran before splits;
+4. times ``sluice ingest`` (validation + pipeline), as a user runs it;
+5. times DuckDB's own ``read_csv`` into a table on the same file (the columnar ceiling);
+6. times the workshop-style per-row Beam pipeline (ReadFromText, csv per line, dict per
    row, Parquet out) on the same file (the floor this project replaces);
 and prints rows/s and the ratios. Nothing here is asserted: the numbers go in the README.
 """
@@ -15,15 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT = BENCH_DIR / "out"
 sys.path.insert(0, str(BENCH_DIR.parent))
+
+from bench.machine import machine  # noqa: E402  (the repo root is on the path from here on)
 
 
 def timed(label: str, work) -> tuple[float, object]:
@@ -36,34 +41,55 @@ def timed(label: str, work) -> tuple[float, object]:
     return seconds, result
 
 
-def sluice_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``sluice`` command with its own SLUICE_HOME."""
-    env = {**os.environ, "SLUICE_HOME": str(home)}
-    command = [str(Path(sys.executable).parent / "sluice"), *args]
-    return subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+def run_tool(command: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run a command of this virtualenv with its own SLUICE_HOME (emptied first)."""
+    subprocess.run(["rm", "-rf", str(home)], check=True)
+    environ = {**os.environ, "SLUICE_HOME": str(home), **env}
+    return subprocess.run(command, env=environ, check=True, capture_output=True, text=True)
+
+
+def venv_tool(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
 
 
 def generate_input(rows: int, seed: int) -> Path:
     """The benchmark file, generated once per (rows, seed) and reused."""
     path = OUT / f"kiva_loans_{rows}_{seed}.csv"
     if not path.exists():
-        sluice_cli(
-            "generate",
-            "kiva_loans",
-            f"--rows={rows}",
-            f"--seed={seed}",
-            f"--out={path}",
-            home=OUT / "home",
-        )
+        command = [venv_tool("sluice"), "generate", "kiva_loans", f"--rows={rows}"]
+        run_tool([*command, f"--seed={seed}", f"--out={path}"], OUT / "home-generate")
     return path
+
+
+def validate_with_index(path: Path) -> dict[str, Any]:
+    """Validation alone (what the function does at the door); writes the split index."""
+    from functions.validation import validate_stream
+    from local.ingest import local_source
+    from sluice.contracts import load_contracts
+    from sluice.settings import load_settings
+
+    settings = load_settings()
+    contract = load_contracts(settings.contracts_dir)["kiva_loans"]
+    with path.open("rb") as raw:
+        report = validate_stream(raw, contract, settings)
+    index = report.split_index(local_source(path))
+    index_path = OUT / "split-index.json"
+    index_path.write_text(index.to_json() if index else "")
+    return {"records": report.records, "split_points": len(report.split_points)}
+
+
+def run_pipeline(path: Path, home: Path, *args: str, **env: str) -> dict[str, Any]:
+    """``python -m beam.pipeline`` on the file into a fresh DuckDB; its ingestion record."""
+    command = [sys.executable, "-m", "beam.pipeline", f"--input={path}", "--dataset=kiva_loans"]
+    done = run_tool([*command, *args], home, **env)
+    record = [line for line in done.stderr.splitlines() if "ingestion record:" in line]
+    return {"log": record[-1].split("ingestion record: ", 1)[-1] if record else ""}
 
 
 def bench_sluice_ingest(path: Path) -> dict[str, int]:
     """``sluice ingest`` end to end into a fresh DuckDB file; returns the ingest record."""
-    home = OUT / "home-ingest"
-    subprocess.run(["rm", "-rf", str(home)], check=True)
-    done = sluice_cli("ingest", str(path), "--dataset=kiva_loans", "--json", home=home)
-    return json.loads(done.stdout)[0]
+    command = [venv_tool("sluice"), "ingest", str(path), "--dataset=kiva_loans", "--json"]
+    return json.loads(run_tool(command, OUT / "home-ingest").stdout)[0]
 
 
 def bench_duckdb_read_csv(path: Path) -> int:
@@ -81,18 +107,6 @@ def bench_duckdb_read_csv(path: Path) -> int:
         return con.execute("SELECT count(*) FROM loans").fetchone()[0]
 
 
-def bench_validation(path: Path) -> int:
-    """Streaming validation alone (what the function does at the door); returns records."""
-    from functions.validation import validate_stream
-    from sluice.contracts import load_contracts
-    from sluice.settings import load_settings
-
-    settings = load_settings()
-    contract = load_contracts(settings.contracts_dir)["kiva_loans"]
-    with path.open("rb") as raw:
-        return validate_stream(raw, contract, settings).records
-
-
 def bench_per_row_beam(path: Path) -> int:
     """The workshop-style per-row Beam pipeline; returns rows it wrote."""
     from bench.per_row_baseline import run_baseline
@@ -102,75 +116,85 @@ def bench_per_row_beam(path: Path) -> int:
     return run_baseline(path, out_dir)
 
 
-def machine() -> str:
-    """One line describing this machine."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+def run(rows: int = 500_000, seed: int = 1) -> dict[str, Any]:
+    """Every ingest measurement on one generated file, in one run."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    _, path = timed(f"generate {rows:,} kiva_loans rows", lambda: generate_input(rows, seed))
+    size_mb = path.stat().st_size / 1e6
+    index = f"--split_index={OUT / 'split-index.json'}"
+    valid_s, validation = timed(
+        "validation (records the split index)", lambda: validate_with_index(path)
+    )
+    parallel_s, _ = timed(
+        "pipeline, parallel ranges", lambda: run_pipeline(path, OUT / "home-parallel", index)
+    )
+    serial_s, _ = timed(
+        "pipeline, one range in one process",
+        lambda: run_pipeline(
+            path, OUT / "home-serial", SLUICE_SPLIT_BYTES=str(10**12), SLUICE_PIPELINE_WORKERS="1"
+        ),
+    )
+    ingest_s, record = timed(
+        "sluice ingest (validate + pipeline)", lambda: bench_sluice_ingest(path)
+    )
+    duck_s, duck_rows = timed("duckdb read_csv into a table", lambda: bench_duckdb_read_csv(path))
+    per_row_s, per_row_rows = timed("per-row Beam pipeline", lambda: bench_per_row_beam(path))
+    return {
+        "machine": machine(),
+        "file": {"rows": record["rows_in"], "mb": round(size_mb, 1)},
+        "validation": {"seconds": valid_s, "mb_per_s": size_mb / valid_s, **validation},
+        "ingest_record": record,
+        "duckdb_rows": duck_rows,
+        "per_row_rows_written": per_row_rows,
+        "seconds": {
+            "pipeline_parallel": parallel_s,
+            "pipeline_serial": serial_s,
+            "sluice_ingest": ingest_s,
+            "duckdb_read_csv": duck_s,
+            "per_row_beam": per_row_s,
+        },
+    }
+
+
+LABELS = {
+    "pipeline_parallel": "pipeline, parallel ranges (CSV -> DuckDB rows)",
+    "pipeline_serial": "pipeline, one range in one process (before splits)",
+    "sluice_ingest": "`sluice ingest` (validation + parallel pipeline)",
+    "duckdb_read_csv": "DuckDB `read_csv` into a table",
+    "per_row_beam": "per-row Beam pipeline to Parquet (workshop style)",
+}
+
+
+def print_table(result: dict[str, Any]) -> None:
+    """The markdown table of one ``run``: rows/s and ratios against both baselines."""
+    rows, seconds = result["file"]["rows"], result["seconds"]
+    duck, per_row = seconds["duckdb_read_csv"], seconds["per_row_beam"]
+    print(f"\n{rows:,}-row kiva_loans file, {result['file']['mb']:,.0f} MB; {result['machine']}\n")
+    print("| path | seconds | file rows/s | vs DuckDB read_csv | vs per-row Beam |")
+    print("|---|---:|---:|---:|---:|")
+    for key, label in LABELS.items():
+        s = seconds[key]
+        print(f"| {label} | {s:.1f} | {rows / s:,.0f} | {duck / s:.2f}x | {per_row / s:.1f}x |")
+    validation = result["validation"]
+    print(
+        f"\nvalidation: {validation['seconds']:.1f} s, {validation['mb_per_s']:,.0f} MB/s,"
+        f" {validation['split_points']} split points recorded."
+        f"\nrows in {rows:,} = loaded {result['ingest_record']['rows_loaded']:,}"
+        f" + dead {result['ingest_record']['rows_dead']:,}; DuckDB read"
+        f" {result['duckdb_rows']:,} rows; the per-row baseline wrote"
+        f" {result['per_row_rows_written']:,} rows (it splits quoted newlines into rows)."
+    )
 
 
 def main() -> None:
-    """Run every measurement and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-
     print(f"machine: {machine()}", file=sys.stderr)
-    gen_s, path = timed(
-        f"generate {args.rows:,} kiva_loans rows", lambda: generate_input(args.rows, args.seed)
-    )
-    size_mb = path.stat().st_size / 1e6
-    ingest_s, record = timed(
-        "sluice ingest (validate + pipeline + load)", lambda: bench_sluice_ingest(path)
-    )
-    valid_s, _ = timed("validation alone", lambda: bench_validation(path))
-    duck_s, duck_rows = timed("duckdb read_csv into a table", lambda: bench_duckdb_read_csv(path))
-    per_row_s, per_row_rows = timed(
-        "per-row Beam pipeline to Parquet", lambda: bench_per_row_beam(path)
-    )
-
-    rows = record["rows_in"]
-    # Every path consumed the same file, so each is measured in the file's records per
-    # second; the per-row baseline writes fewer, wrong rows (quoted newlines split them).
-    paths = {
-        "sluice_ingest": ("`sluice ingest` (validate + Beam + DuckDB load)", ingest_s),
-        "duckdb_read_csv": ("DuckDB `read_csv` into a table", duck_s),
-        "per_row_beam": ("per-row Beam pipeline to Parquet (workshop style)", per_row_s),
-    }
-    results = {
-        "machine": machine(),
-        "file": {"rows": rows, "mb": round(size_mb, 1), "generate_seconds": gen_s},
-        "validation": {"seconds": valid_s, "mb_per_s": size_mb / valid_s},
-        "ingest_record": record,
-        "duckdb_rows": duck_rows,
-        "per_row_rows_written": per_row_rows,
-        **{key: {"seconds": s, "rows_per_s": rows / s} for key, (_, s) in paths.items()},
-    }
-    (OUT / "results.json").write_text(json.dumps(results, indent=2, default=str))
-
-    print(f"\n{rows:,}-row kiva_loans file, {size_mb:,.0f} MB; {machine()}\n")
-    print("| path | seconds | file rows/s | sluice ingest is |")
-    print("|---|---:|---:|---:|")
-    for label, seconds in paths.values():
-        ratio = seconds / ingest_s
-        print(f"| {label} | {seconds:.1f} | {rows / seconds:,.0f} | {ratio:.2f}x as fast |")
-    print(
-        f"| validation alone (streaming, at the door) | {valid_s:.1f} | {rows / valid_s:,.0f} |"
-        f" {size_mb / valid_s:,.0f} MB/s |"
-    )
-    print(
-        f"\nrows in {rows:,} = loaded {record['rows_loaded']:,} + dead {record['rows_dead']:,};"
-        f" DuckDB read {duck_rows:,} rows; the per-row baseline wrote {per_row_rows:,} rows"
-        " (it splits quoted newlines into rows)."
-    )
+    result = run(args.rows, args.seed)
+    (OUT / "ingest_results.json").write_text(json.dumps(result, indent=2, default=str))
+    print_table(result)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,11 @@ from typing import Any, BinaryIO
 from sluice.csvscan import open_decompressed
 from sluice.errors import FileRejected
 
-_DECODE_SLICE = 64 * 1024  # bounds the bytes copy and str a non-ASCII read decodes at once
+# A non-ASCII read is decoded this many bytes at a time, each piece a throwaway str. Small
+# pieces (4-16 KB str) are reused in place by malloc; 64 KiB ones (64-256 KB, by the widest
+# character) interleaved with the scanner's arrays fragmented the heap, and peak RSS crept
+# up with file size (bench/validation_bench.py: 184 MB at 2 GB, 148 MB at this size).
+_DECODE_SLICE = 4 * 1024
 _BOMS = (
     (b"\xff\xfe\x00\x00", "UTF-32"),
     (b"\x00\x00\xfe\xff", "UTF-32"),

@@ -7,7 +7,9 @@ us), under a known contract's landing prefix, not folder placeholders, younger t
 
 ``handle_object`` claims the event key (``sluice.claims``), streams exactly that generation
 through ``validate_stream`` and either quarantines the file (``functions.rejections``) or
-launches the pipeline (``functions.launchers``). Failures split as DESIGN.md decision 9 says:
+launches the pipeline (``functions.launchers``), after storing the split points validation
+found (``sluice.splits``) beside the claim so the pipeline parses the file in parallel.
+Failures split as DESIGN.md decision 9 says:
 
 - the file's fault, a vanished generation or a launch the launcher refuses for good: logged,
   recorded as ``rejected`` (claim and ingestion log) and acknowledged: a retry cannot help;
@@ -49,6 +51,7 @@ from sluice.claims import (
     read_claim,
     release_claim,
     set_claim_state,
+    split_index_name,
 )
 from sluice.contracts import Contract, contract_for_object, load_contracts
 from sluice.errors import PermanentError, TransientError
@@ -120,6 +123,10 @@ def handle_object(
     key = event_key(bucket, name, generation, replay)
     # Every log line of a test-marked object says so (``test=True``), beside its dataset.
     with event_labels(event_key=key, dataset=contract.name, test=is_test_object(name) or None):
+        # Each delivery's start, so a trace shows how long the event took to arrive.
+        log_event(
+            LOG, logging.INFO, f"handling {gs_uri(bucket, name)}#{generation}", stage="received"
+        )
         client = storage_client(settings)
         try:
             claim = claim_event(
@@ -205,6 +212,7 @@ class _Ingest:
                 return self._reject(VANISHED)
             if not report.accepted:
                 return self._reject(report.reason or "rejected by validation", report)
+            self.request = replace(self.request, split_index=self._store_split_index(report))
             try:
                 result = self._launch()
             except PermanentError as exc:
@@ -234,9 +242,26 @@ class _Ingest:
                     chunk_bytes=settings.chunk_bytes,
                 )  # fmt: skip
                 with reader:
-                    return validate_stream(reader, self.contract, settings)
+                    report = validate_stream(reader, self.contract, settings)
         except NotFound:
             return None
+        verdict = "accepted" if report.accepted else "rejected"
+        log_event(
+            LOG, logging.INFO, f"validated {self.source.uri}: {verdict}, {report.records} records",
+            stage="validated", records=report.records, bytes_read=report.bytes_read,
+        )  # fmt: skip
+        return report
+
+    def _store_split_index(self, report: ValidationReport) -> str | None:
+        """Keep the file's split points beside its claim, for the pipeline; their URI."""
+        index = report.split_index(self.source)
+        if index is None:
+            return None
+        bucket, name = self.settings.pipeline_bucket, split_index_name(self.claim.key)
+        with gcs_faults(f"writing the split index of {self.source.uri}"):
+            blob = self.client.bucket(bucket).blob(name)
+            blob.upload_from_string(index.to_json(), content_type="application/json")
+        return gs_uri(bucket, name)
 
     def _launch(self) -> launchers.LaunchResult:
         launcher = launchers.launcher_from_settings(self.settings)

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import numpy as np
+import pyarrow as pa
 
 from functions.byte_checks import open_guarded
 from sluice.contracts import Contract, HeaderMapping
@@ -30,6 +31,7 @@ from sluice.errors import FileRejected
 from sluice.parse import parse_chunk, read_header
 from sluice.schema import SourceRef
 from sluice.settings import Settings
+from sluice.splits import SplitIndex, SplitPoint, SplitRecorder
 
 MAX_LISTED = 20
 """Row-level warnings listed per code; the rest are summed up in one closing entry."""
@@ -66,6 +68,8 @@ class ValidationReport:
     bytes_read: int
     """Decompressed bytes read."""
     compressed: bool
+    split_points: tuple[SplitPoint, ...] = ()
+    """Record boundaries about every ``settings.split_bytes`` of an accepted plain file."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, for the quarantine reason file and ``--json`` output."""
@@ -82,7 +86,14 @@ class ValidationReport:
             records=int(data["records"]),
             bytes_read=int(data["bytes_read"]),
             compressed=bool(data["compressed"]),
+            split_points=tuple(SplitPoint(**p) for p in data.get("split_points", ())),
         )
+
+    def split_index(self, source: SourceRef) -> SplitIndex | None:
+        """The split points of this (accepted, plain) file as an index, or None without any."""
+        if not self.split_points:
+            return None
+        return SplitIndex(source.uri, source.generation, self.bytes_read, self.split_points)
 
     @property
     def reason(self) -> str | None:
@@ -234,8 +245,13 @@ class _FileCheck:
         ]
         shown = failures[: self.types.room]
         self.types.add(len(failures), [f[0] for f in shown], [f[1] for f in shown])
+        # Arrow's allocator (mimalloc) would keep the sample's pages (~16 MB) for the whole
+        # rest of the file, which validation streams without Arrow.
+        pa.default_memory_pool().release_unused()
 
-    def report(self, *, bytes_read: int, compressed: bool) -> ValidationReport:
+    def report(
+        self, *, bytes_read: int, compressed: bool, split_points: tuple[SplitPoint, ...]
+    ) -> ValidationReport:
         """The verdict, once reading has ended."""
         problems = list(self.problems)
         warnings = self.field_counts.warnings() + self.bad_quotes.warnings()
@@ -262,6 +278,7 @@ class _FileCheck:
             records=self.records,
             bytes_read=bytes_read,
             compressed=compressed,
+            split_points=() if problems else split_points,
         )
 
 
@@ -273,6 +290,7 @@ def validate_stream(raw: BinaryIO, contract: Contract, settings: Settings) -> Va
     """
     guarded = open_guarded(raw, max_bytes=settings.max_file_bytes)
     check = _FileCheck(contract, settings)
+    splits = SplitRecorder(settings.split_bytes)
     chunks = iter_record_chunks(
         guarded, chunk_bytes=settings.chunk_bytes, max_record_bytes=settings.max_record_bytes
     )
@@ -280,11 +298,16 @@ def validate_stream(raw: BinaryIO, contract: Contract, settings: Settings) -> Va
         for chunk in chunks:
             if not check.add_chunk(chunk):
                 break
+            splits.observe(chunk)
     except FileRejected as exc:
         check.problems.append(Problem(exc.code, str(exc), exc.line))
     finally:
         chunks.close()
-    return check.report(bytes_read=guarded.bytes_read, compressed=guarded.compressed)
+    # A gzip stream's decompressed offsets cannot be seeked to: it is parsed as one range.
+    points = () if guarded.compressed else tuple(splits.points)
+    return check.report(
+        bytes_read=guarded.bytes_read, compressed=guarded.compressed, split_points=points
+    )
 
 
 def _first_records(chunk: RecordChunk, count: int) -> RecordChunk:

@@ -7,7 +7,8 @@ its rows and dead letters and loads them, replacing any earlier load of the same
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,6 +51,13 @@ def ingest_file(path: Path, contract: Contract, settings: Settings) -> IngestOut
     from beam.pipeline import run  # Beam loads only when a file is actually ingested
 
     request = LaunchRequest.for_object(contract.name, source, started_at=started_at)
-    params = launch_parameters(request, settings, launcher="local")
-    record = run([f"--{name}={value}" for name, value in params.items()])
+    with tempfile.TemporaryDirectory(prefix="sluice-splits-") as scratch:
+        index = report.split_index(source)
+        if index is not None:
+            # The split points validation found, so the pipeline parses ranges in parallel.
+            index_path = Path(scratch) / "split-index.json"
+            index_path.write_text(index.to_json())
+            request = replace(request, split_index=str(index_path))
+        params = launch_parameters(request, settings, launcher="local")
+        record = run([f"--{name}={value}" for name, value in params.items()])
     return IngestOutcome(path, record, report)

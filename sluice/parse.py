@@ -40,6 +40,8 @@ from sluice.schema import ARROW_TYPES, SourceRef, dead_letter_schema, processed_
 log = logging.getLogger(__name__)
 
 _CR, _LF = ord("\r"), ord("\n")
+HEADER_READ_BYTES = 64 * 1024
+"""Bytes read at a time to find the header record."""
 
 
 @dataclass
@@ -65,10 +67,23 @@ def iter_parsed_batches(
     ingested_at: datetime,
     chunk_bytes: int,
     max_record_bytes: int,
+    header: HeaderMapping | None = None,
+    byte_offset: int = 0,
+    first_line: int = 1,
 ) -> Iterator[ParsedBatch]:
-    """Parse a decompressed CSV stream: header first, then one batch per chunk of records."""
-    mapping: HeaderMapping | None = None
-    chunks = iter_record_chunks(stream, chunk_bytes=chunk_bytes, max_record_bytes=max_record_bytes)
+    """Parse a decompressed CSV stream: header first, then one batch per chunk of records.
+
+    A stream that starts past the header, at a split point (``sluice.splits``) at
+    ``byte_offset`` on ``first_line``, is parsed with the file's ``header``.
+    """
+    mapping = header
+    chunks = iter_record_chunks(
+        stream,
+        chunk_bytes=chunk_bytes,
+        max_record_bytes=max_record_bytes,
+        byte_offset=byte_offset,
+        first_line=first_line,
+    )
     for chunk in chunks:
         if mapping is None:
             mapping = read_header(chunk, contract)
@@ -78,9 +93,28 @@ def iter_parsed_batches(
         if batch.rows_in:
             yield batch
     if mapping is None:
-        raise FileRejected(
-            "line 1: expected a header record, found an empty file", code="empty_file", line=1
-        )
+        raise _no_header()
+
+
+def read_file_header(
+    stream: BinaryIO, contract: Contract, *, max_record_bytes: int
+) -> HeaderMapping:
+    """The header mapping of the decompressed CSV stream, reading little past its first record."""
+    chunks = iter_record_chunks(
+        stream, chunk_bytes=HEADER_READ_BYTES, max_record_bytes=max_record_bytes
+    )
+    try:
+        for chunk in chunks:
+            return read_header(chunk, contract)
+    finally:
+        chunks.close()
+    raise _no_header()
+
+
+def _no_header() -> FileRejected:
+    return FileRejected(
+        "line 1: expected a header record, found an empty file", code="empty_file", line=1
+    )
 
 
 def read_header(chunk: RecordChunk, contract: Contract) -> HeaderMapping:

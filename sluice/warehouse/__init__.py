@@ -63,10 +63,15 @@ def connected_warehouse(settings: Settings) -> Iterator[Warehouse]:
 
 def open_warehouse(settings: Settings) -> Warehouse:
     """The warehouse adapter chosen by ``settings.warehouse``."""
+    return warehouse_class(settings)(settings)
+
+
+def warehouse_class(settings: Settings) -> type[Warehouse]:
+    """The adapter class ``settings.warehouse`` names, imported (its client library too)."""
     if settings.warehouse == "bigquery":
         from sluice.warehouse.bigquery import BigQueryWarehouse
 
-        return BigQueryWarehouse(settings)
+        return BigQueryWarehouse
     from sluice.warehouse.duckdb import DuckDBWarehouse
 
-    return DuckDBWarehouse(settings)
+    return DuckDBWarehouse

@@ -213,7 +213,14 @@ def test_build_pipeline_labels_every_step(tiny_contracts_dir: Path, write_sample
     pipeline = build_pipeline(params, options)
 
     labels = {t.full_label for t in pipeline.transforms_stack[0].parts}
-    assert labels == {"Source", "Parse CSV", "Stage rows", "Stage dead letters", "Load warehouse"}
+    assert labels == {
+        "Byte ranges",
+        "Spread ranges",
+        "Parse CSV",
+        "Stage rows",
+        "Stage dead letters",
+        "Load warehouse",
+    }
     assert isinstance(pipeline.runner, FnApiRunner)
 
 

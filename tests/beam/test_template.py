@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 
 from beam.options import PIPELINE_PARAMETERS, parse_started_at
 from functions.launchers import JOB_NAME, DataflowLauncher, LaunchRequest
-from sluice.claims import event_key
+from sluice.claims import event_key, split_index_name
 from sluice.contracts import load_contracts
 from sluice.schema import SourceRef
 from sluice.settings import REPO_ROOT, Settings, load_settings
@@ -48,10 +49,14 @@ def sent_parameters(request: LaunchRequest, settings: Settings | None = None) ->
 
 
 def upload_request(replay: str | None = None, **kwargs: Any) -> LaunchRequest:
-    """The request on_upload builds for a landed object, with its claim."""
+    """The request on_upload builds for a big landed object: its claim and split index."""
     source = SourceRef(f"gs://{LANDING}/{OBJECT}", GENERATION)
     claim = event_key(LANDING, OBJECT, GENERATION, replay)
-    return LaunchRequest.for_object("kiva_loans", source, claim_key=claim, replay=replay, **kwargs)
+    request = LaunchRequest.for_object(
+        "kiva_loans", source, claim_key=claim, replay=replay, **kwargs
+    )
+    split_index = f"gs://{dataflow_settings().pipeline_bucket}/{split_index_name(claim)}"
+    return replace(request, split_index=split_index)
 
 
 def matches(name: str, value: str) -> bool:
@@ -87,6 +92,7 @@ def test_metadata_marks_optional_exactly_what_the_pipeline_defaults() -> None:
     assert required == {p.name for p in PIPELINE_PARAMETERS if not p.is_optional}
     assert required <= set(sent)
     assert "claim" not in sent and PARAMETERS["claim"]["isOptional"]
+    assert "split_index" not in sent and PARAMETERS["split_index"]["isOptional"]
 
 
 def test_metadata_labels_and_help_extend_the_options_list() -> None:
@@ -150,6 +156,11 @@ BAD_VALUES: dict[str, list[str]] = {
     "started_at": ["2026-11-24 10:15:03", "yesterday", "2026-11-24T10:15:03+0100"],
     "claim": ["bucket/object", "gs://bucket/object#1", "bucket/object#gen"],
     "pipeline_bucket": ["gs://sluice-pipeline", "Sluice", "ab"],
+    "split_index": [
+        "/tmp/split-index.json",
+        "gs://sluice-pipeline/claims/../landing/x.splits.json",
+        "gs://sluice-pipeline/quarantine/abc.splits.json",
+    ],
 }
 
 

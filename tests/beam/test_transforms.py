@@ -17,18 +17,26 @@ from beam.transforms import (
     skip_credential_lookup_for_emulator,
 )
 from sluice.schema import SourceRef, dead_letter_schema
+from sluice.splits import WHOLE_FILE, ByteRange
 from tests.beam.conftest import SAMPLE_BAD_HEADER, SAMPLE_DEAD_LINES, SAMPLE_GOOD_IDS, SAMPLE_LOANS
 
 INGESTED_AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 SOURCE = SourceRef("gs://landing/incoming/tiny_loans/loans.csv", 1732443303123456)
 
 
-def parsed(pipeline: beam.Pipeline, path: Path, contract) -> beam.pvalue.DoOutputsTuple:
+def parsed(
+    pipeline: beam.Pipeline, path: Path, contract, ranges: list[ByteRange] | None = None
+) -> beam.pvalue.DoOutputsTuple:
     return (
         pipeline
-        | beam.Create([str(path)])
+        | beam.Create(ranges or [WHOLE_FILE])
         | ParsedBatches(
-            contract, SOURCE, ingested_at=INGESTED_AT, chunk_bytes=64, max_record_bytes=4096
+            str(path),
+            contract,
+            SOURCE,
+            ingested_at=INGESTED_AT,
+            chunk_bytes=64,
+            max_record_bytes=4096,
         )
     )
 

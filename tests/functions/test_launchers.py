@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -75,7 +76,8 @@ def scripted(*responses: tuple[dict[str, str], str], **options: object) -> tuple
 
 @pytest.fixture
 def request_() -> LaunchRequest:
-    return LaunchRequest.for_object("kiva_loans", SOURCE, claim_key=KEY, started_at=STARTED)
+    request = LaunchRequest.for_object("kiva_loans", SOURCE, claim_key=KEY, started_at=STARTED)
+    return replace(request, split_index="gs://sluice-pipeline/claims/0123.splits.json")
 
 
 def test_launchers_import_neither_beam_nor_the_api_client() -> None:
@@ -101,7 +103,9 @@ def test_launch_parameters_are_the_pipeline_parameters(request_: LaunchRequest) 
 def test_launch_parameters_omit_the_claim_when_there_is_none() -> None:
     request = LaunchRequest.for_object("kiva_loans", SOURCE, started_at=STARTED)
 
-    assert "claim" not in launch_parameters(request, load_settings())
+    sent = launch_parameters(request, load_settings())
+
+    assert "claim" not in sent and "split_index" not in sent
 
 
 def test_launch_parameters_resolve_in_the_pipeline_as_launched(
@@ -165,6 +169,7 @@ def test_dataflow_launch_sends_the_flex_template_request(request_: LaunchRequest
                 "started_at": "2026-11-24T10:15:03+00:00",
                 "pipeline_bucket": "sluice-pipeline",
                 "claim": KEY,
+                "split_index": "gs://sluice-pipeline/claims/0123.splits.json",
             },
             "environment": {
                 "tempLocation": "gs://sluice-pipeline/temp",

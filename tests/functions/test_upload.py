@@ -20,10 +20,11 @@ from functions.upload import (
     handle_storage_event,
     parse_event_time,
 )
-from sluice.claims import event_key, read_claim, set_claim_state
+from sluice.claims import event_key, read_claim, set_claim_state, split_index_name
 from sluice.errors import ConfigError, TransientError
 from sluice.gcs import storage_client
 from sluice.settings import load_settings
+from sluice.splits import SplitIndex
 from tests.functions.upload_doubles import (
     BAD,
     GOOD,
@@ -90,6 +91,46 @@ def test_handle_object_streams_the_object_in_bounded_chunks(
     assert blob.size is not None and blob.size > 10 * chunk
     assert len(ranges) >= blob.size // chunk
     assert max(ranges) <= chunk
+
+
+def test_handle_object_stores_a_big_files_split_index_beside_its_claim(
+    gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launcher = install_launcher(monkeypatch)
+    monkeypatch.setenv("SLUICE_CHUNK_BYTES", str(16 * 1024))
+    monkeypatch.setenv("SLUICE_SPLIT_BYTES", str(64 * 1024))
+    rows = b"".join(b'%d,"lender_%d,\nsecond line"\n' % (i, i) for i in range(20_000))
+    data = b"loan_id,lenders\n" + rows
+    blob = land(gcs, data)
+
+    assert handle(blob).status == "launched"
+
+    [request] = launcher.requests
+    key = event_key(gcs.landing.name, blob.name, blob.generation)
+    name = split_index_name(key)
+    assert request.split_index == f"gs://{gcs.pipeline.name}/{name}"
+    index = SplitIndex.from_json(gcs.pipeline.blob(name).download_as_bytes())
+    assert index.belongs_to(request.source) and index.size == len(data)
+    assert len(index.points) >= len(data) // (80 * 1024)
+    for point in index.points:  # record starts, never the newline inside a quoted field
+        assert (
+            data[point.offset - 1] == ord("\n") and data[point.offset : point.offset + 1].isdigit()
+        )
+        assert point.line == data[: point.offset].count(b"\n") + 1
+
+
+def test_handle_object_small_file_gets_no_split_index(
+    gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launcher = install_launcher(monkeypatch)
+    blob = land(gcs, GOOD)
+
+    assert handle(blob).status == "launched"
+
+    assert launcher.requests[0].split_index is None
+    assert not [
+        b.name for b in gcs.client.list_blobs(gcs.pipeline) if b.name.endswith(".splits.json")
+    ]
 
 
 def test_handle_object_bad_file_is_quarantined_recorded_and_acknowledged(

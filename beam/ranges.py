@@ -1,0 +1,97 @@
+"""The byte ranges of one input that the pipeline parses in parallel (``sluice.splits``).
+
+``plan_ranges`` runs while the pipeline is built: it reads the split index validation
+stored (``--split_index``) and checks it belongs to this very source generation; without a
+usable one it finds the split points itself with one scan-only pass, unless the file is
+small enough to be one range anyway. A gzip file is always one range. Planning never decides
+what a row is: every range is parsed by the same scanner from a record boundary, so the rows,
+lines and dead letters are those of a serial parse.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import BinaryIO
+
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from google.api_core.exceptions import GoogleAPIError, NotFound
+
+from beam.options import PipelineParams
+from sluice.csvscan import GZIP_MAGIC
+from sluice.errors import FileRejected
+from sluice.gcs import open_object, parse_gs_uri, storage_client
+from sluice.schema import SourceRef
+from sluice.settings import Settings, load_settings
+from sluice.splits import WHOLE_FILE, ByteRange, SplitIndex, find_split_points
+
+LOG = logging.getLogger(__name__)
+
+
+def open_source(path: str, source: SourceRef, *, chunk_bytes: int) -> BinaryIO:
+    """The input's stored bytes, seekable; for the source object, exactly its generation.
+
+    Reading ``gs://bucket/name`` through Beam's filesystem would read whatever generation
+    is live, so a newer upload of the same name would be loaded under this generation's
+    label (and again by its own job). UNCOMPRESSED everywhere: gzip is detected by its
+    magic bytes, not by the object's name.
+    """
+    if path == source.uri and path.startswith("gs://"):
+        bucket, name = parse_gs_uri(path)
+        client = storage_client(load_settings())
+        return open_object(client, bucket, name, source.generation, chunk_bytes=chunk_bytes)
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def plan_ranges(params: PipelineParams) -> list[ByteRange]:
+    """The ranges to parse: from the stored split index, a parity pass, or the whole file."""
+    settings = params.settings
+    try:
+        with open_source(params.input, params.source, chunk_bytes=settings.chunk_bytes) as raw:
+            if raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC:
+                return [WHOLE_FILE]
+            index = stored_index(params.split_index, params.source, settings)
+            if index is not None:
+                return index.ranges()
+            size = raw.seek(0, io.SEEK_END)
+            if size <= settings.split_bytes:
+                return [WHOLE_FILE]
+            raw.seek(0)
+            points, size = find_split_points(
+                raw,
+                settings.split_bytes,
+                chunk_bytes=settings.chunk_bytes,
+                max_record_bytes=settings.max_record_bytes,
+            )
+    except (NotFound, FileRejected):
+        return [WHOLE_FILE]  # gone already, or broken: parsing reports it for the record
+    LOG.info("%s: no split index, found %d split points", params.source.uri, len(points))
+    return SplitIndex(params.source.uri, params.source.generation, size, points).ranges()
+
+
+def stored_index(uri: str | None, source: SourceRef, settings: Settings) -> SplitIndex | None:
+    """The split index at ``uri`` when it exists and belongs to ``source``, else None."""
+    if not uri:
+        return None
+    try:
+        index = SplitIndex.from_json(_read_small(uri, settings))
+    except (OSError, ValueError, GoogleAPIError) as exc:
+        # Missing, unreadable or malformed: slower to plan without it, never wrong.
+        LOG.warning("split index %s unusable, finding split points instead: %s", uri, exc)
+        return None
+    if not index.belongs_to(source):
+        LOG.warning(
+            "split index %s: expected %s#%d, found %s#%d; finding split points instead",
+            uri, source.uri, source.generation, index.source_uri, index.generation,
+        )  # fmt: skip
+        return None
+    return index
+
+
+def _read_small(uri: str, settings: Settings) -> bytes:
+    if uri.startswith("gs://"):
+        bucket, name = parse_gs_uri(uri)
+        return storage_client(settings).bucket(bucket).blob(name).download_as_bytes()
+    return Path(uri).read_bytes()
