@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import logging
 import os
 import random
 import re
@@ -57,6 +58,9 @@ OUT = Path(__file__).resolve().parent / "out"
 DATASETS = ("kiva_loans", "kiva_lenders", "server_logs")
 THREADS = 16
 """Concurrent uploads, and concurrent event deliveries in the burst."""
+# THREADS share one storage client's pool of 10 connections; urllib3 warns each time it
+# closes a surplus one after use, which costs a reconnect and nothing else.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 FINAL = (LOADED, REJECTED, "failed")
 CLAIM_NAME = re.compile(re.escape(CLAIMS_PREFIX) + r"[0-9a-f]{40}\.json")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -278,7 +282,9 @@ def run_load(
     rows: tuple[int, int] = (200, 2000),
     timeout: float = 900.0,
 ) -> dict[str, Any]:
-    """The whole benchmark in ``home``; its figures, with ``problems`` empty when all is well."""
+    """The whole benchmark in ``home`` (emptied first: a stack keeps its bucket and warehouse
+    there); its figures, with ``problems`` empty when all is well."""
+    shutil.rmtree(home, ignore_errors=True)
     inputs = make_inputs(home / "inputs", files, bad, rows, seed)
     environ = {"SLUICE_HOME": str(home / "stack"), "SLUICE_COOK_INTERVAL_SECONDS": "0"}
     settings = load_settings(environ)
@@ -333,7 +339,6 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= bad < args.files or args.events < 1:
         parser.error(f"expected 0 <= --bad < --files and --events >= 1, found {vars(args)}")
     home = OUT / "load-home"
-    shutil.rmtree(home, ignore_errors=True)
     result = run_load(
         home, files=args.files, bad=bad, events=args.events, seed=args.seed, timeout=args.timeout
     )

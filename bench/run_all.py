@@ -3,7 +3,8 @@
     .venv/bin/python bench/run_all.py [--quick]
 
 1. ingest throughput (bench/ingest_bench.py): the pipeline against DuckDB ``read_csv`` and
-   the workshop-style per-row Beam pipeline on one 500k-row kiva_loans file;
+   the workshop-style per-row Beam pipeline on a 500k-row kiva_loans file (wide rows,
+   quoted newlines) and a 1M-row server_logs file (short rows);
 2. validation speed and peak memory at 100 MB, 500 MB and 2 GB (bench/validation_bench.py);
 3. the function's weight: ``import main``, first request, deploy size (bench/function_bench.py);
 4. drop to query on the local stack, phase by phase (bench/drop_to_query.py);
@@ -29,8 +30,14 @@ from bench.machine import machine
 
 OUT = Path(__file__).resolve().parent / "out"
 SIZES = {
-    "full": {"rows": 500_000, "sizes_mb": (100, 500, 2000), "files": 200, "events": 1000},
-    "quick": {"rows": 20_000, "sizes_mb": (20, 50), "files": 12, "events": 50},
+    "full": {
+        "rows": 500_000,
+        "log_rows": 1_000_000,
+        "sizes_mb": (100, 500, 2000),
+        "files": 200,
+        "events": 1000,
+    },
+    "quick": {"rows": 20_000, "log_rows": 50_000, "sizes_mb": (20, 50), "files": 12, "events": 50},
 }
 
 
@@ -38,8 +45,10 @@ def run_all(size: dict[str, Any]) -> dict[str, Any]:
     """Run every benchmark in turn, printing each table as soon as it is measured."""
     results: dict[str, Any] = {"machine": machine()}
     print(f"machine: {results['machine']}")
-    results["ingest"] = ingest_bench.run(size["rows"])
+    results["ingest"] = ingest_bench.run("kiva_loans", size["rows"])
     ingest_bench.print_table(results["ingest"])
+    results["ingest_logs"] = ingest_bench.run("server_logs", size["log_rows"])
+    ingest_bench.print_table(results["ingest_logs"])
     results["validation"] = validation_bench.run(size["sizes_mb"])
     validation_bench.print_table(results["validation"])
     results["function"] = function_bench.run()

@@ -360,7 +360,7 @@ class LocalLauncher:
         self._jobs = LocalJobs(settings)
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
-        """Start the pipeline process and return at once; a live same-named job is a no-op."""
+        """Start the pipeline process once a local slot is free; a live same-named job: no-op."""
         params = launch_parameters(request, self._settings, launcher="local")
         if is_local_path(params["input"]):
             params["input"] = os.path.abspath(params["input"])  # the child runs in REPO_ROOT

@@ -10,16 +10,19 @@ launcher's own credential and HTTP path runs without reaching Google.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.http_fakes import JsonHandler
 
 LAUNCH_PATH = re.compile(r"/v1b3/projects/[^/]+/locations/[^/]+/flexTemplates:launch")
 TOKEN = "fault-test-token"
@@ -75,22 +78,12 @@ class FakeDataflow:
 def serve(fake: FakeDataflow) -> ThreadingHTTPServer:
     """Serve ``fake`` on a free loopback port from a daemon thread."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            status, payload = fake.answer(self.path, json.loads(raw), self.headers["Authorization"])
-            data = json.dumps(payload).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                pass  # the caller was killed while its answer was held
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Quiet: tests assert on the recorded launches."""
+            body = json.loads(self.read_body())
+            status, payload = fake.answer(self.path, body, self.headers["Authorization"])
+            with contextlib.suppress(OSError):  # the caller was killed while its answer was held
+                self.send_json(status, payload)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     fake.endpoint = f"http://127.0.0.1:{server.server_port}/"

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ from sluice.errors import ConfigError, PermanentError, TransientError
 from sluice.schema import SourceRef, ingest_job_id
 from sluice.settings import REPO_ROOT, Settings, load_settings
 from tests.beam.conftest import SAMPLE_LOANS, TINY_LOANS_CONTRACT
+from tests.http_fakes import JsonHandler
 
 if TYPE_CHECKING:
     from tests.gcs_fixtures import GcsBuckets
@@ -275,13 +276,13 @@ def test_dataflow_launch_without_credentials_is_a_config_error(
         launcher.launch(request_)
 
 
-class FakeDataflow(BaseHTTPRequestHandler):
+class FakeDataflow(JsonHandler):
     """Answers flexTemplates.launch: first 503, then the job; records every request."""
 
     received: ClassVar[list[tuple[str, dict]]] = []
 
     def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = json.loads(self.read_body())
         self.received.append((self.path, body))
         status, payload = (503, {"error": {"code": 503, "message": "try again"}})
         if len(self.received) > 1:
@@ -289,15 +290,7 @@ class FakeDataflow(BaseHTTPRequestHandler):
                 200,
                 {"job": {"id": "fake-job-1", "name": body["launchParameter"]["jobName"]}},
             )
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: the test asserts on the recorded requests instead."""
+        self.send_json(status, payload)
 
 
 @pytest.fixture

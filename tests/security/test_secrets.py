@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,7 @@ from functions.logs import configure_logging, event_labels, log_event
 from sluice.claims import event_key, read_claim
 from sluice.gcs import storage_client
 from sluice.settings import REPO_ROOT, load_settings
+from tests.http_fakes import JsonHandler
 
 if TYPE_CHECKING:
     from tests.gcs_fixtures import GcsBuckets
@@ -57,23 +58,25 @@ class GoogleFake:
     authorizations: list[str] = field(default_factory=list)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     """Serves GoogleFake's two endpoints."""
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        body = self.read_body().decode()
         if self.path == "/token":
             self.server_fake.assertions.append(body.split("assertion=")[-1])
             if self.server_fake.refuse_key:
-                self._answer(400, {"error": "invalid_grant", "error_description": "bad key"})
+                self.send_json(400, {"error": "invalid_grant", "error_description": "bad key"})
             else:
-                self._answer(200, {"access_token": TOKEN, "expires_in": 3600})
+                self.send_json(200, {"access_token": TOKEN, "expires_in": 3600})
             return
         self.server_fake.authorizations.append(self.headers.get("Authorization", ""))
         if len(self.server_fake.authorizations) == 1:
-            self._answer(503, {"error": {"code": 503, "message": "busy", "status": "UNAVAILABLE"}})
+            self.send_json(
+                503, {"error": {"code": 503, "message": "busy", "status": "UNAVAILABLE"}}
+            )
         else:
-            self._answer(
+            self.send_json(
                 200,
                 {"job": {"id": "job-1", "name": json.loads(body)["launchParameter"]["jobName"]}},
             )
@@ -81,17 +84,6 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def server_fake(self) -> GoogleFake:
         return self.server.fake  # type: ignore[attr-defined]
-
-    def _answer(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: what matters is recorded on the fake."""
 
 
 @pytest.fixture
