@@ -17,7 +17,7 @@ fault and what was found before it; reasons are deterministic for a file and set
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -174,7 +174,7 @@ class _FileCheck:
         wanted = self.settings.type_sample_rows - self.sampled
         if wanted > 0:
             take = min(len(chunk), wanted)
-            self._check_types(_first_records(chunk, take), structural[:take])
+            self._check_types(chunk.select(slice(take)), structural[:take])
             self.sampled += take
         self.records += len(chunk)
         return True
@@ -307,16 +307,4 @@ def validate_stream(raw: BinaryIO, contract: Contract, settings: Settings) -> Va
     points = () if guarded.compressed else tuple(splits.points)
     return check.report(
         bytes_read=guarded.bytes_read, compressed=guarded.compressed, split_points=points
-    )
-
-
-def _first_records(chunk: RecordChunk, count: int) -> RecordChunk:
-    """The chunk's first ``count`` records (the same data, shorter index arrays)."""
-    return replace(
-        chunk,
-        starts=chunk.starts[:count],
-        ends=chunk.ends[:count],
-        lines=chunk.lines[:count],
-        field_counts=chunk.field_counts[:count],
-        bad_quotes=chunk.bad_quotes[:count],
     )

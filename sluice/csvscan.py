@@ -97,17 +97,21 @@ class RecordChunk:
         """The exact bytes of record ``index``, without its line terminator."""
         return self.data[int(self.starts[index]) : int(self.ends[index])]
 
-    def drop_first(self) -> RecordChunk:
-        """The same data without its first record (the header, for the file's first chunk)."""
+    def select(self, records: slice) -> RecordChunk:
+        """The same data with only the ``records`` slice of its records indexed."""
         return RecordChunk(
             data=self.data,
-            starts=self.starts[1:],
-            ends=self.ends[1:],
-            lines=self.lines[1:],
-            field_counts=self.field_counts[1:],
-            bad_quotes=self.bad_quotes[1:],
+            starts=self.starts[records],
+            ends=self.ends[records],
+            lines=self.lines[records],
+            field_counts=self.field_counts[records],
+            bad_quotes=self.bad_quotes[records],
             byte_offset=self.byte_offset,
         )
+
+    def drop_first(self) -> RecordChunk:
+        """The same data without its first record (the header, for the file's first chunk)."""
+        return self.select(slice(1, None))
 
 
 def iter_record_chunks(
