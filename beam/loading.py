@@ -149,8 +149,8 @@ def settle_claim(settings: Settings, claim_key: str, record: IngestionRecord) ->
     A claim that cannot take the state (gone, or settled otherwise) is logged, not raised:
     the warehouse already holds the right rows and a retry could not change the claim.
     """
-    from sluice.claims import SETTABLE_FIELDS, ClaimStateError, set_claim_state
     from sluice.gcs import storage_client
+    from sluice.ingest.claims import SETTABLE_FIELDS, ClaimStateError, set_claim_state
 
     details = {
         "job_id": record.job_id,

@@ -1,4 +1,4 @@
-"""The byte ranges of one input that the pipeline parses in parallel (``sluice.splits``).
+"""The byte ranges of one input that the pipeline parses in parallel (``sluice.records.splits``).
 
 ``plan_ranges`` runs while the pipeline is built: it reads the split index validation
 stored (``--split_index``) and checks it belongs to this very source generation; without a
@@ -20,12 +20,12 @@ from apache_beam.io.filesystems import FileSystems
 from google.api_core.exceptions import GoogleAPIError, NotFound
 
 from beam.options import PipelineParams
-from sluice.csvscan import GZIP_MAGIC
 from sluice.errors import FileRejected
 from sluice.gcs import open_object, parse_gs_uri, storage_client
+from sluice.records.csvscan import GZIP_MAGIC
+from sluice.records.splits import WHOLE_FILE, ByteRange, SplitIndex, find_split_points
 from sluice.schema import SourceRef
 from sluice.settings import Settings, load_settings
-from sluice.splits import WHOLE_FILE, ByteRange, SplitIndex, find_split_points
 
 LOG = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Every element is an Arrow table (one parsed batch of a few MB of CSV), never one Python
 object per row: Beam's cost is per element, so the typing work happens on whole columns
-inside ``sluice.parse``. Bad rows leave through the ``dead`` output; a file whose header
+inside ``sluice.records.parse``. Bad rows leave through the ``dead`` output; a file whose header
 (or quoting) is rejected leaves through ``rejected`` with its reason.
 
 The elements parsed are byte ranges of one file (``beam.ranges.plan_ranges``): each starts
@@ -30,11 +30,11 @@ from apache_beam.pvalue import PCollection, TaggedOutput
 
 from beam.ranges import open_source
 from sluice.contracts import Contract
-from sluice.csvscan import open_decompressed
 from sluice.errors import FileRejected
-from sluice.parse import ParsedBatch, iter_parsed_batches, read_file_header
+from sluice.records.csvscan import open_decompressed
+from sluice.records.parse import ParsedBatch, iter_parsed_batches, read_file_header
+from sluice.records.splits import WHOLE_FILE, ByteRange, RangeReader
 from sluice.schema import SourceRef
-from sluice.splits import WHOLE_FILE, ByteRange, RangeReader
 
 LOG = logging.getLogger(__name__)
 METRICS_NAMESPACE = "sluice"

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from beam.pipeline import PIPELINE_STARTED
-from sluice.claims import LOADED, event_key, read_claim
 from sluice.gcs import parse_gs_uri, storage_client
+from sluice.ingest.claims import LOADED, event_key, read_claim
 from sluice.schema import SourceRef, ingest_job_id
 from sluice.settings import Settings, load_settings
 from sluice.warehouse import connected_warehouse
@@ -147,7 +147,7 @@ def function_times(home: Path, key: str) -> dict[str, datetime]:
         at = datetime.fromisoformat(entry["time"])
         if entry.get("stage") in ("received", "validated"):
             times.setdefault(entry["stage"], at)
-        elif entry.get("logger") == "functions.launchers" and "started as pid" in entry["message"]:
+        elif entry.get("logger") == "sluice.ingest.launch" and "started as pid" in entry["message"]:
             times.setdefault("launched", at)
     missing = {"received", "validated", "launched"} - set(times)
     if missing:

@@ -45,7 +45,7 @@ import main
 print(time.perf_counter() - start)
 """
 
-# Steps in the order the first on_upload request reaches them (functions/upload.py).
+# Steps in the order the first on_upload request reaches them (sluice/ingest/door.py).
 FIRST_REQUEST_CODE = """
 import json, time
 steps = {}
@@ -57,10 +57,10 @@ step("import main", lambda: __import__("main"))
 def on_upload_imports():
     import main
     main._configure_logging()
-    from functions.upload import handle_storage_event
-    from sluice.claims import ClaimInProgress
+    from sluice.ingest.door import handle_storage_event
+    from sluice.ingest.claims import ClaimInProgress
     from sluice.settings import load_settings
-step("on_upload's imports (functions.upload and its tree)", on_upload_imports)
+step("on_upload's imports (sluice.ingest.door and its tree)", on_upload_imports)
 from sluice.settings import load_settings
 settings = load_settings(gcs_endpoint="http://127.0.0.1:9", launcher="dataflow")
 def contracts():
@@ -75,7 +75,7 @@ step("storage client (google-cloud-storage)", storage)
 def dataflow():
     import google.auth, google_auth_httplib2, httplib2
     from googleapiclient.errors import HttpError
-    from functions.launchers import build_dataflow_service
+    from sluice.ingest.dataflow import build_dataflow_service
     build_dataflow_service(settings, http=httplib2.Http(timeout=60))
 step("Dataflow client (google-api-python-client, discovery doc)", dataflow)
 def bigquery():

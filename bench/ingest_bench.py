@@ -64,9 +64,9 @@ def generate_input(dataset: str, rows: int, seed: int) -> Path:
 
 def validate_with_index(path: Path, dataset: str) -> dict[str, Any]:
     """Validation alone (what the function does at the door); writes the split index."""
-    from functions.validation import validate_stream
     from local.ingest import local_source
     from sluice.contracts import load_contracts
+    from sluice.ingest.validation import validate_stream
     from sluice.settings import load_settings
 
     settings = load_settings()

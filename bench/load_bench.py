@@ -43,14 +43,21 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.machine import machine  # the repo root is on the path from here on
-from functions.local_jobs import LocalJobs
 from local.eventarc import storage_event
 from local.generate import generate
+from local.jobs import LocalJobs
 from local.landing import LandedObject, upload_file
 from local.stack import LocalStack
-from sluice.claims import CLAIMS_PREFIX, LAUNCHED, LOADED, REJECTED, claim_object_name, read_claim
 from sluice.contracts import load_contracts
 from sluice.gcs import storage_client
+from sluice.ingest.claims import (
+    CLAIMS_PREFIX,
+    LAUNCHED,
+    LOADED,
+    REJECTED,
+    claim_object_name,
+    read_claim,
+)
 from sluice.settings import Settings, load_settings
 from sluice.warehouse.duckdb import DuckDBWarehouse
 

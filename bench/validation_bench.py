@@ -4,7 +4,7 @@
 
 Builds kiva_loans files of about 100 MB, 500 MB and 2 GB under bench/out/ (one generated
 file, its data records appended again and again; cached), then validates each with
-``functions.validation.validate_stream`` in a fresh process, so the peak RSS is that run's
+``sluice.ingest.validation.validate_stream`` in a fresh process, so the peak RSS is that run's
 alone. A bare process that only imports the same modules gives the floor, so the table shows
 what the validator itself adds. Validation is single-threaded: MB/s is per core.
 Targets (issue 6): at least 100 MB/s per core; a 2 GB file in under 300 MB of RSS, flat in
@@ -33,7 +33,7 @@ TARGET_PEAK_RSS_MB = 300.0
 # Run in the child: the same imports in both modes, then validation unless asked not to.
 CHILD_CODE = """
 import json, sys, time
-from functions.validation import validate_stream
+from sluice.ingest.validation import validate_stream
 from sluice.contracts import load_contracts
 from sluice.settings import load_settings
 settings = load_settings()

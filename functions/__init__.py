@@ -1,1 +1,1 @@
-"""Cloud Function logic: validation at the door, cooking summaries (never imports apache_beam)."""
+"""The deployable layer: one thin handler per Cloud Function (``main.py`` exports them)."""

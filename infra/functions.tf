@@ -55,7 +55,7 @@ resource "time_sleep" "iam_propagation" {
   ]
 }
 
-# on_upload launches the flex template; cook's sweep (functions/sweep.py) relaunches a file
+# on_upload launches the flex template; cook's sweep (sluice/cook/sweep.py) relaunches a file
 # whose pipeline died after its launch. Both launch the same way, from the same settings.
 locals {
   launcher_environment = {

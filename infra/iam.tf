@@ -146,7 +146,7 @@ resource "google_project_iam_member" "cook_dataset_ensurer" {
   member  = "serviceAccount:${google_service_account.cook.email}"
 }
 
-# cook's sweep (functions/sweep.py) asks Dataflow whether a launched job still runs
+# cook's sweep (sluice/cook/sweep.py) asks Dataflow whether a launched job still runs
 # (jobs.get, jobs.list) and relaunches one that died (flexTemplates.launch), as on_upload does.
 resource "google_project_iam_member" "cook_dataflow_developer" {
   #checkov:skip=CKV_GCP_49:Relaunching a flex template whose job died is the sweep's job. A launched job can run only as an account cook may act as, and it may act as exactly one: the worker account (iam_grants.tf, cook_acts_as_worker), never project-wide.

@@ -3,7 +3,7 @@
 # (dead_letter_rate). The code logs one structured entry per alert; this counts them and
 # pages.
 #
-# The contract an alert log entry must meet (functions/logs.py writes this shape; issue 4's
+# The contract an alert log entry must meet (sluice/logs.py writes this shape; issue 4's
 # checks must emit it), one JSON line on stdout:
 #   severity                          "ERROR" (or higher)
 #   alert                             "missing_data" | "dead_letter_rate"   -> jsonPayload.alert

@@ -157,7 +157,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def cmd_cook(args: argparse.Namespace) -> int:
     """sluice cook."""
-    from functions.cook import cook_and_check_alerts
+    from sluice.cook.summaries import cook_and_check_alerts
 
     settings = load_settings()
     with connected_warehouse(settings) as warehouse, output.console.status("cooking summaries"):
@@ -188,7 +188,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """sluice status."""
-    from functions.alerts import open_alerts
+    from sluice.cook.alerts import open_alerts
 
     settings = load_settings()
     with connected_warehouse(settings) as warehouse:

@@ -13,11 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from functions.cook import cook
-from functions.dashboard import render_dashboard
 from local import output
 from local.ingest import ingest_file
 from sluice.contracts import get_contract, load_contracts
+from sluice.cook.summaries import cook
+from sluice.dashboard.page import render_dashboard
 from sluice.errors import TransientError
 from sluice.settings import REPO_ROOT, Settings
 from sluice.warehouse import Warehouse, connected_warehouse

@@ -12,11 +12,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from functions.launchers import LaunchRequest, launch_parameters
-from functions.rejections import record_rejection
-from functions.validation import ValidationReport, validate_stream
 from sluice.contracts import Contract
 from sluice.errors import ConfigError
+from sluice.ingest.launch import LaunchRequest, launch_parameters
+from sluice.ingest.quarantine import record_rejection
+from sluice.ingest.validation import ValidationReport, validate_stream
 from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
 

@@ -2,7 +2,7 @@
 
 An upload goes through the Cloud Storage API (fake-gcs-server's or Google's) to
 ``gs://<landing>/<contract.landing_prefix><file name>``; the bucket's finalize event does
-the rest. Waiting polls the event's claim (``sluice.claims``) until the pipeline marks it
+the rest. Waiting polls the event's claim (``sluice.ingest.claims``) until the pipeline marks it
 ``loaded`` or ``rejected``, then reads the row counts from the ingestion log row of that
 run's job. A replay calls ``on_upload``'s own logic with a new replay id, so the same
 generation gets a fresh claim key and is ingested again, its rows replaced.
@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from functions.launchers import LaunchRequest
-from functions.local_jobs import LocalJobs
-from functions.upload import UploadOutcome, handle_object
-from sluice.claims import LAUNCHED, LOADED, REJECTED, event_key, read_claim
+from local.jobs import LocalJobs
 from sluice.contracts import Contract
 from sluice.errors import ConfigError, WarehouseError
 from sluice.gcs import gcs_faults, gs_uri, parse_gs_uri
+from sluice.ingest.claims import LAUNCHED, LOADED, REJECTED, event_key, read_claim
+from sluice.ingest.door import UploadOutcome, handle_object
+from sluice.ingest.launch import LaunchRequest
 from sluice.schema import SourceRef
 from sluice.settings import Settings
 from sluice.warehouse import connected_warehouse

@@ -30,8 +30,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from functions.local_jobs import LocalJobs, settings_environ
 from local.bridge import EventBridge, RetryPolicy
+from local.jobs import LocalJobs, settings_environ
 from local.services import Service, free_port, pid_alive, stop_process_group
 from sluice.errors import ConfigError, SluiceError, TransientError
 from sluice.gcs import storage_client

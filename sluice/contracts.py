@@ -58,7 +58,7 @@ class Column:
 
 @dataclass(frozen=True)
 class FreshnessRule:
-    """When a dataset's data counts as missing (checked by ``functions.alerts``).
+    """When a dataset's data counts as missing (checked by ``sluice.cook.alerts``).
 
     Both limits are optional; a contract without a ``freshness`` block is never missing.
     """

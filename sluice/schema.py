@@ -44,7 +44,7 @@ DUCKDB_TYPES = {
 
 INGESTION_LOG_TABLE = "ingestion_log"
 ALERTS_TABLE = "alerts"
-"""Data alerts by (dataset, rule), in the processed dataset; written by ``functions.alerts``."""
+"""Data alerts by (dataset, rule), in the processed dataset; written by ``sluice.cook.alerts``."""
 
 # (name, contract-style type) of the lineage columns appended to every processed table.
 LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (

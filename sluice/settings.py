@@ -83,7 +83,7 @@ class Settings:
     job_check_after_seconds: int = 600
     """A ``launched`` claim unchanged this long has its job checked by the sweep that runs
     with each cook: settled from its ingestion-log row, left alone while the job runs, else
-    relaunched (``functions/sweep.py``)."""
+    relaunched (``sluice/cook/sweep.py``)."""
     max_pipeline_attempts: int = 3
     """Pipeline runs a file gets (its launch plus the sweep's relaunches) before the sweep
     records it ``rejected`` ("pipeline failed N times"); the landing file stays untouched."""

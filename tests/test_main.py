@@ -1,7 +1,7 @@
 """The Cloud Function entry points in main.py, driven through functions-framework's real app.
 
 on_upload gets binary-mode CloudEvents, as Eventarc sends them, against a real fake-gcs-server
-(tests/gcs_fixtures.py); the launcher is a recording double (tests/functions/upload_doubles.py).
+(tests/gcs_fixtures.py); the launcher is a recording double (tests/sluice/ingest/upload_doubles.py).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from cloudevents.http import CloudEvent
 from flask.testing import FlaskClient
 from google.cloud.storage import Blob
 
-from functions.rejections import REASON_SUFFIX, quarantine_name
-from sluice.claims import claim_event, event_key, read_claim
 from sluice.contracts import Contract
 from sluice.gcs import storage_client
+from sluice.ingest.claims import claim_event, event_key, read_claim
+from sluice.ingest.quarantine import REASON_SUFFIX, quarantine_name
 from sluice.settings import REPO_ROOT, Settings, load_settings
 from sluice.warehouse.duckdb import DuckDBWarehouse
-from tests.functions import cook_data
-from tests.functions.upload_doubles import (
+from tests.sluice.cook import cook_data
+from tests.sluice.ingest.upload_doubles import (
     BAD,
     GOOD,
     PREFIX,

@@ -154,7 +154,7 @@ def test_dockerfile_copy_sources_exist_and_are_in_the_build_context() -> None:
 
 def test_dockerignore_keeps_everything_else_out_of_the_context() -> None:
     outside = [
-        "functions/launchers.py",
+        "functions/on_upload.py",
         "local/cli.py",
         "tests/conftest.py",
         "main.py",

@@ -13,8 +13,8 @@ import pytest
 
 from beam.loading import LoadWarehouseFn, remove_staging
 from beam.transforms import StageParquetFn
-from sluice.claims import claim_event, read_claim, set_claim_state
-from sluice.parse import iter_parsed_batches
+from sluice.ingest.claims import claim_event, read_claim, set_claim_state
+from sluice.records.parse import iter_parsed_batches
 from sluice.schema import SourceRef
 from sluice.settings import Settings, load_settings
 from tests.beam.conftest import SAMPLE_DEAD_LINES, SAMPLE_GOOD_IDS, SAMPLE_LOANS

@@ -18,7 +18,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from google.cloud import storage
 
 from beam.pipeline import build_pipeline, parse_arguments, run
-from sluice.claims import claim_event, event_key, read_claim
+from sluice.ingest.claims import claim_event, event_key, read_claim
 from sluice.schema import IngestionRecord
 from sluice.settings import load_settings
 from tests.beam.conftest import SAMPLE_BAD_HEADER, SAMPLE_LOANS

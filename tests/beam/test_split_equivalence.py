@@ -20,12 +20,12 @@ import pytest
 from beam.options import add_pipeline_arguments, resolve_params
 from beam.pipeline import run
 from beam.ranges import plan_ranges
-from functions.validation import validate_stream
 from local.generate import generate
 from local.ingest import local_source
 from sluice.contracts import load_contracts
+from sluice.ingest.validation import validate_stream
+from sluice.records.splits import WHOLE_FILE, SplitIndex, find_split_points
 from sluice.settings import load_settings
-from sluice.splits import WHOLE_FILE, SplitIndex, find_split_points
 
 if TYPE_CHECKING:
     from tests.gcs_fixtures import GcsBuckets

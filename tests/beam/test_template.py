@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from beam.options import PIPELINE_PARAMETERS, parse_started_at
-from functions.launchers import JOB_NAME, DataflowLauncher, LaunchRequest
-from sluice.claims import event_key, split_index_name
 from sluice.contracts import load_contracts
+from sluice.ingest.claims import event_key, split_index_name
+from sluice.ingest.dataflow import DataflowLauncher
+from sluice.ingest.launch import JOB_NAME, LaunchRequest
 from sluice.schema import SourceRef
 from sluice.settings import REPO_ROOT, Settings, load_settings
 

@@ -16,8 +16,8 @@ from beam.transforms import (
     StagedParquet,
     skip_credential_lookup_for_emulator,
 )
+from sluice.records.splits import WHOLE_FILE, ByteRange
 from sluice.schema import SourceRef, dead_letter_schema
-from sluice.splits import WHOLE_FILE, ByteRange
 from tests.beam.conftest import SAMPLE_BAD_HEADER, SAMPLE_DEAD_LINES, SAMPLE_GOOD_IDS, SAMPLE_LOANS
 
 INGESTED_AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.load_bench import InputFile, check_loads, markdown, run_load
-from functions.local_jobs import MAX_RUNNING_JOBS
+from local.jobs import MAX_RUNNING_JOBS
 from local.landing import LandedObject
 from sluice.contracts import Contract
 from sluice.schema import IngestionRecord

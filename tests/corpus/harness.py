@@ -2,7 +2,7 @@
 
 The event goes to ``main.on_upload`` through functions-framework's own app (binary-mode
 CloudEvent, as Eventarc sends it) against fake-gcs-server. The launcher is the recording
-double of tests/functions/upload_doubles.py; each launch it records is then run in this
+double of tests/sluice/ingest/upload_doubles.py; each launch it records is then run in this
 process by ``beam.pipeline.run`` with exactly the parameters ``LocalLauncher`` would pass
 (``launch_parameters(..., launcher="local")``), which saves a Beam import and interpreter
 start per accepted file (about 0.4 s per run instead of 3 s).
@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from functions.launchers import LaunchRequest, launch_parameters
-from sluice.claims import CLAIMS_PREFIX
 from sluice.contracts import Contract
+from sluice.ingest.claims import CLAIMS_PREFIX
+from sluice.ingest.launch import LaunchRequest, launch_parameters
 from sluice.schema import IngestionRecord
 from sluice.settings import Settings
 from sluice.warehouse.duckdb import DuckDBWarehouse

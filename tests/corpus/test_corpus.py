@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sluice.claims import event_key, read_claim
 from sluice.contracts import Contract
 from sluice.gcs import gs_uri
+from sluice.ingest.claims import event_key, read_claim
 from sluice.settings import Settings, load_settings
 from tests.corpus import cases_files, cases_names, cases_values, harness
 from tests.corpus.expect import Case, Ignored, Loaded, Rejected
-from tests.functions.upload_doubles import RecordingLauncher, install_launcher, land
+from tests.sluice.ingest.upload_doubles import RecordingLauncher, install_launcher, land
 
 if TYPE_CHECKING:
     from google.cloud.storage import Blob

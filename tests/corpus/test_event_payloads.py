@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.functions.upload_doubles import claim_names, install_launcher
+from tests.sluice.ingest.upload_doubles import claim_names, install_launcher
 from tests.test_main import FINALIZED, upload_client
 
 if TYPE_CHECKING:

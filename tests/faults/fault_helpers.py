@@ -15,10 +15,10 @@ import duckdb
 
 from beam.pipeline import parse_arguments, run
 from beam.transforms import StageParquetFn
-from functions.launchers import LaunchRequest, launch_parameters
-from sluice.claims import Claim, event_key, read_claim
 from sluice.contracts import Contract
-from sluice.parse import iter_parsed_batches
+from sluice.ingest.claims import Claim, event_key, read_claim
+from sluice.ingest.launch import LaunchRequest, launch_parameters
+from sluice.records.parse import iter_parsed_batches
 from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings, load_settings
 from sluice.warehouse import connected_warehouse

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 import pytest
 from google.cloud import storage
 
-from functions.launchers import LocalLauncher
-from functions.local_jobs import LocalJobs
+from local.jobs import LocalJobs
 from local.landing import FAILED, LandedObject, current_result
+from local.launcher import LocalLauncher
 from sluice.settings import load_settings
 from sluice.warehouse.loads import SUPERSEDED
 from tests.faults.fault_helpers import (
@@ -30,7 +30,7 @@ from tests.faults.fault_helpers import (
     loaded_ids,
     log_rows,
 )
-from tests.functions.upload_doubles import claim_names, ingestion_rows, land
+from tests.sluice.ingest.upload_doubles import claim_names, ingestion_rows, land
 from tests.test_main import deliver, http_client, upload_client
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ name is in this file):
 
 1a. Dataflow launch answers 429, 500 or 503, then 200: retried with jittered backoff, one job.
     test_dataflow_launch_retries_throttling_and_server_errors_then_launches
-    (409 ABORTED retried, 400 permanent: tests/functions/test_launchers.py)
+    (409 ABORTED retried, 400 permanent: tests/sluice/ingest/test_launch.py)
 1b. Dataflow launch answers 409 ALREADY_EXISTS: counted as launched, HTTP 200, no new job.
     test_on_upload_dataflow_409_counts_as_launched
 1c. Dataflow launch answers 503 to every attempt: on_upload tries 5 times, releases its claim
@@ -37,7 +37,7 @@ name is in this file):
     Two sweeps at once relaunch once; a job that finished without settling its claim is
     settled from its log row; a live local or Dataflow job is left alone; a file whose
     pipeline failed SLUICE_MAX_PIPELINE_ATTEMPTS times is logged 'rejected', landing file kept.
-    tests/functions/test_sweep.py
+    tests/sluice/cook/test_sweep.py
 4a. The same event delivered 10 times at once: one claim, one launch, one load.
     delivery::test_on_upload_same_event_ten_times_concurrently_launches_and_loads_once
 4b. The newer generation's event handled before the older one's (versioned landing bucket):
@@ -46,9 +46,9 @@ name is in this file):
     Its load bundle retried after it removed its staging: nothing changes (a defect, fixed).
     load::test_load_step_retried_after_being_superseded_changes_nothing
     An older generation already overwritten (unversioned bucket): rejected at the door.
-    tests/functions/test_upload.py::test_handle_object_replaced_generation_is_rejected_as_vanished
+    tests/sluice/ingest/test_door.py::test_handle_object_replaced_generation_is_rejected_as_vanished
 5.  Two cooks at once give the tables of one cook.
-    tests/functions/test_cook_order.py::test_two_cooks_at_once_give_the_tables_of_one
+    tests/sluice/cook/test_cook_order.py::test_two_cooks_at_once_give_the_tables_of_one
 """
 
 from __future__ import annotations
@@ -62,14 +62,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from functions import launchers
-from functions.launchers import DataflowLauncher, LaunchRequest
-from sluice.claims import RELEASED_AT
+from sluice.ingest import launch as launchers
+from sluice.ingest.claims import RELEASED_AT
+from sluice.ingest.dataflow import DataflowLauncher
+from sluice.ingest.launch import LaunchRequest
 from sluice.schema import SourceRef
 from sluice.settings import REPO_ROOT, load_settings
 from tests.faults.conftest import TOKEN, FakeDataflow
 from tests.faults.fault_helpers import DATASET, NAME, URI, claim_of, job_name, lenders_csv
-from tests.functions.upload_doubles import land
+from tests.sluice.ingest.upload_doubles import land
 from tests.test_main import deliver, upload_client
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ pytest_plugins = ["tests.gcs_fixtures"]
 
 KILL_BETWEEN_CLAIM_AND_LAUNCH = """
 import sys
-from functions.upload import handle_object
+from sluice.ingest.door import handle_object
 from sluice.settings import load_settings
 handle_object(sys.argv[1], sys.argv[2], int(sys.argv[3]), settings=load_settings())
 """

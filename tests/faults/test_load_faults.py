@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from beam.loading import LoadWarehouseFn
-from functions.launchers import LaunchRequest
 from sluice.contracts import Contract
 from sluice.errors import WarehouseError
+from sluice.ingest.launch import LaunchRequest
 from sluice.schema import IngestionRecord
 from sluice.settings import Settings, load_settings
 from sluice.warehouse.bigquery import BigQueryWarehouse

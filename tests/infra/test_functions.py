@@ -15,7 +15,7 @@ import pytest
 from functions_framework import _function_registry
 
 import main
-from functions.launchers import require_dataflow_settings
+from sluice.ingest.dataflow import require_dataflow_settings
 from sluice.settings import PREFIX, REPO_ROOT, Settings, load_settings
 from tests.infra.terraform_model import INFRA, Infra, interpolations, reference, references
 
@@ -27,13 +27,14 @@ ARCHIVE_PYTHON = """
 import json, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
 sys.path[:] = [p for p in sys.path if p not in ({repo!r}, {repo!r} + "/")]
-import main, functions.upload, functions.cook, functions.launchers, sluice.warehouse.bigquery
-from functions.cook import summary_files
+import main, sluice.ingest.door, sluice.cook.summaries, sluice.ingest.dataflow
+import sluice.warehouse.bigquery
+from sluice.cook.summaries import summary_files
 from sluice.contracts import load_contracts
 from sluice.settings import load_settings
 settings = load_settings()
 print(json.dumps({{
-    "files": [m.__file__ for m in (main, functions.upload, sluice.warehouse.bigquery)],
+    "files": [m.__file__ for m in (main, sluice.ingest.door, sluice.warehouse.bigquery)],
     "contracts": sorted(load_contracts(settings.contracts_dir)),
     "summaries": len(summary_files(settings.sql_dir)),
     "interval": settings.cook_interval_seconds,

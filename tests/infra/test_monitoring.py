@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from functions.logs import LABELS_FIELD, SOURCE_FIELD, JsonFormatter, event_labels, log_event
+from sluice.logs import LABELS_FIELD, SOURCE_FIELD, JsonFormatter, event_labels, log_event
 from tests.infra.terraform_model import Infra
 
 SEVERITIES = ["DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT"]

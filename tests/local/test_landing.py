@@ -15,9 +15,9 @@ from local.landing import (
     upload_file,
     wait_for_outcomes,
 )
-from sluice.claims import LAUNCHED, REJECTED, claim_event, set_claim_state
 from sluice.contracts import Contract
 from sluice.gcs import storage_client
+from sluice.ingest.claims import LAUNCHED, REJECTED, claim_event, set_claim_state
 from sluice.settings import load_settings
 
 if TYPE_CHECKING:

@@ -18,9 +18,9 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from functions.local_jobs import LocalJobs
 from local.eventarc import storage_event
 from local.generate import generate
+from local.jobs import LocalJobs
 from local.services import pid_alive
 from local.stack import LocalStack, settings_for_stack, stack_file
 from sluice.errors import ConfigError, WarehouseError

@@ -7,7 +7,7 @@ page comes from the real ``dashboard`` HTTP function and is read back with an HT
 
 Proven elsewhere and not repeated: an alert message and a country code holding
 ``<script>`` are escaped, and the page loads nothing from outside
-(tests/functions/test_dashboard.py::test_dashboard_escapes_values_and_shows_open_alerts,
+(tests/sluice/dashboard/test_page.py::test_dashboard_escapes_values_and_shows_open_alerts,
 test_dashboard_is_self_contained).
 """
 

@@ -67,9 +67,9 @@ REVIEWED = {
         "', '.join((f'`{n}`' for n in log_names))",
     },
     # Cooked table names from sql/ file names (lower-case identifiers), a regex, a message.
-    "functions/cook.py": {"table", "re.escape(target)", "path", "target"},
+    "sluice/cook/summaries.py": {"table", "re.escape(target)", "path", "target"},
     # Parameter-name indexes (@dataset_0 ...) and fragments of them; alert table columns.
-    "functions/alerts.py": {"i", "union", "source", "checked", "columns"},
+    "sluice/cook/alerts.py": {"i", "union", "source", "checked", "columns"},
     "local/demo.py": {"settings.duckdb_file"},  # a printed hint, not SQL
 }
 FORMATTED = "<% or str.format>"

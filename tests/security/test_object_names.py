@@ -1,18 +1,18 @@
 """Names derived from a hostile landing object name stay under their prefixes.
 
 Whoever uploads a file chooses its object name. From it Sluice derives a claim name
-(``sluice.claims``), a quarantine name (``functions.rejections``), a job name and a staging
-directory (``functions.launchers``, ``beam.options``) and the pipeline's command line
+(``sluice.ingest.claims``), a quarantine name (``sluice.ingest.quarantine``), a job name
+and a staging directory (``sluice.ingest.launch``, ``beam.options``) and the pipeline's command line
 (``LocalLauncher``). These tests feed the real builders names with ``..``, encoded and
 doubled slashes, unicode, CR/LF, quotes, shell syntax, flag lookalikes, ``claims/`` and
 ``quarantine/`` lookalikes and names of Cloud Storage's full 1,024 bytes.
 
 Proven elsewhere and not repeated: a claim name is a hash of the key
-(tests/sluice/test_claims.py::test_claim_object_name_is_a_hash_that_never_escapes_the_prefix),
+(tests/sluice/ingest/test_claims.py::test_claim_object_name_is_a_hash_that_never_escapes_the_prefix),
 an ordinary quarantine name is flat and reversible
-(tests/functions/test_rejections.py::test_quarantine_name_is_flat_reversible_and_keyed_by_generation),
+(tests/sluice/ingest/test_quarantine.py::test_quarantine_name_is_flat_reversible_and_keyed_by_generation),
 a job name outside ``[-a-z0-9]`` is refused
-(tests/functions/test_launchers.py::test_launch_request_rejects_an_invalid_job_name).
+(tests/sluice/ingest/test_launch.py::test_launch_request_rejects_an_invalid_job_name).
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING
 import pytest
 
 from beam.options import add_pipeline_arguments, resolve_params
-from functions.launchers import JOB_NAME, LaunchRequest, LocalLauncher, launch_parameters
-from functions.rejections import QUARANTINE_PREFIX, REASON_SUFFIX, quarantine_name
-from functions.upload import handle_object
-from sluice.claims import claim_object_name, event_key
+from local.launcher import LocalLauncher
 from sluice.gcs import gs_uri
+from sluice.ingest.claims import claim_object_name, event_key
+from sluice.ingest.door import handle_object
+from sluice.ingest.launch import JOB_NAME, LaunchRequest, launch_parameters
+from sluice.ingest.quarantine import QUARANTINE_PREFIX, REASON_SUFFIX, quarantine_name
 from sluice.schema import SourceRef
 from sluice.settings import load_settings
 from sluice.warehouse.duckdb import DuckDBWarehouse

@@ -7,7 +7,7 @@ local token endpoint, and the launcher sends that token to a local Dataflow fake
 answers 503 once (a logged, retried failure) and then launches. The key, the assertion, the
 token and a credential-like environment variable must appear in no log record (every level,
 every logger) and nowhere on stdout or stderr. When the token endpoint refuses the key, the
-event fails with a logged traceback, which must not hold them either. ``functions.logs``
+event fails with a logged traceback, which must not hold them either. ``sluice.logs``
 writes only the record and the fields a caller passes, never the environment or settings.
 """
 
@@ -31,9 +31,9 @@ from cloudevents.http import CloudEvent
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from functions.logs import configure_logging, event_labels, log_event
-from sluice.claims import event_key, read_claim
 from sluice.gcs import storage_client
+from sluice.ingest.claims import event_key, read_claim
+from sluice.logs import configure_logging, event_labels, log_event
 from sluice.settings import REPO_ROOT, load_settings
 from tests.http_fakes import JsonHandler
 
@@ -226,7 +226,7 @@ def test_json_log_lines_hold_only_the_record_and_its_fields(
 
 
 def test_logging_code_reads_no_environment_and_logs_no_settings_or_credentials() -> None:
-    logs = ast.parse((REPO_ROOT / "functions" / "logs.py").read_text(encoding="utf-8"))
+    logs = ast.parse((REPO_ROOT / "sluice" / "logs.py").read_text(encoding="utf-8"))
     logs_names = {ast.unparse(n) for n in ast.walk(logs) if isinstance(n, ast.Name | ast.Attribute)}
     calls = []
     for path in [

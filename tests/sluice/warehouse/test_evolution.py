@@ -11,7 +11,7 @@ import pytest
 
 from sluice.contracts import Column, Contract
 from sluice.errors import ContractError, PermanentError
-from sluice.parse import iter_parsed_batches
+from sluice.records.parse import iter_parsed_batches
 from sluice.schema import SourceRef, table_columns
 from sluice.warehouse.duckdb import DuckDBWarehouse
 from sluice.warehouse.evolution import columns_to_add

@@ -1,0 +1,286 @@
+"""The sweep: files whose pipeline died after its launch are finished, relaunched or given up.
+
+Once a launch succeeds, ``on_upload`` acknowledges the event: no redelivery comes, and the
+claim's lease covers only ``claimed``. A pipeline that dies afterwards (its process killed,
+an exception, a held DuckDB lock, a Dataflow job failed or cancelled) would leave the claim
+``launched`` for ever. ``sweep_stuck_claims`` runs with every cook (``main.cook``, which
+Cloud Scheduler and the local stack's cook loop call) and looks at each claim object under
+``claims/`` whose state (kept as object metadata, so the listing tells) is ``launched`` and
+that has not changed for ``settings.job_check_after_seconds``. For each one, in this order:
+
+1. its job still runs (``Launcher.is_running``: the local pid file, or Dataflow's job state):
+   left alone. Asked first, so that a job finishing during the sweep is never relaunched: a
+   job writes its ingestion-log row before it exits;
+2. the ingestion log holds this job's row for the file's generation: the job finished but
+   did not settle the claim; the claim is settled from the row (``loaded`` or ``rejected``);
+3. fewer than ``settings.max_pipeline_attempts`` runs so far: relaunched with the request
+   ``on_upload`` built (same job name, claim key, test flag, split index, replay id). The
+   attempt is counted in the claim first, by compare-and-swap on the generation this sweep
+   read, so of two sweeps at once only one relaunches;
+4. otherwise: a ``rejected`` ingestion-log row ("pipeline failed N times; see job <name>
+   log"), then the claim ``rejected``. The landing file stays where it is, never quarantined:
+   nothing says it is a bad file. ``sluice replay`` ingests it again once the cause is fixed.
+
+A fault on one claim is logged with its event key and counted (``failed``); the sweep goes on.
+Only listing the claims may raise (``TransientError`` from Cloud Storage), so the scheduler
+retries the whole cook.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sluice.contracts import Contract, get_contract, load_contracts
+from sluice.errors import PermanentError
+from sluice.gcs import gcs_faults, gs_uri
+from sluice.ingest import launch
+from sluice.ingest.claims import (
+    CLAIMS_PREFIX,
+    LAUNCHED,
+    REJECTED,
+    STATE_METADATA,
+    Claim,
+    ClaimStateError,
+    event_key,
+    read_claim_object,
+    set_claim_state,
+    split_index_name,
+    swap_claim,
+)
+from sluice.ingest.quarantine import record_rejected_source
+from sluice.logs import event_labels, log_event
+from sluice.schema import INGESTION_LOG_TABLE, IngestionRecord, SourceRef
+from sluice.settings import Settings
+from sluice.testmark import is_test_object
+from sluice.warehouse import connected_warehouse
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+
+LOG = logging.getLogger(__name__)
+
+SPLITS_SUFFIX = ".splits.json"
+"""Split indexes live beside the claims (``sluice.ingest.claims.split_index_name``): not claims."""
+RUNNING, SETTLED, RELAUNCHED, GAVE_UP, UNCHANGED = (
+    "running", "settled", "relaunched", "gave_up", "unchanged",
+)  # fmt: skip
+LATEST_LOG_ROW = f"""
+SELECT * FROM {{dataset}}.{INGESTION_LOG_TABLE}
+WHERE source_uri = @source_uri AND source_generation = @generation
+ORDER BY finished_at DESC LIMIT 1
+"""
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did, in claims."""
+
+    checked: int = 0
+    """``launched`` claims old enough to check."""
+    running: int = 0
+    """Left alone: their job still runs."""
+    settled: int = 0
+    """Their job had finished (an ingestion-log row) without settling the claim."""
+    relaunched: int = 0
+    gave_up: int = 0
+    """Out of attempts: recorded ``rejected``."""
+    failed: int = 0
+    """The check itself failed (logged with the event key); the next sweep tries again."""
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts, for the cook's answer and its log line."""
+        return asdict(self)
+
+
+def sweep_stuck_claims(
+    client: storage.Client,
+    settings: Settings,
+    launcher: launch.Launcher | None = None,
+    now: datetime | None = None,
+) -> SweepReport:
+    """Settle, leave, relaunch or give up every ``launched`` claim unchanged for
+    ``settings.job_check_after_seconds``; what it did, as counts."""
+    now = now or datetime.now(UTC)
+    sweep = _Sweep(client, settings, launcher or launch.launcher_from_settings(settings), now)
+    report = SweepReport()
+    for name in stuck_claim_names(client, settings, now):
+        claim = None
+        try:
+            claim = read_claim_object(client, settings, name)
+            if claim is None or not sweep.is_due(claim):
+                continue  # settled or touched since the listing
+            report.checked += 1
+            with event_labels(event_key=claim.key, dataset=claim.dataset):
+                outcome = sweep.check(claim)
+        except Exception as exc:  # one bad claim must not stop the sweep (nor the cook)
+            report.failed += 1
+            which = claim.key if claim else name
+            LOG.error("sweep of claim %s failed: %s", which, exc, exc_info=True)
+            continue
+        if outcome != UNCHANGED:
+            setattr(report, outcome, getattr(report, outcome) + 1)
+    level = (
+        logging.WARNING if report.relaunched or report.gave_up or report.failed else logging.INFO
+    )
+    log_event(LOG, level, f"sweep of launched claims: {report.as_dict()}", **report.as_dict())
+    return report
+
+
+def stuck_claim_names(client: storage.Client, settings: Settings, now: datetime) -> list[str]:
+    """Claim objects that may be stuck: ``launched`` (or older than state metadata) and not
+    written since ``now - settings.job_check_after_seconds``; read from one listing."""
+    cutoff = now - timedelta(seconds=settings.job_check_after_seconds)
+    with gcs_faults(f"listing claims in gs://{settings.pipeline_bucket}/{CLAIMS_PREFIX}"):
+        blobs = list(
+            client.list_blobs(
+                settings.pipeline_bucket,
+                prefix=CLAIMS_PREFIX,
+                fields="items(name,metadata,updated),nextPageToken",
+            )
+        )
+    return [
+        blob.name
+        for blob in blobs
+        if blob.name.endswith(".json")
+        and not blob.name.endswith(SPLITS_SUFFIX)
+        and (blob.metadata or {}).get(STATE_METADATA, LAUNCHED) == LAUNCHED
+        and (blob.updated is None or blob.updated <= cutoff)
+    ]
+
+
+def relaunch_request(claim: Claim, started_at: datetime) -> launch.LaunchRequest:
+    """The LaunchRequest on_upload built for this claim (without its split index)."""
+    base = event_key(claim.bucket, claim.name, claim.generation)
+    replay_prefix = f"{base}/replay-"
+    if claim.key == base:
+        replay = None
+    elif claim.key.startswith(replay_prefix):
+        replay = claim.key.removeprefix(replay_prefix)
+    else:
+        raise PermanentError(
+            f"claim {claim.key}: expected the key {base} or {replay_prefix}<id>, found another"
+        )
+    source = SourceRef(gs_uri(claim.bucket, claim.name), claim.generation)
+    return launch.LaunchRequest.for_object(
+        claim.dataset, source, claim_key=claim.key, replay=replay, started_at=started_at,
+        test=is_test_object(claim.name),
+    )  # fmt: skip
+
+
+class _Sweep:
+    """The decisions about one claim at a time, with what they share (clock, contracts)."""
+
+    def __init__(
+        self,
+        client: storage.Client,
+        settings: Settings,
+        launcher: launch.Launcher,
+        now: datetime,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.launcher = launcher
+        self.now = now
+        self.cutoff = now - timedelta(seconds=settings.job_check_after_seconds)
+        self._contracts: dict[str, Contract] | None = None
+
+    def is_due(self, claim: Claim) -> bool:
+        """A ``launched`` claim unchanged since the cutoff."""
+        return claim.state == LAUNCHED and claim.updated_at <= self.cutoff
+
+    def check(self, claim: Claim) -> str:
+        """Decide about one due claim and act; the outcome (a SweepReport field or UNCHANGED)."""
+        request = relaunch_request(claim, datetime.now(UTC))
+        if self.launcher.is_running(request.job_name, claim.job_id):
+            return RUNNING
+        record = self._log_row(claim, request)
+        if record is not None and record.job_id == request.job_name:
+            found = {"job_id": record.job_id, "reason": record.reason}
+            settled = {k: v for k, v in found.items() if v is not None}
+            set_claim_state(self.client, self.settings, claim.key, record.status, **settled)
+            message = (
+                f"job {request.job_name} ended {record.status} without settling its claim;"
+                " settled it from the ingestion-log row"
+            )
+            log_event(LOG, logging.WARNING, message, outcome=record.status)
+            return SETTLED
+        if claim.pipeline_attempts >= self.settings.max_pipeline_attempts:
+            return self._give_up(claim, request, record)
+        return self._relaunch(claim, request)
+
+    def _relaunch(self, claim: Claim, request: launch.LaunchRequest) -> str:
+        attempts = claim.pipeline_attempts + 1
+        counted = swap_claim(
+            self.client, self.settings, claim, pipeline_attempts=attempts, updated_at=self.now
+        )
+        if counted is None:
+            return UNCHANGED  # another sweep (or the job) changed the claim first: it decides
+        request = replace(request, split_index=self._split_index(claim))
+        result = self.launcher.launch(request)
+        # The new job's id; after a 409 only its name, so the next check looks it up by name.
+        job_id = result.job_id or result.job_name
+        try:
+            set_claim_state(self.client, self.settings, claim.key, LAUNCHED, job_id=job_id)
+        except ClaimStateError:
+            LOG.info("relaunched job %s finished before its launch was recorded", job_id)
+        if result.already_running:
+            return RUNNING
+        message = (
+            f"relaunched job {request.job_name} for {request.source.uri} (run {attempts} of"
+            f" {self.settings.max_pipeline_attempts}): it had ended without an ingestion-log row"
+        )
+        log_event(LOG, logging.WARNING, message, outcome=RELAUNCHED, job_id=job_id)
+        return RELAUNCHED
+
+    def _give_up(
+        self, claim: Claim, request: launch.LaunchRequest, record: IngestionRecord | None
+    ) -> str:
+        reason = f"pipeline failed {claim.pipeline_attempts} times; see job {request.job_name} log"
+        # The log row first: if the claim write is lost, the next sweep settles from the row.
+        # Another job's 'loaded' row (a replay of a loaded file) stays: those rows are in.
+        if record is None or record.status != "loaded":
+            record_rejected_source(
+                self._contract(claim.dataset), request.source, reason, request.started_at,
+                self._log_settings(request), job_id=request.job_name,
+            )  # fmt: skip
+        given_up = swap_claim(
+            self.client, self.settings, claim, state=REJECTED, reason=reason, updated_at=self.now
+        )
+        if given_up is None:
+            return UNCHANGED
+        message = f"gave up on {request.source.uri}: {reason}"
+        log_event(LOG, logging.ERROR, message, outcome=REJECTED, reason=reason)
+        return GAVE_UP
+
+    def _log_row(self, claim: Claim, request: launch.LaunchRequest) -> IngestionRecord | None:
+        """The newest ingestion-log row of the file's generation (any job), if any."""
+        with connected_warehouse(self._log_settings(request)) as warehouse:
+            warehouse.ensure_tables(self._contract(claim.dataset))
+            rows = warehouse.query(
+                LATEST_LOG_ROW,
+                {"source_uri": request.source.uri, "generation": request.source.generation},
+            )
+        if not rows:
+            return None
+        return IngestionRecord(
+            **{field.name: rows[0][field.name] for field in fields(IngestionRecord)}
+        )
+
+    def _log_settings(self, request: launch.LaunchRequest) -> Settings:
+        """Settings whose dataset is the one this run logs to (the test dataset for tests)."""
+        return replace(self.settings, dataset=request.warehouse_dataset(self.settings))
+
+    def _split_index(self, claim: Claim) -> str | None:
+        """The ``gs://`` URI of the split index validation stored for this claim, if any."""
+        name = split_index_name(claim.key)
+        with gcs_faults(f"looking up the split index of {claim.key}"):
+            exists = self.client.bucket(self.settings.pipeline_bucket).blob(name).exists()
+        return gs_uri(self.settings.pipeline_bucket, name) if exists else None
+
+    def _contract(self, dataset: str) -> Contract:
+        if self._contracts is None:
+            self._contracts = load_contracts(self.settings.contracts_dir)
+        return get_contract(self._contracts, dataset)

@@ -1,0 +1,1 @@
+"""Dashboard: the cooked tables drawn as one self-contained HTML page (``page``, ``charts``)."""

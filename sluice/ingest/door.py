@@ -1,0 +1,332 @@
+"""``on_upload``'s logic: one finalized landing object in, one claimed outcome out.
+
+``handle_storage_event`` filters: only ``google.cloud.storage.object.v1.finalized`` events
+for objects in the landing bucket (never the pipeline bucket: what we write cannot trigger
+us), under a known contract's landing prefix, not folder placeholders, younger than
+``settings.max_event_age_seconds``. Anything else is logged once and acknowledged.
+
+``handle_object`` claims the event key (``sluice.ingest.claims``), streams exactly that generation
+through ``validate_stream`` and either quarantines the file (``sluice.ingest.quarantine``) or
+launches the pipeline (``sluice.ingest.launch``), after storing the split points validation
+found (``sluice.records.splits``) beside the claim so the pipeline parses the file in parallel.
+Failures split as DESIGN.md decision 9 says:
+
+- the file's fault, a vanished generation or a launch the launcher refuses for good: logged,
+  recorded as ``rejected`` (claim and ingestion log) and acknowledged: a retry cannot help;
+- anything else (GCS 5xx/429, a held DuckDB lock, ``TransientError``): our claim is released
+  and the error raised, so the platform redelivers and the redelivery claims afresh. If the
+  process dies instead, the claim stays ``claimed``; redeliveries get ``ClaimInProgress``
+  (HTTP 503 from ``main.on_upload``: retry later) until the lease runs out, then one takes
+  it over.
+
+A test-marked object (a ``_test`` path segment, ``sluice.testmark``) takes the same path, but
+its launch and its rejection row target ``settings.test_dataset`` (``LaunchRequest.test``).
+
+Once a launch has succeeded the claim is never released: recording ``launched`` may still
+fail, and then the lease recovers it and the relaunch finds the job already running.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sluice.contracts import Contract, contract_for_object, load_contracts
+from sluice.errors import PermanentError, TransientError
+from sluice.gcs import gcs_faults, gs_uri, open_object, storage_client
+from sluice.ingest import launch
+from sluice.ingest.claims import (
+    LAUNCHED,
+    LOADED,
+    REJECTED,
+    Claim,
+    ClaimInProgress,
+    ClaimStateError,
+    claim_event,
+    event_key,
+    read_claim,
+    release_claim,
+    set_claim_state,
+    split_index_name,
+)
+from sluice.ingest.quarantine import quarantine_details, quarantine_object, record_rejected_source
+from sluice.ingest.validation import ValidationReport, validate_stream
+from sluice.logs import event_labels, log_event
+from sluice.schema import SourceRef
+from sluice.settings import Settings
+from sluice.testmark import is_test_object
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+
+LOG = logging.getLogger(__name__)
+
+FINALIZED = "google.cloud.storage.object.v1.finalized"
+VANISHED = "object generation no longer exists"
+_FRACTION = re.compile(r"(\.\d{6})\d+")  # RFC 3339 allows nanoseconds; datetime holds micro
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    """What ``on_upload`` did with one event."""
+
+    status: str
+    """``ignored``, ``duplicate``, ``rejected`` or ``launched``."""
+    bucket: str
+    name: str
+    generation: int | None
+    key: str | None = None
+    dataset: str | None = None
+    job_id: str | None = None
+    reason: str | None = None
+    """Why it was ignored or rejected."""
+    quarantine_uri: str | None = None
+
+
+def handle_storage_event(
+    event_type: str, data: Mapping[str, Any], *, settings: Settings, event_time: str | None = None
+) -> UploadOutcome:
+    """Filter one storage CloudEvent (type, payload, ``time``) and handle a wanted object."""
+    bucket, name = str(data.get("bucket", "")), str(data.get("name", ""))
+    if event_type != FINALIZED:
+        return _ignored(bucket, name, None, f"expected event type {FINALIZED}, found {event_type}")
+    try:
+        generation = int(data["generation"])
+    except (KeyError, TypeError, ValueError):
+        found = data.get("generation")
+        return _ignored(bucket, name, None, f"expected an integer generation, found {found!r}")
+    return handle_object(
+        bucket, name, generation, settings=settings, event_time=parse_event_time(event_time)
+    )
+
+
+def handle_object(
+    bucket: str,
+    name: str,
+    generation: int,
+    *,
+    settings: Settings,
+    event_time: datetime | None = None,
+    replay: str | None = None,
+) -> UploadOutcome:
+    """Claim, validate and quarantine or launch one landing object generation."""
+    contracts = load_contracts(settings.contracts_dir)
+    reason = ignore_reason(bucket, name, event_time, settings, contracts)
+    if reason:
+        return _ignored(bucket, name, generation, reason)
+    contract = contract_for_object(name, contracts)
+    assert contract is not None  # ignore_reason has checked it
+    key = event_key(bucket, name, generation, replay)
+    # Every log line of a test-marked object says so (``test=True``), beside its dataset.
+    with event_labels(event_key=key, dataset=contract.name, test=is_test_object(name) or None):
+        # Each delivery's start, so a trace shows how long the event took to arrive.
+        log_event(
+            LOG, logging.INFO, f"handling {gs_uri(bucket, name)}#{generation}", stage="received"
+        )
+        client = storage_client(settings)
+        try:
+            claim = claim_event(
+                client, settings, key, bucket=bucket, name=name, generation=generation,
+                dataset=contract.name,
+            )  # fmt: skip
+        except ClaimInProgress as exc:
+            log_event(LOG, logging.WARNING, str(exc), outcome="in_progress")
+            raise
+        if claim is None:
+            log_event(
+                LOG, logging.INFO, f"duplicate event {key}: already handled", outcome="duplicate"
+            )
+            return UploadOutcome("duplicate", bucket, name, generation, key, contract.name)
+        return _Ingest(client, settings, contract, claim, replay).run()
+
+
+def ignore_reason(
+    bucket: str,
+    name: str,
+    event_time: datetime | None,
+    settings: Settings,
+    contracts: dict[str, Contract],
+) -> str | None:
+    """Why the object is not ours to ingest, or None when it is."""
+    if bucket == settings.pipeline_bucket:  # first, so even a misconfiguration cannot loop
+        return f"expected bucket {settings.landing_bucket}, found the pipeline bucket {bucket}"
+    if bucket != settings.landing_bucket:
+        return f"expected bucket {settings.landing_bucket}, found {bucket}"
+    if not name or name.endswith("/"):
+        return f"expected an object, found a folder placeholder {name!r}"
+    if contract_for_object(name, contracts) is None:
+        prefixes = ", ".join(sorted(c.landing_prefix for c in contracts.values()))
+        return f"expected an object under a dataset prefix ({prefixes}), found {name}"
+    if event_time is not None:
+        age = datetime.now(UTC) - event_time
+        if age > timedelta(seconds=settings.max_event_age_seconds):
+            return (
+                f"expected an event at most {settings.max_event_age_seconds} s old, "
+                f"found one {age.total_seconds():.0f} s old"
+            )
+    return None
+
+
+def parse_event_time(text: str | None) -> datetime | None:
+    """A CloudEvent ``time`` (RFC 3339) as an aware datetime; None when absent or unreadable."""
+    if not text:
+        return None
+    try:
+        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", text))
+    except ValueError:
+        LOG.warning("event time %r is not RFC 3339; the event's age is not checked", text)
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class _Ingest:
+    """One claimed event, from validation to its recorded outcome."""
+
+    def __init__(
+        self,
+        client: storage.Client,
+        settings: Settings,
+        contract: Contract,
+        claim: Claim,
+        replay: str | None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.contract = contract
+        self.claim = claim
+        self.source = SourceRef(gs_uri(claim.bucket, claim.name), claim.generation)
+        self.request = launch.LaunchRequest.for_object(
+            contract.name, self.source, claim_key=claim.key, replay=replay,
+            test=is_test_object(claim.name),
+        )  # fmt: skip
+
+    def run(self) -> UploadOutcome:
+        """Validate, then reject or launch; release the claim when a retry must redo it."""
+        try:
+            report = self._validate()
+            if report is None:
+                return self._reject(VANISHED)
+            if not report.accepted:
+                return self._reject(report.reason or "rejected by validation", report)
+            self.request = replace(self.request, split_index=self._store_split_index(report))
+            try:
+                result = self._launch()
+            except PermanentError as exc:
+                # Not the file's fault, but retrying the same launch cannot succeed either:
+                # record it (the file stays in landing, ``sluice replay`` re-ingests it).
+                return self._reject(f"launch refused: {exc}", quarantine=False)
+        except Exception:
+            self._release()
+            raise
+        job_id = result.job_id or result.job_name
+        self._mark_launched(job_id)
+        verb = "is already running" if result.already_running else "launched"
+        log_event(
+            LOG, logging.INFO, f"job {result.job_name} {verb}", outcome=LAUNCHED, job_id=job_id
+        )
+        return self._outcome(LAUNCHED, job_id=job_id)
+
+    def _validate(self) -> ValidationReport | None:
+        """The validation report of exactly this generation; None when it no longer exists."""
+        from google.api_core.exceptions import NotFound
+
+        claim, settings = self.claim, self.settings
+        try:
+            with gcs_faults(f"reading {self.source.uri}#{claim.generation}"):
+                reader = open_object(
+                    self.client, claim.bucket, claim.name, claim.generation,
+                    chunk_bytes=settings.chunk_bytes,
+                )  # fmt: skip
+                with reader:
+                    report = validate_stream(reader, self.contract, settings)
+        except NotFound:
+            return None
+        verdict = "accepted" if report.accepted else "rejected"
+        log_event(
+            LOG, logging.INFO, f"validated {self.source.uri}: {verdict}, {report.records} records",
+            stage="validated", records=report.records, bytes_read=report.bytes_read,
+        )  # fmt: skip
+        return report
+
+    def _store_split_index(self, report: ValidationReport) -> str | None:
+        """Keep the file's split points beside its claim, for the pipeline; their URI."""
+        index = report.split_index(self.source)
+        if index is None:
+            return None
+        bucket, name = self.settings.pipeline_bucket, split_index_name(self.claim.key)
+        with gcs_faults(f"writing the split index of {self.source.uri}"):
+            blob = self.client.bucket(bucket).blob(name)
+            blob.upload_from_string(index.to_json(), content_type="application/json")
+        return gs_uri(bucket, name)
+
+    def _launch(self) -> launch.LaunchResult:
+        launcher = launch.launcher_from_settings(self.settings)
+        return launcher.launch(self.request)
+
+    def _reject(
+        self, reason: str, report: ValidationReport | None = None, *, quarantine: bool = True
+    ) -> UploadOutcome:
+        """Quarantine (when the bytes still exist), record, mark the claim rejected."""
+        from google.api_core.exceptions import NotFound
+
+        quarantined = None
+        if quarantine and reason != VANISHED:
+            try:
+                quarantined = self._quarantine(reason, report)
+            except NotFound:
+                reason = VANISHED  # replaced or deleted between reading and copying
+        request = self.request
+        # A test file's rejection goes to the test dataset's ingestion_log, as its load would.
+        log_settings = replace(self.settings, dataset=request.warehouse_dataset(self.settings))
+        record_rejected_source(
+            self.contract, self.source, reason, request.started_at, log_settings,
+            job_id=request.job_name,
+        )  # fmt: skip
+        set_claim_state(self.client, self.settings, self.claim.key, REJECTED, reason=reason)
+        message = f"rejected {self.source.uri}: {reason}"
+        log_event(
+            LOG, logging.WARNING, message, outcome=REJECTED, reason=reason, quarantine=quarantined
+        )
+        return self._outcome(REJECTED, reason=reason, quarantine_uri=quarantined)
+
+    def _quarantine(self, reason: str, report: ValidationReport | None) -> str:
+        claim = self.claim
+        details = quarantine_details(reason, report, self.contract, claim.key, self.source)
+        return quarantine_object(
+            self.client, self.settings, claim.bucket, claim.name, claim.generation, details
+        )
+
+    def _mark_launched(self, job_id: str) -> None:
+        try:
+            set_claim_state(self.client, self.settings, self.claim.key, LAUNCHED, job_id=job_id)
+        except ClaimStateError:
+            # A fast pipeline may have marked the claim loaded (or rejected) already.
+            current = read_claim(self.client, self.settings, self.claim.key)
+            if current is None or current.state not in (LOADED, REJECTED):
+                raise
+            LOG.info("pipeline already finished (%s) before its launch was recorded", current.state)
+
+    def _release(self) -> None:
+        """Give the claim back so the platform's redelivery can take it at once."""
+        try:
+            released = release_claim(self.client, self.settings, self.claim)
+        except TransientError:
+            released = False  # the lease will free it instead
+        LOG.warning("retryable failure; claim released: %s", released, exc_info=True)
+
+    def _outcome(self, status: str, job_id: str | None = None, **fields: Any) -> UploadOutcome:
+        claim, dataset = self.claim, self.contract.name
+        job_id = job_id or self.request.job_name
+        return UploadOutcome(
+            status, claim.bucket, claim.name, claim.generation, claim.key, dataset, job_id, **fields
+        )
+
+
+def _ignored(bucket: str, name: str, generation: int | None, reason: str) -> UploadOutcome:
+    message = f"ignored gs://{bucket}/{name}: {reason}"
+    log_event(LOG, logging.INFO, message, outcome="ignored", reason=reason)
+    return UploadOutcome("ignored", bucket, name, generation, reason=reason)

@@ -1,0 +1,187 @@
+"""Start the pipeline for one accepted file: what to launch, and which launcher launches it.
+
+``launch_parameters`` is the one place that builds the pipeline's parameters (the names of
+``beam.options.PIPELINE_PARAMETERS``, which the flex template's metadata.json lists too).
+Launchers are adapters behind the ``Launcher`` protocol: ``sluice.ingest.dataflow`` (flex
+template, in the cloud) and ``local.launcher`` (Beam's local runner, on a laptop). Both are
+idempotent per job name: Dataflow answers 409 for a second active job of the same name, and
+the local launcher keeps a pid file per job; either way the result says ``already_running``
+and the caller counts the file as launched. Each also answers ``is_running(job_name,
+job_id)``, which the sweep of stuck claims (``sluice.cook.sweep``) asks before it relaunches a
+job under the same name.
+
+No Beam import here (functions stay light); google-api-python-client loads on first launch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sluice.errors import ConfigError
+from sluice.schema import SourceRef, ingest_job_id
+from sluice.settings import Settings
+
+LOG = logging.getLogger(__name__)
+
+JOB_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """One pipeline run to start: which file, as which dataset, under which job name."""
+
+    dataset: str
+    source: SourceRef
+    input_uri: str
+    """What the pipeline reads: ``gs://<landing>/<name>`` (a local path in tests)."""
+    job_name: str
+    """Dataflow job name and ingestion job id: lowercase ``[-a-z0-9]``, <= 63 characters."""
+    claim_key: str | None = None
+    """The event's claim, which the pipeline marks ``loaded`` or ``rejected`` at the end."""
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    test: bool = False
+    """A test-marked object (``sluice.testmark``): every table it writes is in the test dataset."""
+    split_index: str | None = None
+    """Where validation stored the file's split points (``sluice.records.splits``), if it did."""
+
+    def __post_init__(self) -> None:
+        if not JOB_NAME.fullmatch(self.job_name):
+            raise ConfigError(
+                "job_name: expected lowercase [-a-z0-9], starting with a letter, at most 63"
+                f" characters, found {self.job_name!r}"
+            )
+        if self.started_at.tzinfo is None:
+            raise ConfigError(
+                f"started_at: expected a timezone-aware time, found {self.started_at}"
+            )
+
+    @classmethod
+    def for_object(
+        cls,
+        dataset: str,
+        source: SourceRef,
+        *,
+        claim_key: str | None = None,
+        replay: str | None = None,
+        started_at: datetime | None = None,
+        test: bool = False,
+    ) -> LaunchRequest:
+        """The request for a landing object; a replay gets its own job name (not a 409)."""
+        named_by = (
+            source if replay is None else SourceRef(f"{source.uri}#{replay}", source.generation)
+        )
+        return cls(
+            dataset=dataset,
+            source=source,
+            input_uri=source.uri,
+            job_name=ingest_job_id(dataset, named_by),
+            claim_key=claim_key,
+            started_at=started_at or datetime.now(UTC),
+            test=test,
+        )
+
+    def warehouse_dataset(self, settings: Settings) -> str:
+        """The dataset this run writes: the test dataset for a test file, else production."""
+        if not self.test:
+            return settings.dataset
+        if settings.test_dataset in (settings.dataset, settings.cooked_dataset):
+            # Writing a test file into a production dataset is what the marker must prevent.
+            raise ConfigError(
+                "SLUICE_TEST_DATASET: expected a dataset apart from SLUICE_DATASET and"
+                f" SLUICE_COOKED_DATASET, found {settings.test_dataset!r}"
+            )
+        return settings.test_dataset
+
+
+@dataclass(frozen=True)
+class LaunchResult:
+    """What a launcher did: started ``job_name`` or found it already running."""
+
+    job_name: str
+    job_id: str | None
+    """Dataflow's job id, or ``local-<pid>``; None when the job was already running."""
+    already_running: bool = False
+    pid: int | None = None
+    """Local runs only: the pipeline process."""
+
+
+class Launcher(Protocol):
+    """Starts the pipeline for one request and returns at once; tells whether a job runs."""
+
+    def launch(self, request: LaunchRequest) -> LaunchResult:
+        """Start the job (or find it running); raise TransientError when a retry may help."""
+        ...
+
+    def is_running(self, job_name: str, job_id: str | None) -> bool:
+        """Whether the job (``job_id`` as the launch returned it, if known) still runs."""
+        ...
+
+
+def launch_parameters(
+    request: LaunchRequest, settings: Settings, *, launcher: str | None = None
+) -> dict[str, str]:
+    """The pipeline's parameters for ``request`` on ``launcher`` (default settings.launcher)."""
+    on_dataflow = (launcher or settings.launcher) == "dataflow"
+    if settings.warehouse == "bigquery":
+        target = settings.bq_project or settings.gcp_project
+    else:
+        target = str(settings.duckdb_file.absolute())
+    params = {
+        "input": request.input_uri,
+        "dataset": request.dataset,
+        "source_uri": request.source.uri,
+        "source_generation": str(request.source.generation),
+        "staging_location": (
+            f"gs://{settings.pipeline_bucket}/staging"
+            if on_dataflow
+            else str(settings.staging_root.absolute())
+        ),
+        "warehouse": settings.warehouse,
+        "warehouse_target": target,
+        "warehouse_dataset": request.warehouse_dataset(settings),
+        "job_id": request.job_name,
+        "started_at": request.started_at.isoformat(),
+        "pipeline_bucket": settings.pipeline_bucket,
+    }
+    if request.claim_key:
+        params["claim"] = request.claim_key
+    if request.split_index:
+        params["split_index"] = request.split_index
+    if not on_dataflow:
+        # The template image carries its own contracts; a laptop path means nothing there.
+        params["contracts_dir"] = str(settings.contracts_dir.absolute())
+    return params
+
+
+LAUNCHERS = {
+    "dataflow": "sluice.ingest.dataflow:DataflowLauncher",
+    "local": "local.launcher:LocalLauncher",
+}
+"""``SLUICE_LAUNCHER`` values and the class each names. Named, not imported: the local
+launcher is laptop-only code (``local/``) that the deployed function's archive leaves out, and
+the Dataflow adapter imports this module."""
+
+
+def launcher_from_settings(settings: Settings) -> Launcher:
+    """The launcher ``settings.launcher`` names."""
+    target = LAUNCHERS.get(settings.launcher)
+    if target is None:
+        raise ConfigError(
+            f"SLUICE_LAUNCHER: expected one of {', '.join(sorted(LAUNCHERS))},"
+            f" found {settings.launcher!r}"
+        )
+    module_name, class_name = target.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"SLUICE_LAUNCHER={settings.launcher}: expected module {module_name} to be"
+            f" installed, found it missing ({exc}); the deployed function launches on Dataflow"
+        ) from exc
+    launcher: Launcher = getattr(module, class_name)(settings)
+    return launcher
