@@ -40,3 +40,7 @@ class FileRejected(PermanentError):
 
 class WarehouseError(SluiceError):
     """The warehouse refused an operation for a reason other than a transient fault."""
+
+
+class MissingTable(WarehouseError):
+    """A query named a table the warehouse does not have (yet): not cooked, never loaded."""
