@@ -3,9 +3,11 @@
 Each file is one BigQuery-dialect ``CREATE OR REPLACE TABLE {cooked_dataset}.<table> AS
 SELECT ...`` reading the processed tables in ``{dataset}``; ``<table>`` is the file stem
 without its numeric prefix (``30_server_requests_per_hour.sql`` builds
-``server_requests_per_hour``). Summaries run in dependency order: a file that reads
-``{cooked_dataset}.<other table>`` runs after the file that builds it, file-name order breaking
-ties; a cycle, or a read of a cooked table no file builds, is refused before anything runs.
+``server_requests_per_hour``). Summaries run in dependency order: each file is parsed by
+sqlglot (BigQuery dialect) and every table it names under ``{cooked_dataset}`` (not a CTE, not
+a processed table) is a dependency; ``graphlib.TopologicalSorter`` orders the files, the
+earliest file name going first among those ready, so the order is stable. A cycle (the error
+names its files), or a read of a cooked table no file builds, is refused before anything runs.
 ``CREATE OR REPLACE`` swaps each table atomically:
 readers see the previous summary or the new one, never a half-built table, and cooking twice
 over the same data gives the same tables.
@@ -25,12 +27,17 @@ the time, so cooking twice at the same time gives the same report.
 
 from __future__ import annotations
 
+import graphlib
+import heapq
 import logging
 import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
 
 from sluice.contracts import load_contracts
 from sluice.cook.alerts import Alert, check_alerts
@@ -41,7 +48,9 @@ from sluice.warehouse import Warehouse
 log = logging.getLogger(__name__)
 
 _SUMMARY_NAME = re.compile(r"^(\d+)_([a-z][a-z0-9_]*)\.sql$")
-_COOKED_READ = re.compile(r"\{cooked_dataset\}\.`?([A-Za-z_][A-Za-z0-9_]*)")
+_COOKED = "sluice_cooked_dataset"
+"""What ``{cooked_dataset}`` becomes for parsing: a plain identifier sqlglot can read."""
+_PROCESSED = "sluice_processed_dataset"
 
 
 @dataclass
@@ -93,12 +102,38 @@ def read_summary(path: Path) -> str:
     return sql
 
 
+def cooked_reads(path: Path, table: str, sql: str) -> set[str]:
+    """The cooked tables a summary reads: sqlglot's table walk over the BigQuery parse.
+
+    Only tables qualified by ``{cooked_dataset}`` count; CTE names, processed tables and the
+    table the file builds do not.
+    """
+    parsable = sql.replace("{cooked_dataset}", _COOKED).replace("{dataset}", _PROCESSED)
+    try:
+        statements = sqlglot.parse(parsable, read="bigquery")
+    except sqlglot.errors.ParseError as exc:
+        raise ConfigError(f"{path}: expected BigQuery SQL, found a parse error: {exc}") from exc
+    reads: set[str] = set()
+    for statement in statements:
+        if statement is None:  # an empty statement, e.g. after a trailing ';'
+            continue
+        for found in statement.find_all(exp.Table):
+            if found.db == _COOKED and not found.catalog:
+                reads.add(found.name)
+    return reads - {table}
+
+
 def dependency_order(scripts: list[tuple[Path, str, str]]) -> list[tuple[Path, str, str]]:
-    """(path, table, sql) sorted so every summary runs after the cooked tables it reads."""
+    """(path, table, sql) sorted so every summary runs after the cooked tables it reads.
+
+    ``graphlib.TopologicalSorter`` over sqlglot's table walk; of the summaries ready to run,
+    the earliest in ``scripts`` (file-name order) goes first, so the order is stable.
+    """
     built = {table: path for path, table, _ in scripts}
+    position = {table: i for i, (_, table, _) in enumerate(scripts)}
     needs: dict[str, set[str]] = {}
     for path, table, sql in scripts:
-        reads = set(_COOKED_READ.findall(sql)) - {table}
+        reads = cooked_reads(path, table, sql)
         unknown = sorted(reads - set(built))
         if unknown:
             raise ConfigError(
@@ -106,17 +141,34 @@ def dependency_order(scripts: list[tuple[Path, str, str]]) -> list[tuple[Path, s
                 f" a summary file builds ({', '.join(sorted(built))})"
             )
         needs[table] = reads
+    sorter = graphlib.TopologicalSorter(needs)
+    try:
+        sorter.prepare()
+    except graphlib.CycleError as exc:
+        raise _cycle_error(exc.args[1], needs, built, position) from None
+    ready = [(position[table], table) for table in sorter.get_ready()]
+    heapq.heapify(ready)
     ordered: list[tuple[Path, str, str]] = []
-    pending = list(scripts)  # already in file-name order: ties keep it
-    while pending:
-        done = {table for _, table, _ in ordered}
-        ready = next((s for s in pending if needs[s[1]] <= done), None)
-        if ready is None:
-            cycle = ", ".join(f"{t} <- {', '.join(sorted(needs[t]))}" for _, t, _ in pending)
-            raise ConfigError(f"summaries read each other in a cycle: {cycle}")
-        ordered.append(ready)
-        pending.remove(ready)
+    while ready:
+        _, table = heapq.heappop(ready)
+        ordered.append(scripts[position[table]])
+        sorter.done(table)
+        for table_now_ready in sorter.get_ready():
+            heapq.heappush(ready, (position[table_now_ready], table_now_ready))
     return ordered
+
+
+def _cycle_error(
+    cycle: list[str], needs: dict[str, set[str]], built: dict[str, Path], position: dict[str, int]
+) -> ConfigError:
+    """The error for summaries that read each other in a circle, naming each file."""
+    members = sorted(set(cycle), key=position.__getitem__)
+    reads = ", ".join(f"{t} <- {', '.join(sorted(needs[t] & set(members)))}" for t in members)
+    files = ", ".join(str(built[t]) for t in members)
+    return ConfigError(
+        f"summaries read each other in a cycle: {reads}; expected no cycle, found one"
+        f" through the files {files}"
+    )
 
 
 def cook(warehouse: Warehouse, settings: Settings) -> list[CookedTable]:

@@ -84,3 +84,54 @@ def test_two_cooks_at_once_give_the_tables_of_one(
     assert counts == [len(names), len(names)]
     assert cooked_tables(settings, names) == once
     assert any(once.values())  # the comparison is over real rows
+
+
+def test_dependency_order_ignores_ctes_processed_tables_and_quoting() -> None:
+    scripts = [
+        script(
+            "10_totals.sql",
+            "totals",
+            "* FROM {cooked_dataset}.`daily` JOIN (WITH other AS (SELECT 1 AS n)"
+            " SELECT n FROM other) USING (n) JOIN {dataset}.other USING (n)",
+        ),
+        script("20_other.sql", "other", "1 AS n"),
+        script("30_daily.sql", "daily", "1 AS n"),
+    ]
+
+    ordered = [table for _, table, _ in dependency_order(scripts)]
+
+    assert ordered == ["other", "daily", "totals"]
+
+
+def test_dependency_order_is_stable_by_file_name_among_ready_summaries() -> None:
+    scripts = [
+        script("10_c.sql", "c", "* FROM {cooked_dataset}.a, {cooked_dataset}.b"),
+        script("20_b.sql", "b", "* FROM {cooked_dataset}.a"),
+        script("30_a.sql", "a", "1 AS n"),
+        script("40_d.sql", "d", "* FROM {cooked_dataset}.a"),
+    ]
+
+    ordered = [table for _, table, _ in dependency_order(scripts)]
+
+    assert ordered == ["a", "b", "c", "d"]
+
+
+def test_dependency_order_cycle_error_names_the_files() -> None:
+    scripts = [
+        script("10_free.sql", "free", "1 AS n"),
+        script("20_a.sql", "a", "* FROM {cooked_dataset}.c"),
+        script("30_b.sql", "b", "* FROM {cooked_dataset}.a"),
+        script("40_c.sql", "c", "* FROM {cooked_dataset}.b, {cooked_dataset}.free"),
+    ]
+
+    with pytest.raises(ConfigError) as refused:
+        dependency_order(scripts)
+
+    assert "a <- c, b <- a, c <- b" in str(refused.value)
+    assert "20_a.sql, 30_b.sql, 40_c.sql" in str(refused.value)
+    assert "10_free.sql" not in str(refused.value)
+
+
+def test_dependency_order_refuses_sql_that_does_not_parse() -> None:
+    with pytest.raises(ConfigError, match=r"10_bad\.sql"):
+        dependency_order([script("10_bad.sql", "bad", "FROM WHERE (")])
