@@ -44,7 +44,8 @@ DUCKDB_TYPES = {
 
 INGESTION_LOG_TABLE = "ingestion_log"
 ALERTS_TABLE = "alerts"
-"""Data alerts by (dataset, rule), in the processed dataset; written by ``sluice.cook.alerts``."""
+"""Data alerts by (dataset, rule), in the processed dataset; checked by ``sluice.cook.alerts``,
+read and written only through ``sluice.warehouse.state``."""
 
 # (name, contract-style type) of the lineage columns appended to every processed table.
 LINEAGE_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -142,6 +143,24 @@ class IngestionRecord:
     def as_dict(self) -> dict[str, object]:
         """Column name -> value, in table order."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One row of the alerts table: one rule of one dataset that has breached at some time."""
+
+    dataset: str
+    rule: str
+    alert: str
+    """The alert kind: ``missing_data`` or ``dead_letter_rate``."""
+    status: str
+    """``open`` or ``cleared``."""
+    message: str
+    observed: float | None
+    threshold: float
+    opened_at: datetime
+    checked_at: datetime
+    cleared_at: datetime | None
 
 
 def _schema(columns: tuple[tuple[str, str], ...] | list[tuple[str, str]]) -> pa.Schema:

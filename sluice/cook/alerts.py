@@ -1,8 +1,9 @@
 """Data alerts: expected data that did not arrive, and too many dead letters.
 
-``check_alerts`` reads only ``{dataset}.ingestion_log`` (one parameterised query for every
-contract), compares it with each contract's rules and records the result in
-``{dataset}.alerts``, one row per (dataset, rule) that has ever breached:
+``check_alerts`` reads only ``{dataset}.ingestion_log`` (``warehouse.load_facts``: one query
+for every contract), compares it with each contract's rules and records the result in
+``{dataset}.alerts`` (``warehouse.record_alerts``), one row per (dataset, rule) that has
+ever breached. The rules live here, the table access in ``sluice.warehouse.state``:
 
 - ``max_hours_without_file`` (alert ``missing_data``): no file of the dataset was *loaded*
   (rejected files do not count: they bring no data) in the last N hours, or ever;
@@ -33,8 +34,8 @@ from typing import Any
 from sluice.contracts import Contract
 from sluice.errors import ConfigError
 from sluice.logs import event_labels, log_event
-from sluice.schema import ALERT_COLUMNS, ALERTS_TABLE, BIGQUERY_TYPES, INGESTION_LOG_TABLE
 from sluice.warehouse import Warehouse
+from sluice.warehouse.state import Breach, LoadFacts, LoadWindow
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +45,6 @@ RULE_ALERTS = {
     "dead_letter_rate": "dead_letter_rate",
 }
 """Rule -> the ``alert`` kind logged for it (the values infra/monitoring.tf filters on)."""
-
-OPEN_ALERTS_SQL = f"""
-SELECT dataset, rule, alert, message, observed, threshold, opened_at, checked_at
-FROM {{dataset}}.{ALERTS_TABLE}
-WHERE status = 'open'
-ORDER BY dataset, rule
-"""
 
 
 @dataclass(frozen=True)
@@ -83,17 +77,6 @@ class Alert:
         }
 
 
-@dataclass(frozen=True)
-class LoadFacts:
-    """What the ingestion log says about one dataset's loaded files up to ``now``."""
-
-    last_loaded_at: datetime | None
-    rows_in_row_window: int
-    """Rows loaded by files finished within the freshness ``window_hours``."""
-    rows_in_dead_window: int
-    rows_dead_in_dead_window: int
-
-
 def check_alerts(
     warehouse: Warehouse, contracts: Mapping[str, Contract], now: datetime | None = None
 ) -> list[Alert]:
@@ -104,7 +87,6 @@ def check_alerts(
     """
     now = _utc(now or datetime.now(UTC))
     checked = sorted(contracts.values(), key=lambda contract: contract.name)
-    ensure_alerts_table(warehouse)
     facts = load_facts(warehouse, checked, now)
     found = [alert for c in checked for alert in breaches(c, facts[c.name], now)]
     alerts, cleared = record_alerts(warehouse, found, [c.name for c in checked], now)
@@ -126,66 +108,24 @@ def check_alerts(
     return alerts
 
 
-def ensure_alerts_table(warehouse: Warehouse) -> None:
-    """Create ``{dataset}.alerts`` when missing (the dataset itself must exist)."""
-    columns = ", ".join(f"{name} {BIGQUERY_TYPES[kind]}" for name, kind in ALERT_COLUMNS)
-    warehouse.run_script(f"CREATE TABLE IF NOT EXISTS {{dataset}}.{ALERTS_TABLE} ({columns})")
-
-
 def open_alerts(warehouse: Warehouse) -> list[dict[str, Any]]:
-    """Every open alert in the alerts table, by dataset and rule."""
-    ensure_alerts_table(warehouse)
-    return warehouse.query(OPEN_ALERTS_SQL)
+    """Every open alert in the alerts table, by dataset and rule (``warehouse.open_alerts``)."""
+    return warehouse.open_alerts()
 
 
 def load_facts(
     warehouse: Warehouse, contracts: list[Contract], now: datetime
 ) -> dict[str, LoadFacts]:
     """Per dataset: the last load and the rows of each rule's window, in one query."""
-    if not contracts:
-        return {}
-    params: dict[str, Any] = {"now": now}
-    windows = []
-    for i, contract in enumerate(contracts):
-        params[f"dataset_{i}"] = contract.name
-        params[f"rows_since_{i}"] = now - timedelta(hours=contract.freshness.window_hours)
-        params[f"dead_since_{i}"] = now - timedelta(hours=contract.dead_letter_window_hours)
-        windows.append(
-            f"SELECT @dataset_{i} AS dataset, CAST(@rows_since_{i} AS TIMESTAMP) AS rows_since,"
-            f" CAST(@dead_since_{i} AS TIMESTAMP) AS dead_since"
+    windows = [
+        LoadWindow(
+            contract.name,
+            rows_since=now - timedelta(hours=contract.freshness.window_hours),
+            dead_since=now - timedelta(hours=contract.dead_letter_window_hours),
         )
-    union = "\n  UNION ALL ".join(windows)
-    sql = f"""
-WITH windows AS (
-  {union}
-),
-loads AS (
-  SELECT dataset, finished_at, rows_in, rows_loaded, rows_dead
-  FROM {{dataset}}.{INGESTION_LOG_TABLE}
-  WHERE status = 'loaded' AND finished_at <= @now
-)
-SELECT
-  windows.dataset,
-  MAX(loads.finished_at) AS last_loaded_at,
-  COALESCE(SUM(IF(loads.finished_at > windows.rows_since, loads.rows_loaded, 0)), 0)
-    AS rows_in_row_window,
-  COALESCE(SUM(IF(loads.finished_at > windows.dead_since, loads.rows_in, 0)), 0)
-    AS rows_in_dead_window,
-  COALESCE(SUM(IF(loads.finished_at > windows.dead_since, loads.rows_dead, 0)), 0)
-    AS rows_dead_in_dead_window
-FROM windows
-LEFT JOIN loads ON loads.dataset = windows.dataset
-GROUP BY windows.dataset
-"""
-    return {
-        row["dataset"]: LoadFacts(
-            last_loaded_at=_utc(row["last_loaded_at"]) if row["last_loaded_at"] else None,
-            rows_in_row_window=int(row["rows_in_row_window"]),
-            rows_in_dead_window=int(row["rows_in_dead_window"]),
-            rows_dead_in_dead_window=int(row["rows_dead_in_dead_window"]),
-        )
-        for row in warehouse.query(sql, params)
-    }
+        for contract in contracts
+    ]
+    return warehouse.load_facts(windows, now)
 
 
 def breaches(contract: Contract, facts: LoadFacts, now: datetime) -> list[Alert]:
@@ -241,64 +181,17 @@ def record_alerts(
     Open alerts come back from the table, so a breach that was already open carries the
     ``opened_at`` of the check that first saw it.
     """
-    if not datasets:
-        return [], []
-    params: dict[str, Any] = {"now": now}
-    rows = []
-    for i, alert in enumerate(found):
-        params |= {
-            f"dataset_{i}": alert.dataset,
-            f"rule_{i}": alert.rule,
-            f"alert_{i}": alert.alert,
-            f"message_{i}": alert.message,
-            f"observed_{i}": alert.observed,
-            f"threshold_{i}": float(alert.threshold),
-        }
-        rows.append(
-            f"SELECT @dataset_{i} AS dataset, @rule_{i} AS rule, @alert_{i} AS alert,"
-            f" @message_{i} AS message, CAST(@observed_{i} AS FLOAT64) AS observed,"
-            f" CAST(@threshold_{i} AS FLOAT64) AS threshold"
-        )
-    if not rows:  # nothing breached: an empty source still clears what was open
-        rows.append(
-            "SELECT CAST(NULL AS STRING) AS dataset, CAST(NULL AS STRING) AS rule,"
-            " CAST(NULL AS STRING) AS alert, CAST(NULL AS STRING) AS message,"
-            " CAST(NULL AS FLOAT64) AS observed, CAST(NULL AS FLOAT64) AS threshold LIMIT 0"
-        )
-    checked = ", ".join(f"@checked_{i}" for i in range(len(datasets)))
-    params |= {f"checked_{i}": dataset for i, dataset in enumerate(datasets)}
-    source = "\n  UNION ALL ".join(rows)
-    merge = f"""
-MERGE {{dataset}}.{ALERTS_TABLE} AS T
-USING (
-  {source}
-) AS S
-ON T.dataset = S.dataset AND T.rule = S.rule
-WHEN MATCHED THEN UPDATE SET
-  alert = S.alert, status = 'open', message = S.message, observed = S.observed,
-  threshold = S.threshold, opened_at = IF(T.status = 'open', T.opened_at, @now),
-  checked_at = @now, cleared_at = NULL
-WHEN NOT MATCHED BY TARGET THEN
-  INSERT (dataset, rule, alert, status, message, observed, threshold, opened_at, checked_at)
-  VALUES (S.dataset, S.rule, S.alert, 'open', S.message, S.observed, S.threshold, @now, @now)
-WHEN NOT MATCHED BY SOURCE AND T.status = 'open' AND T.dataset IN ({checked}) THEN
-  UPDATE SET status = 'cleared', checked_at = @now, cleared_at = @now
-"""
-    warehouse.query(merge, params)
-    current = warehouse.query(
-        f"SELECT dataset, rule, status, message, observed, threshold, opened_at"
-        f" FROM {{dataset}}.{ALERTS_TABLE}"
-        f" WHERE dataset IN ({checked}) AND (status = 'open' OR cleared_at = @now)"
-        f" ORDER BY dataset, rule",
-        {"now": now, **{f"checked_{i}": dataset for i, dataset in enumerate(datasets)}},
-    )
+    breached = [
+        Breach(a.dataset, a.rule, a.alert, a.message, a.observed, float(a.threshold)) for a in found
+    ]
+    current = warehouse.record_alerts(breached, datasets, now)
     alerts = [
-        Alert(row["dataset"], row["rule"], row["message"], row["observed"],
-              row["threshold"], _utc(row["opened_at"]))
+        Alert(row.dataset, row.rule, row.message, row.observed, row.threshold,
+              _utc(row.opened_at))
         for row in current
-        if row["status"] == "open"
+        if row.status == "open"
     ]  # fmt: skip
-    cleared = [(row["dataset"], row["rule"]) for row in current if row["status"] == "cleared"]
+    cleared = [(row.dataset, row.rule) for row in current if row.status == "cleared"]
     return alerts, cleared
 
 

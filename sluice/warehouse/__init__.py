@@ -4,17 +4,25 @@ Going local or to the cloud is the ``SLUICE_WAREHOUSE`` setting, never a code pa
 names come only from contracts and ``sluice.schema``; values always travel as parameters.
 SQL handed to ``run_script``/``query`` is BigQuery dialect; ``{dataset}`` and
 ``{cooked_dataset}`` in it are replaced by the configured dataset names first.
+
+The port owns its state tables, ``ingestion_log`` and ``alerts``: they are read and written
+through typed methods (``latest_ingestion``, ``ingestion_log``, ``load_facts``,
+``record_alerts``, ``open_alerts``; both adapters inherit them from
+``sluice.warehouse.state``), never with SQL from outside this package. A query that names a
+table or dataset that does not exist raises ``sluice.errors.MissingTable``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Protocol
 
 from sluice.contracts import Contract
-from sluice.schema import IngestionRecord, SourceRef
+from sluice.schema import AlertRecord, IngestionRecord, SourceRef
 from sluice.settings import Settings
+from sluice.warehouse.state import Breach, LoadFacts, LoadWindow
 
 
 class Warehouse(Protocol):
@@ -45,7 +53,30 @@ class Warehouse(Protocol):
         """Run a (multi-statement) BigQuery-dialect script."""
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Run one BigQuery-dialect query with named ``@params``; rows as dicts."""
+        """Run one BigQuery-dialect query with named ``@params``; rows as dicts.
+
+        Raises MissingTable (naming it) when a table or dataset it reads does not exist."""
+
+    def latest_ingestion(
+        self, source: SourceRef, job_id: str | None = None
+    ) -> IngestionRecord | None:
+        """The newest ingestion-log row of this source generation (of ``job_id`` only, when
+        given), or None; MissingTable before the log exists."""
+
+    def ingestion_log(self, limit: int) -> list[IngestionRecord]:
+        """The ``limit`` newest ingestion-log rows, newest first."""
+
+    def load_facts(self, windows: Sequence[LoadWindow], now: datetime) -> dict[str, LoadFacts]:
+        """Per dataset: its last load up to ``now`` and the rows loaded in its windows."""
+
+    def record_alerts(
+        self, breaches: Sequence[Breach], datasets: Sequence[str], now: datetime
+    ) -> list[AlertRecord]:
+        """Merge one alert check of ``datasets`` into the alerts table; their open rows and
+        the rows this check cleared."""
+
+    def open_alerts(self) -> list[dict[str, Any]]:
+        """Every open alert, by dataset and rule (none before the first check)."""
 
     def close(self) -> None:
         """Release connections."""
@@ -72,6 +103,13 @@ def warehouse_class(settings: Settings) -> type[Warehouse]:
         from sluice.warehouse.bigquery import BigQueryWarehouse
 
         return BigQueryWarehouse
-    from sluice.warehouse.duckdb import DuckDBWarehouse
+    try:
+        from sluice.warehouse.duckdb import DuckDBWarehouse
+    except ModuleNotFoundError as exc:  # the functions' archive leaves the adapter out
+        from sluice.errors import ConfigError
 
+        raise ConfigError(
+            f"SLUICE_WAREHOUSE=duckdb: expected the DuckDB adapter and the duckdb package,"
+            f" found {exc.name} missing; the deployed functions run SLUICE_WAREHOUSE=bigquery"
+        ) from exc
     return DuckDBWarehouse

@@ -20,12 +20,15 @@ credentials. Every API call has a timeout and a bounded retry.
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from sluice.contracts import Contract
-from sluice.errors import ConfigError, WarehouseError
+from sluice.errors import ConfigError, MissingTable, WarehouseError
 from sluice.schema import (
     DEAD_LETTER_COLUMNS,
     INGESTION_LOG_COLUMNS,
@@ -55,18 +58,21 @@ from sluice.warehouse.bigquery_staging import (
 from sluice.warehouse.dialect import check_dataset_name, render
 from sluice.warehouse.evolution import BIGQUERY_API_TYPES, columns_to_add, contract_type
 from sluice.warehouse.loads import check_counts, check_load_record, check_staged_files, load_key
+from sluice.warehouse.state import StateTables
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
 
 log = logging.getLogger(__name__)
 
+MISSING = re.compile(r"Not found: (Table|Dataset) ([^\s]+)")
+"""BigQuery's 404 text for a table or dataset that does not exist."""
 STAGING_EXPIRATION_MS = 24 * 3600 * 1000
 UPLOAD_RETRIES = 3
 """Retries of a local file upload (the client's default, 6, backs off for over a minute)."""
 
 
-class BigQueryWarehouse:
+class BigQueryWarehouse(StateTables):
     """Warehouse adapter over BigQuery (or an emulator at ``settings.bq_endpoint``)."""
 
     def __init__(
@@ -211,7 +217,7 @@ class BigQueryWarehouse:
         config = bigquery.QueryJobConfig(
             query_parameters=[query_parameter(n, v) for n, v in (params or {}).items()]
         )
-        with bigquery_errors("query"):
+        with missing_tables(), bigquery_errors("query"):
             job = self.client.query(
                 sql,
                 job_config=config,
@@ -221,7 +227,8 @@ class BigQueryWarehouse:
                 job_retry=None,
                 **self._limits,
             )
-        return wait_for(job, timeout=self.job_timeout, retry=self._retry)
+        with missing_tables():
+            return wait_for(job, timeout=self.job_timeout, retry=self._retry)
 
     def _table(self, dataset: str, table: str) -> str:
         return f"`{self.project}.{dataset}.{table}`"
@@ -316,6 +323,23 @@ class BigQueryWarehouse:
             **self._limits,
             still_usable=lambda job: table_exists(self.client, destination, **self._limits),
         )
+
+
+@contextmanager
+def missing_tables() -> Iterator[None]:
+    """Re-raise BigQuery's 404 for a missing table or dataset as MissingTable."""
+    from google.api_core.exceptions import NotFound
+
+    try:
+        yield
+    except WarehouseError as exc:
+        missing = MISSING.search(str(exc))
+        if not isinstance(exc.__cause__, NotFound) or missing is None:
+            raise
+        kind = missing.group(1).lower()
+        raise MissingTable(
+            f"BigQuery: expected the {kind} {missing.group(2)} to exist, found none ({exc})"
+        ) from exc.__cause__
 
 
 def _targets(contract: Contract) -> dict[str, str]:

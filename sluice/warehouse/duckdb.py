@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from sluice.contracts import Contract
-from sluice.errors import TransientError, WarehouseError
+from sluice.errors import MissingTable, TransientError, WarehouseError
 from sluice.schema import (
     DEAD_LETTER_COLUMNS,
     DUCKDB_TYPES,
@@ -51,10 +52,13 @@ from sluice.warehouse.loads import (
     check_staged_files,
     superseded_record,
 )
+from sluice.warehouse.state import StateTables
 
 log = logging.getLogger(__name__)
 
 LOCK_MESSAGE = "Could not set lock on file"
+MISSING = re.compile(r"(Table|Schema) with name (\S+?)!? does not exist")
+"""DuckDB's CatalogException text for a table (or schema, our dataset) that does not exist."""
 """Start of DuckDB's IOException text when another process holds the file (DuckDB 1.x-2.0)."""
 
 
@@ -63,7 +67,7 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-class DuckDBWarehouse:
+class DuckDBWarehouse(StateTables):
     """Warehouse adapter over one DuckDB file, with one short connection per operation."""
 
     def __init__(self, settings: Settings, *, lock_timeout: float = 30.0) -> None:
@@ -293,5 +297,14 @@ def _execute(
 ) -> duckdb.DuckDBPyConnection:
     try:
         return con.execute(statement, params) if params else con.execute(statement)
+    except duckdb.CatalogException as exc:
+        missing = MISSING.search(str(exc))
+        if missing:
+            kind = "table" if missing.group(1) == "Table" else "dataset"
+            name = missing.group(2).strip('"')
+            raise MissingTable(
+                f"DuckDB: expected the {kind} {name} to exist, found none ({statement[:200]!r})"
+            ) from exc
+        raise WarehouseError(f"DuckDB rejected {statement[:200]!r}: {exc}") from exc
     except duckdb.Error as exc:
         raise WarehouseError(f"DuckDB rejected {statement[:200]!r}: {exc}") from exc
