@@ -129,19 +129,31 @@ def first_request_seconds(repeat: int) -> dict[str, float]:
     return {step: statistics.median(run[step] for run in runs) for step in runs[0]}
 
 
-def archive_patterns() -> list[str]:
-    """``local.function_source_patterns`` of infra/functions.tf."""
+def archive_patterns(name: str = "function_source_patterns") -> list[str]:
+    """A list of patterns in infra/functions.tf's locals: ``function_source_patterns`` (what
+    the archive takes) or ``function_source_excludes`` (what it then leaves out)."""
     text = (REPO / "infra" / "functions.tf").read_text(encoding="utf-8")
-    match = re.search(r"function_source_patterns\s*=\s*\[(.*?)\]", text, re.DOTALL)
+    match = re.search(name + r"\s*=\s*\[(.*?)\]", text, re.DOTALL)
     if match is None:
-        raise RuntimeError("expected function_source_patterns in infra/functions.tf, found none")
+        raise RuntimeError(f"expected {name} in infra/functions.tf, found none")
     return re.findall(r'"([^"]+)"', match[1])
+
+
+def archive_files() -> list[Path]:
+    """The archive's files: the patterns' matches less the excludes' (Terraform's fileset
+    globs as pathlib does, tests/infra proves it)."""
+
+    def matching(patterns: list[str]) -> set[Path]:
+        return {p for pattern in patterns for p in REPO.glob(pattern) if p.is_file()}
+
+    excluded = matching(archive_patterns("function_source_excludes"))
+    return sorted(matching(archive_patterns()) - excluded)
 
 
 def deploy_archive() -> dict[str, Any]:
     """The functions' source zip, built from infra's patterns as Terraform's archive_file
-    does (deflate; Terraform's fileset globs as pathlib does, tests/infra proves it)."""
-    files = sorted({p for pattern in archive_patterns() for p in REPO.glob(pattern) if p.is_file()})
+    does (deflate)."""
+    files = archive_files()
     with tempfile.TemporaryDirectory() as folder:
         archive = Path(folder) / "functions-source.zip"
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as packed:

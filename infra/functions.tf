@@ -1,10 +1,11 @@
 # The 2nd-gen Cloud Functions (main.py's entry points), built from one source archive.
 #
 # The archive is an allow-list: main.py, requirements.txt (the functions' runtime, no
-# apache-beam), functions/, sluice/ and the data the code reads at run time (contracts/,
-# sql/, sluice/schedule.json). Nothing else can slip in (beam/, tests/, a stray .env or
-# virtualenv); tests/infra/test_functions.py builds the same file list and imports main
-# from it alone.
+# apache-beam, no duckdb), functions/, sluice/ and the data the code reads at run time
+# (contracts/, sql/, sluice/schedule.json), less the laptop-only files of sluice/. Nothing
+# else can slip in (beam/, local/, tests/, a stray .env or virtualenv);
+# tests/infra/test_functions.py builds the same file list and imports every module of it
+# alone, with only requirements.txt's packages importable.
 locals {
   function_source_patterns = [
     "main.py",
@@ -15,9 +16,19 @@ locals {
     "contracts/*.yaml",
     "sql/*.sql",
   ]
-  function_source_files = toset(flatten([
-    for pattern in local.function_source_patterns : fileset("${path.module}/..", pattern)
-  ]))
+  # Laptop-only code inside sluice/: the DuckDB adapter (the functions run on BigQuery;
+  # SLUICE_WAREHOUSE=duckdb in the archive is a ConfigError, not an ImportError).
+  function_source_excludes = [
+    "sluice/warehouse/duckdb.py",
+  ]
+  function_source_files = setsubtract(
+    toset(flatten([
+      for pattern in local.function_source_patterns : fileset("${path.module}/..", pattern)
+    ])),
+    flatten([
+      for pattern in local.function_source_excludes : fileset("${path.module}/..", pattern)
+    ]),
+  )
 }
 
 data "archive_file" "functions_source" {

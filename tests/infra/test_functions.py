@@ -8,11 +8,14 @@ import re
 import shutil
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pytest
 from functions_framework import _function_registry
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 import main
 from sluice.ingest.dataflow import require_dataflow_settings
@@ -21,26 +24,101 @@ from tests.infra.terraform_model import INFRA, Infra, interpolations, reference,
 
 SETTINGS_VARIABLES = {PREFIX + name.upper() for name in Settings.__dataclass_fields__}
 ARCHIVE_TOP_LEVEL = {"main.py", "requirements.txt", "functions", "sluice", "contracts", "sql"}
+FIRST_PARTY = {"main", "functions", "sluice", "beam", "local", "tests"}
+LAPTOP_ONLY = {"sluice/warehouse/duckdb.py"}
+"""Files of the archived packages that the archive leaves out (functions.tf's excludes)."""
 # Run in a directory holding only the archive's files, with the editable install's finder
-# removed, so that any module or data file missing from the archive fails here.
-ARCHIVE_PYTHON = """
+# removed, so that any module or data file missing from the archive fails here; every
+# installed package outside requirements.txt's closure (duckdb, apache_beam, ...) is made
+# unimportable, as it is on Cloud Functions.
+ARCHIVE_PRELUDE = """
 import json, sys
 sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
 sys.path[:] = [p for p in sys.path if p not in ({repo!r}, {repo!r} + "/")]
+for name in {forbidden!r}:
+    sys.modules[name] = None  # import raises ModuleNotFoundError
+"""
+ARCHIVE_PYTHON = """
+import importlib
 import main, sluice.ingest.door, sluice.cook.summaries, sluice.ingest.dataflow
 import sluice.warehouse.bigquery
 from sluice.cook.summaries import summary_files
 from sluice.contracts import load_contracts
 from sluice.settings import load_settings
+from sluice.warehouse import warehouse_class
+for module in {modules!r}:
+    importlib.import_module(module)
 settings = load_settings()
 print(json.dumps({{
     "files": [m.__file__ for m in (main, sluice.ingest.door, sluice.warehouse.bigquery)],
     "contracts": sorted(load_contracts(settings.contracts_dir)),
     "summaries": len(summary_files(settings.sql_dir)),
     "interval": settings.cook_interval_seconds,
-    "beam": "apache_beam" in sys.modules,
+    "beam": sys.modules.get("apache_beam") is not None,  # None: made unimportable above
+    "warehouse": warehouse_class(load_settings({{"SLUICE_WAREHOUSE": "bigquery"}})).__name__,
 }}))
 """
+ARCHIVE_DUCKDB_PYTHON = """
+from sluice.errors import ConfigError
+from sluice.settings import load_settings
+from sluice.warehouse import warehouse_class
+try:
+    warehouse_class(load_settings({"SLUICE_WAREHOUSE": "duckdb"}))
+except ConfigError as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
+
+
+def runtime_distributions(requirements: Path) -> set[str]:
+    """Every distribution requirements.txt pulls in (installed here), normalised names."""
+    pending = [
+        Requirement(line.split("#")[0].strip())
+        for line in requirements.read_text(encoding="utf-8").splitlines()
+        if line.split("#")[0].strip()
+    ]
+    found: set[str] = set()
+    while pending:
+        requirement = pending.pop()
+        key = canonicalize_name(requirement.name)
+        if key in found:
+            continue
+        try:
+            distribution = metadata.distribution(requirement.name)
+        except metadata.PackageNotFoundError:
+            continue  # a platform-only dependency not installed here
+        found.add(key)
+        for text in distribution.requires or []:
+            needed = Requirement(text)
+            if needed.marker is None or needed.marker.evaluate({"extra": ""}):
+                pending.append(needed)
+    return found
+
+
+def non_runtime_modules() -> list[str]:
+    """Top-level modules installed here that no distribution of requirements.txt provides."""
+    runtime = runtime_distributions(REPO_ROOT / "requirements.txt")
+    return sorted(
+        name
+        for name, distributions in metadata.packages_distributions().items()
+        if name not in FIRST_PARTY and not {canonicalize_name(d) for d in distributions} & runtime
+    )
+
+
+def run_in_archive(archived: list[str], workdir: Path, code: str) -> Any:
+    """Copy the archive's files to ``workdir`` and run ``code`` there; its JSON answer."""
+    for name in archived:
+        (workdir / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / name, workdir / name)
+    prelude = ARCHIVE_PRELUDE.format(repo=str(REPO_ROOT), forbidden=non_runtime_modules())
+    result = subprocess.run(
+        [sys.executable, "-c", prelude + code],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def functions(infra: Infra) -> dict[str, dict[str, Any]]:
@@ -93,10 +171,12 @@ def render(value: Any, infra: Infra) -> str:
 
 def globbed_files(infra: Infra) -> list[str]:
     """The archive's file list from its patterns, globbed here (no Terraform needed)."""
-    patterns = infra.locals["function_source_patterns"]
-    return sorted(
-        {p.relative_to(REPO_ROOT).as_posix() for g in patterns for p in REPO_ROOT.glob(g)}
-    )
+
+    def matching(patterns: list[str]) -> set[str]:
+        return {p.relative_to(REPO_ROOT).as_posix() for g in patterns for p in REPO_ROOT.glob(g)}
+
+    included = matching(infra.locals["function_source_patterns"])
+    return sorted(included - matching(infra.locals["function_source_excludes"]))
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +288,7 @@ def test_function_source_archive_holds_the_runtime_and_nothing_else(archived: li
         path.relative_to(REPO_ROOT).as_posix()
         for package in ("functions", "sluice")
         for path in (REPO_ROOT / package).rglob("*.py")
-    }
+    } - LAPTOP_ONLY
     data_files = {
         path.relative_to(REPO_ROOT).as_posix()
         for pattern in ("contracts/*.yaml", "sql/*.sql")
@@ -219,28 +299,37 @@ def test_function_source_archive_holds_the_runtime_and_nothing_else(archived: li
     assert python_files | data_files | {"sluice/schedule.json"} <= set(archived)
 
 
+def test_function_source_archive_leaves_out_laptop_only_code(archived: list[str]) -> None:
+    assert not LAPTOP_ONLY & set(archived)
+    assert not [name for name in archived if name.split("/")[0] in {"local", "beam", "tests"}]
+
+
 def test_function_source_archive_alone_imports_main_and_finds_its_data(
     archived: list[str], tmp_path: Path, contracts: dict
 ) -> None:
-    for name in archived:
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    modules = [
+        name.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        for name in archived
+        if name.endswith(".py")
+    ]
 
-    result = subprocess.run(
-        [sys.executable, "-c", ARCHIVE_PYTHON.format(repo=str(REPO_ROOT))],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    found = run_in_archive(archived, tmp_path, ARCHIVE_PYTHON.format(modules=modules))
 
-    assert result.returncode == 0, result.stderr
-    found = json.loads(result.stdout)
     assert all(path.startswith(str(tmp_path)) for path in found["files"]), found["files"]
     assert found["contracts"] == sorted(contracts)
     assert found["summaries"] == len(list((REPO_ROOT / "sql").glob("*.sql")))
     assert found["interval"] == Settings().cook_interval_seconds
     assert found["beam"] is False
+    assert found["warehouse"] == "BigQueryWarehouse"
+
+
+def test_function_source_archive_refuses_the_duckdb_warehouse_as_config(
+    archived: list[str], tmp_path: Path
+) -> None:
+    found = run_in_archive(archived, tmp_path, ARCHIVE_DUCKDB_PYTHON)
+
+    assert found["error"].startswith("SLUICE_WAREHOUSE=duckdb: expected the DuckDB adapter")
+    assert "SLUICE_WAREHOUSE=bigquery" in found["error"]
 
 
 def test_functions_runtime_requirements_hold_no_apache_beam() -> None:
@@ -249,3 +338,10 @@ def test_functions_runtime_requirements_hold_no_apache_beam() -> None:
 
     assert "apache-beam" not in packages
     assert "functions-framework" in packages
+
+
+def test_functions_runtime_closure_holds_no_duckdb_nor_beam() -> None:
+    closure = runtime_distributions(REPO_ROOT / "requirements.txt")
+
+    assert not {"duckdb", "apache-beam"} & closure
+    assert {"functions-framework", "google-cloud-bigquery"} <= closure
