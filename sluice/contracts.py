@@ -33,6 +33,8 @@ TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 FRESHNESS_KEYS = ("max_hours_without_file", "min_rows_per_hour", "window_hours")
 DEAD_LETTER_KEYS = ("max_rate", "window_hours")
+FORMATS_DIR = Path(__file__).parent / "records" / "formats"
+"""One module per input format (``sluice.records.formats``)."""
 HEADER_POLICIES = ("reject", "ignore")
 PARTITION_GRANULARITIES = ("DAY", "MONTH", "YEAR")
 
@@ -101,6 +103,8 @@ class Contract:
     dead_letter_window_hours: float = 24.0
     """How far back the dead-letter rate looks (loaded files by ``finished_at``)."""
     source_path: Path | None = None
+    format: str = "csv"
+    """The input format: the module ``sluice/records/formats/<format>.py`` reads it."""
 
     @property
     def column_names(self) -> list[str]:
@@ -276,6 +280,7 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
         name=name,
         version=version,
         landing_prefix=raw.get("landing_prefix", f"incoming/{name}/"),
+        format=_check_format(raw.get("format", "csv"), f"{where}: format"),
         columns=columns,
         description=str(raw.get("description", "")).strip(),
         unknown_columns=policy,
@@ -368,6 +373,19 @@ def _require(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise ContractError(f"{where}: {key} must be a {kind.__name__}, found {value!r}")
     return value
+
+
+def known_formats() -> list[str]:
+    """The input formats there is a module for. Looked up as files, not imported: the
+    formats read contracts, so importing them here would make the two import each other."""
+    return sorted(p.stem for p in FORMATS_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+def _check_format(name: Any, where: str) -> str:
+    known = known_formats()
+    if not isinstance(name, str) or name not in known:
+        raise ContractError(f"{where}: expected one of {', '.join(known)}, found {name!r}")
+    return name
 
 
 def _check_name(name: str, where: str) -> str:

@@ -17,7 +17,6 @@ fault and what was found before it; reasons are deterministic for a file and set
 
 from __future__ import annotations
 
-import csv
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -28,8 +27,9 @@ import pyarrow as pa
 from sluice.contracts import Contract, HeaderMapping
 from sluice.errors import FileRejected
 from sluice.ingest.byte_checks import open_guarded
-from sluice.records.csvscan import RecordChunk, describe_bad_quotes, iter_record_chunks
-from sluice.records.parse import parse_chunk, read_header
+from sluice.records.chunks import RecordChunk
+from sluice.records.formats import RecordFormat, contract_header, format_for
+from sluice.records.parse import parse_chunk
 from sluice.records.splits import SplitIndex, SplitPoint, SplitRecorder
 from sluice.schema import SourceRef
 from sluice.settings import Settings
@@ -144,17 +144,21 @@ class _RowIssues:
 class _FileCheck:
     """What the record chunks of one file show, gathered chunk by chunk."""
 
-    def __init__(self, contract: Contract, settings: Settings) -> None:
+    def __init__(self, contract: Contract, settings: Settings, record_format: RecordFormat) -> None:
         self.contract = contract
         self.settings = settings
+        self.format = record_format
         self.problems: list[Problem] = []
         self.header: tuple[str, ...] = ()
-        self.mapping: HeaderMapping | None = None
+        self.mapping: HeaderMapping | None = (
+            None if record_format.has_header else contract_header(contract)
+        )
         self.blank_header_line = 0
         self.records = 0
         self.sampled = 0
-        self.field_counts = _RowIssues("field_count", "the wrong number of fields")
-        self.bad_quotes = _RowIssues("bad_quotes", "a malformed quote")
+        self.faults = {
+            code: _RowIssues(code, noun) for code, noun in record_format.fault_nouns.items()
+        }
         self.types = _RowIssues("types", "values that fail the contract")
 
     def add_chunk(self, chunk: RecordChunk) -> bool:
@@ -171,11 +175,11 @@ class _FileCheck:
                 return self._after_blank_header(chunk)
         if not len(chunk):
             return True
-        structural = self._check_structure(chunk)
+        unreadable = self._check_structure(chunk)
         wanted = self.settings.type_sample_rows - self.sampled
         if wanted > 0:
             take = min(len(chunk), wanted)
-            self._check_types(chunk.select(slice(take)), structural[:take])
+            self._check_types(chunk.select(slice(take)), unreadable[:take])
             self.sampled += take
         self.records += len(chunk)
         return True
@@ -183,16 +187,13 @@ class _FileCheck:
     def _read_header(self, chunk: RecordChunk) -> bool:
         line = int(chunk.lines[0])
         # The guarded stream has already proved these bytes are UTF-8.
-        text = chunk.record_bytes(0).decode("utf-8-sig")
-        if not text.strip():
+        record = chunk.record_bytes(0)
+        if not record.decode("utf-8-sig").strip():
             self.blank_header_line = line
             return True
+        self.header = self.format.header_names(record)
         try:
-            self.header = tuple(name.strip() for name in next(csv.reader([text])))
-        except csv.Error:
-            self.header = (text,)
-        try:
-            self.mapping = read_header(chunk, self.contract)
+            self.mapping = self.format.read_header(chunk, self.contract)
         except FileRejected as exc:
             self.problems.append(Problem("header", str(exc), line))
             return False
@@ -208,36 +209,34 @@ class _FileCheck:
         return False
 
     def _check_structure(self, chunk: RecordChunk) -> np.ndarray:
-        """Count wrong field counts and malformed quotes; True where a record has either."""
+        """Count the records the format cannot read, by fault; True where a record has one."""
         assert self.mapping is not None
-        expected = self.mapping.field_count
-        # A malformed quote garbles the field count too: count such a record once, as parse does.
-        wrong = (chunk.field_counts != expected) & ~chunk.bad_quotes
-        wrong_at = np.flatnonzero(wrong)
-        if wrong_at.size:
-            shown = wrong_at[: self.field_counts.room]
-            self.field_counts.add(
-                int(wrong_at.size),
+        unreadable = np.zeros(len(chunk), dtype=np.bool_)
+        for code, indices in self.format.faults(chunk, self.mapping).items():
+            unreadable[indices] = True
+            if not indices.size:
+                continue
+            issues = self.faults[code]
+            shown = indices[: issues.room]
+            issues.add(
+                int(indices.size),
                 chunk.lines[shown].tolist(),
-                [f"expected {expected} fields, found {n}" for n in chunk.field_counts[shown]],
+                [self.format.describe_fault(chunk, int(i), code, self.mapping) for i in shown],
             )
-        quote_at = np.flatnonzero(chunk.bad_quotes)
-        if quote_at.size:
-            shown = quote_at[: self.bad_quotes.room]
-            self.bad_quotes.add(
-                int(quote_at.size),
-                chunk.lines[shown].tolist(),
-                [f"malformed quoting: {describe_bad_quotes(chunk.record_bytes(i))}" for i in shown],
-            )
-        return wrong | chunk.bad_quotes
+        return unreadable
 
-    def _check_types(self, sample: RecordChunk, structural: np.ndarray) -> None:
+    def _check_types(self, sample: RecordChunk, unreadable: np.ndarray) -> None:
         """Type the sampled records with the pipeline's parser; count the failures."""
         assert self.mapping is not None
         dead = parse_chunk(
-            sample, self.mapping, self.contract, _SAMPLE_SOURCE, ingested_at=_SAMPLE_TIME
+            sample,
+            self.mapping,
+            self.contract,
+            _SAMPLE_SOURCE,
+            ingested_at=_SAMPLE_TIME,
+            record_format=self.format,
         ).dead
-        counted_already = set(sample.lines[structural].tolist())
+        counted_already = set(sample.lines[unreadable].tolist())
         lines, reasons = dead.column("line").to_pylist(), dead.column("reason").to_pylist()
         failures = [
             (line, reason)
@@ -255,18 +254,20 @@ class _FileCheck:
     ) -> ValidationReport:
         """The verdict, once reading has ended."""
         problems = list(self.problems)
-        warnings = self.field_counts.warnings() + self.bad_quotes.warnings()
+        warnings = [w for issues in self.faults.values() for w in issues.warnings()]
         warnings += self.types.warnings()
         if not problems and self.mapping is None:
             found = "0 bytes" if bytes_read == 0 else "only whitespace"
             problems.append(Problem("empty_file", f"expected a header and records, found {found}"))
         elif not problems:
             limit = self.settings.max_bad_sample_fraction
-            rejections = (
-                self.field_counts.rejection(self.records, "records", limit),
-                self.bad_quotes.rejection(self.records, "records", limit),
+            rejections = [
+                *(
+                    issues.rejection(self.records, "records", limit)
+                    for issues in self.faults.values()
+                ),
                 self.types.rejection(self.sampled, "sampled records", limit),
-            )
+            ]
             problems += [p for p in rejections if p is not None]
             if self.records == 0:
                 message = "expected records after the header, found none (header only)"
@@ -284,15 +285,16 @@ class _FileCheck:
 
 
 def validate_stream(raw: BinaryIO, contract: Contract, settings: Settings) -> ValidationReport:
-    """Stream ``raw`` (plain or gzip CSV) once, in bounded memory; accept or reject it.
+    """Stream ``raw`` (plain or gzip) once, in bounded memory; accept or reject it.
 
     Faults of the file become problems in the report; an I/O error reading ``raw`` itself
     (a dropped connection) is not the file's fault and propagates, so the caller can retry.
     """
     guarded = open_guarded(raw, max_bytes=settings.max_file_bytes)
-    check = _FileCheck(contract, settings)
+    record_format = format_for(contract)
+    check = _FileCheck(contract, settings, record_format)
     splits = SplitRecorder(settings.split_bytes)
-    chunks = iter_record_chunks(
+    chunks = record_format.scan(
         guarded, chunk_bytes=settings.chunk_bytes, max_record_bytes=settings.max_record_bytes
     )
     try:

@@ -34,6 +34,7 @@ from typing import BinaryIO
 import numpy as np
 
 from sluice.errors import FileRejected
+from sluice.records.chunks import RecordChunk
 
 GZIP_MAGIC = b"\x1f\x8b"
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -72,46 +73,13 @@ class _Prefixed(io.RawIOBase):
 
 
 @dataclass
-class RecordChunk:
-    """Whole CSV records from one stretch of the file, located by vectorised scanning."""
+class CsvChunk(RecordChunk):
+    """CSV records located by the vectorised scan, with what the scan saw in each."""
 
-    data: bytes
-    """The bytes of the stretch: whole records (with terminators and any empty lines)."""
-    starts: np.ndarray
-    """int64 offset in ``data`` where each record starts."""
-    ends: np.ndarray
-    """int64 offset in ``data`` where each record ends, excluding ``\\n``/``\\r\\n``."""
-    lines: np.ndarray
-    """int64 1-based physical line number of each record's first line (header = line 1)."""
     field_counts: np.ndarray
     """int64 commas outside quotes + 1, per record."""
     bad_quotes: np.ndarray
     """bool, True where the record holds a quote that is not RFC 4180 well formed."""
-    byte_offset: int
-    """Offset of ``data[0]`` in the decompressed file."""
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def record_bytes(self, index: int) -> bytes:
-        """The exact bytes of record ``index``, without its line terminator."""
-        return self.data[int(self.starts[index]) : int(self.ends[index])]
-
-    def select(self, records: slice) -> RecordChunk:
-        """The same data with only the ``records`` slice of its records indexed."""
-        return RecordChunk(
-            data=self.data,
-            starts=self.starts[records],
-            ends=self.ends[records],
-            lines=self.lines[records],
-            field_counts=self.field_counts[records],
-            bad_quotes=self.bad_quotes[records],
-            byte_offset=self.byte_offset,
-        )
-
-    def drop_first(self) -> RecordChunk:
-        """The same data without its first record (the header, for the file's first chunk)."""
-        return self.select(slice(1, None))
 
 
 def iter_record_chunks(
@@ -121,7 +89,7 @@ def iter_record_chunks(
     max_record_bytes: int,
     byte_offset: int = 0,
     first_line: int = 1,
-) -> Iterator[RecordChunk]:
+) -> Iterator[CsvChunk]:
     """Whole-record chunks of about ``chunk_bytes`` each, read from ``stream`` as it goes.
 
     ``stream`` starts at a record boundary: the file's start, or a split point
@@ -237,8 +205,8 @@ class _BufferScan:
         """Physical line number of the byte at ``position``."""
         return self.first_line + int(np.searchsorted(self.newlines, position))
 
-    def records(self, byte_offset: int, *, max_record_bytes: int) -> RecordChunk:
-        """The records in ``buffer[:cut]`` as a RecordChunk."""
+    def records(self, byte_offset: int, *, max_record_bytes: int) -> CsvChunk:
+        """The records in ``buffer[:cut]`` as a chunk."""
         segment_ends = self.terminators
         if self.at_eof and (not len(segment_ends) or segment_ends[-1] != self.cut - 1):
             segment_ends = np.append(segment_ends, self.cut)  # last record has no terminator
@@ -256,7 +224,7 @@ class _BufferScan:
         violations = _quote_violations(self.bytes, quotes, self.cut, self.at_eof, self.bom_end)
         violations = np.concatenate((violations, self.stray_quotes[self.stray_quotes < self.cut]))
         bad_quotes[np.searchsorted(starts, violations, side="right") - 1] = True
-        return RecordChunk(
+        return CsvChunk(
             data=self.buffer[: self.cut],
             starts=starts,
             ends=ends,

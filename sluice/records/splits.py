@@ -1,12 +1,11 @@
-"""Split points: byte offsets where a record starts, so one big CSV is parsed in parallel.
+"""Split points: byte offsets where a record starts, so one big file is parsed in parallel.
 
-A CSV whose quoted fields hold newlines cannot be cut at an arbitrary newline: whether a
-newline ends a record depends on every quote before it. The scanner (``sluice.records.csvscan``)
-decides it by quote parity from a record boundary, so a newline ends a record exactly when
-the structural quotes before it in the whole file are even. A split point is such a boundary: the
-offset just past that newline and the physical line that starts there. Parsing the ranges
-between split points one by one gives the same records, lines and dead letters as parsing
-the file in one go.
+A split point is a record boundary that the format's own scanner reported (the offset where
+a record starts and the physical line it starts on), so parsing the ranges between split
+points one by one gives the same records, lines and dead letters as parsing the file in one
+go. For CSV that matters: a CSV whose quoted fields hold newlines cannot be cut at an
+arbitrary newline, since whether a newline ends a record depends on every quote before it;
+the scanner (``sluice.records.csvscan``) decides it by quote parity from a record boundary.
 
 Validation records them for free (the scanner's chunks list every record start:
 ``SplitRecorder``); the function stores the ``SplitIndex`` beside the event's claim and the
@@ -24,7 +23,8 @@ from typing import BinaryIO
 
 import numpy as np
 
-from sluice.records.csvscan import RecordChunk, iter_record_chunks
+from sluice.records.chunks import RecordChunk
+from sluice.records.formats import RecordFormat
 from sluice.schema import SourceRef
 
 
@@ -120,16 +120,24 @@ class SplitRecorder:
 
 
 def find_split_points(
-    stream: BinaryIO, every_bytes: int, *, chunk_bytes: int, max_record_bytes: int
+    stream: BinaryIO,
+    every_bytes: int,
+    *,
+    chunk_bytes: int,
+    max_record_bytes: int,
+    record_format: RecordFormat | None = None,
 ) -> tuple[tuple[SplitPoint, ...], int]:
-    """Record boundaries about every ``every_bytes`` of a plain CSV stream, and its size.
+    """Record boundaries about every ``every_bytes`` of a plain stream, and its size.
 
-    The scanner itself finds them (one pass, no parsing), so they are the record starts a
-    serial parse sees, whatever the quoting. Raises ``FileRejected`` as the scanner does.
+    The format's scanner itself finds them (one pass, no parsing; CSV without a format
+    given), so they are the record starts a serial parse sees, whatever the quoting.
+    Raises ``FileRejected`` as the scanner does.
     """
+    if record_format is None:
+        from sluice.records.formats.csv import FORMAT as record_format
     recorder = SplitRecorder(every_bytes)
     size = 0
-    for chunk in iter_record_chunks(
+    for chunk in record_format.scan(
         stream, chunk_bytes=chunk_bytes, max_record_bytes=max_record_bytes
     ):
         recorder.observe(chunk)

@@ -398,10 +398,10 @@ def test_iter_parsed_batches_random_dirty_records_each_land_once() -> None:
 def test_iter_parsed_batches_falls_back_when_pyarrow_disagrees(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import sluice.records.parse
+    import sluice.records.formats.csv
 
     monkeypatch.setattr(
-        sluice.records.parse, "_read_with_pyarrow", lambda *args: pa.table({"f0": ["1"]})
+        sluice.records.formats.csv, "_read_with_pyarrow", lambda *args: pa.table({"f0": ["1"]})
     )
 
     rows, dead = rows_and_dead(parse_all(SAMPLE_TEXTS, TEXT_CONTRACT, 4096))
