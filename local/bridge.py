@@ -4,12 +4,12 @@ No Eventarc emulator exists, so the local stack runs this instead. fake-gcs-serv
 with ``-event.pubsub-*`` flags and ``PUBSUB_EMULATOR_HOST`` pointing here) calls the one RPC
 ``google.pubsub.v1.Publisher/Publish`` for every object event. The bridge answers at once
 with message ids and queues each finalize as the binary-mode CloudEvent Eventarc would send
-(``local.eventarc``), POSTed to the ``on_upload`` function by a few worker threads, so a
-slow pipeline launch never blocks a publish. Like Eventarc it delivers at least once: a
-non-2xx answer or a connection error is retried with exponential backoff, up to
-``RetryPolicy.max_attempts``. Other event types have no trigger and are dropped with a log
-line. Events still queued when the bridge stops go to a spool file and are delivered on the
-next start.
+(built with the cloudevents SDK by ``local.eventarc``), POSTed to the ``on_upload``
+function by a few worker threads, so a slow pipeline launch never blocks a publish. Like
+Eventarc it delivers at least once: a non-2xx answer or a connection error is retried with
+exponential backoff, up to ``RetryPolicy.max_attempts``. Other event types have no trigger
+and are dropped with a log line. Events still queued when the bridge stops go to a spool
+file and are delivered on the next start.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ fake-gcs-server publishes one Pub/Sub message per object event: attributes ``eve
 (whole seconds), ``payloadFormat`` (``JSON_API_V1``), and the object resource as JSON data
 (kind, id, name, bucket, generation, contentType, timeCreated, updated, storageClass, size,
 md5Hash, crc32c; no metageneration). Eventarc turns the same event into a binary-mode
-CloudEvent: ``ce-*`` headers (percent-encoded per the CloudEvents HTTP binding) and the
-object resource as the JSON body, numbers as strings.
+CloudEvent: ``ce-*`` headers and the object resource as the JSON body, numbers as strings.
+The cloudevents SDK builds the event and its binary-mode headers and body (``to_binary``);
+it leaves the HTTP binding's percent-encoding of header values to the transport, so that
+is done here (an object name may hold any Unicode character, a header value may not).
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
+
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +88,24 @@ def storage_event(
     resource.update(bucket=bucket, name=name, generation=generation)
     resource.setdefault("metageneration", "1")
     event_time = resource.get("updated") or attributes.get("eventTime") or received_at.isoformat()
-    headers = {
-        "Content-Type": "application/json; charset=utf-8",
-        "ce-specversion": "1.0",
-        "ce-id": message_id,
-        "ce-type": event_type,
-        "ce-source": header_value(f"//storage.googleapis.com/projects/_/buckets/{bucket}"),
-        "ce-subject": header_value(f"objects/{name}"),
-        "ce-time": header_value(str(event_time)),
-        "ce-bucket": header_value(bucket),
-    }
-    body = json.dumps(resource, ensure_ascii=False).encode("utf-8")
-    return StorageEvent(headers, body, f"{bucket}/{name}#{generation}")
+    event = CloudEvent(
+        {
+            "specversion": "1.0",
+            "id": message_id,
+            "type": event_type,
+            "source": f"//storage.googleapis.com/projects/_/buckets/{bucket}",
+            "subject": f"objects/{name}",
+            "time": str(event_time),
+            "bucket": bucket,
+            "datacontenttype": "application/json; charset=utf-8",
+        },
+        resource,
+    )
+    headers, body = to_binary(event, data_marshaller=json_utf8)
+    encoded = {k: header_value(v) if k.startswith("ce-") else v for k, v in headers.items()}
+    return StorageEvent(encoded, body, f"{bucket}/{name}#{generation}")
+
+
+def json_utf8(data: Any) -> bytes:
+    """The event's data as the body: UTF-8 JSON, as Eventarc sends it."""
+    return json.dumps(data, ensure_ascii=False).encode("utf-8")
