@@ -1,8 +1,11 @@
 """The "Load warehouse" step: one replacing load of every staged file, then the log row.
 
-It runs once per file, after all staging (the staged lists arrive as side inputs), so the
-warehouse sees the whole file in one transaction or nothing. A file rejected while parsing
-(bad header, unterminated quote) loads nothing: only its ``rejected`` log row is written.
+It runs once per file, after all staging, so the warehouse sees the whole file in one
+transaction or nothing. What it loads arrives as ONE side input of ``(kind, payload)``
+pairs (staged rows and dead letters as ``(path, rows)``, rejections as reasons): on runners
+that compute each side input from scratch (Beam's DaskRunner does), three side inputs would
+parse the file three times. A file rejected while parsing (bad header, unterminated quote)
+loads nothing: only its ``rejected`` log row is written.
 The staging directory is removed after a successful load, never before. With a claim key
 (the event that launched this run) the step then settles the claim: ``loaded`` with the row
 counts, or ``rejected`` with the reason, so the function's side sees how the file ended.
@@ -11,18 +14,19 @@ counts, or ``rejected`` with the reason, so the function's side sees how the fil
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import fields
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.pvalue import AsList, PCollection
+from apache_beam.pvalue import AsList, PBegin, PCollection
 
+from beam.transforms import DEAD, REJECTED, ROWS, tagged
 from sluice.contracts import Contract
 from sluice.gcs import is_local_path
-from sluice.schema import INGESTION_LOG_TABLE, IngestionRecord, SourceRef
+from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
 from sluice.warehouse import Warehouse, connected_warehouse
 from sluice.warehouse.loads import SUPERSEDED
@@ -52,14 +56,9 @@ class LoadWarehouseFn(beam.DoFn):
         self._staging_dir = staging_dir
         self._claim = claim
 
-    def process(
-        self,
-        _trigger: object,
-        staged_rows: list[tuple[str, int]],
-        staged_dead: list[tuple[str, int]],
-        rejections: list[str],
-    ) -> Iterator[IngestionRecord]:
-        """Runs once, after all staging: the side inputs hold every staged file."""
+    def process(self, _trigger: object, staged: list[tuple[str, Any]]) -> Iterator[IngestionRecord]:
+        """Runs once, after all staging: the side input holds every staged file."""
+        staged_rows, staged_dead, rejections = split_staged(staged)
         with connected_warehouse(self._settings) as warehouse:
             record = self._load(warehouse, staged_rows, staged_dead, rejections)
         if self._claim:
@@ -127,19 +126,21 @@ class LoadWarehouseFn(beam.DoFn):
         )
 
 
+def split_staged(
+    staged: Iterable[tuple[str, Any]],
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]], list[str]]:
+    """``(kind, payload)`` pairs -> (staged rows, staged dead letters, rejection reasons)."""
+    by_kind: dict[str, list[Any]] = {ROWS: [], DEAD: [], REJECTED: []}
+    for kind, payload in staged:
+        by_kind[kind].append(payload)
+    return by_kind[ROWS], by_kind[DEAD], by_kind[REJECTED]
+
+
 def find_ingestion_record(
     warehouse: Warehouse, source: SourceRef, job_id: str
 ) -> IngestionRecord | None:
     """The latest ingestion-log row of this source generation written by ``job_id``."""
-    rows = warehouse.query(
-        f"SELECT * FROM {{dataset}}.{INGESTION_LOG_TABLE}"
-        " WHERE source_uri = @source_uri AND source_generation = @generation"
-        " AND job_id = @job_id ORDER BY finished_at DESC LIMIT 1",
-        {"source_uri": source.uri, "generation": source.generation, "job_id": job_id},
-    )
-    if not rows:
-        return None
-    return IngestionRecord(**{field.name: rows[0][field.name] for field in fields(IngestionRecord)})
+    return warehouse.latest_ingestion(source, job_id=job_id)
 
 
 def settle_claim(settings: Settings, claim_key: str, record: IngestionRecord) -> None:
@@ -198,11 +199,15 @@ class IngestionRecords(beam.PTransform):
         self._load = load
         self._staged = (staged_rows, staged_dead, rejections)
 
-    def expand(self, root: beam.pvalue.PBegin) -> PCollection:
+    def expand(self, root: PBegin) -> PCollection:
         rows, dead, rejected = self._staged
+        staged = (
+            rows | "Tag rows" >> beam.Map(tagged, ROWS),
+            dead | "Tag dead letters" >> beam.Map(tagged, DEAD),
+            rejected | "Tag rejections" >> beam.Map(tagged, REJECTED),
+        ) | "Everything staged" >> beam.Flatten()
         return (
             root
             | "Once" >> beam.Create([None])
-            | "Load staged files"
-            >> beam.ParDo(self._load, AsList(rows), AsList(dead), AsList(rejected))
+            | "Load staged files" >> beam.ParDo(self._load, AsList(staged))
         )

@@ -31,13 +31,11 @@ from sluice.errors import SluiceError
 from sluice.settings import load_settings
 from sluice.warehouse import connected_warehouse
 
-STATUS_SQL = """
-SELECT dataset, source_uri, source_generation, status, rows_in, rows_loaded, rows_dead,
-       reason, finished_at
-FROM {dataset}.ingestion_log
-ORDER BY finished_at DESC
-LIMIT @limit
-"""
+STATUS_COLUMNS = (
+    "dataset", "source_uri", "source_generation", "status", "rows_in", "rows_loaded",
+    "rows_dead", "reason", "finished_at",
+)  # fmt: skip
+"""The ingestion-log columns ``sluice status`` shows."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -188,14 +186,13 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """sluice status."""
-    from sluice.cook.alerts import open_alerts
-
     settings = load_settings()
     with connected_warehouse(settings) as warehouse:
         for contract in load_contracts(settings.contracts_dir).values():
             warehouse.ensure_tables(contract)
-        rows = warehouse.query(STATUS_SQL, {"limit": args.limit})
-        alerts = open_alerts(warehouse)
+        records = warehouse.ingestion_log(args.limit)
+        alerts = warehouse.open_alerts()
+    rows = [{key: record.as_dict()[key] for key in STATUS_COLUMNS} for record in records]
     if args.json:
         output.print_json({"ingestion_log": rows, "alerts": alerts})
     else:

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from local.jobs import LocalJobs
 from sluice.contracts import Contract
-from sluice.errors import ConfigError, WarehouseError
+from sluice.errors import ConfigError, MissingTable
 from sluice.gcs import gcs_faults, gs_uri, parse_gs_uri
 from sluice.ingest.claims import LAUNCHED, LOADED, REJECTED, event_key, read_claim
 from sluice.ingest.door import UploadOutcome, handle_object
@@ -36,10 +36,6 @@ UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 FINAL_STATES = (LOADED, REJECTED)
 FAILED = "failed"
 """A local pipeline process that ended without settling its claim."""
-LOG_SQL = """
-SELECT status, rows_in, rows_loaded, rows_dead, reason
-FROM {dataset}.ingestion_log WHERE job_id = @job_id ORDER BY finished_at DESC LIMIT 1
-"""
 
 
 @dataclass(frozen=True)
@@ -208,19 +204,21 @@ def _job_running(settings: Settings, landed: LandedObject) -> bool:
 
 
 def _with_log_counts(settings: Settings, result: LandingResult) -> LandingResult:
+    landed = result.landed
     try:
         with connected_warehouse(settings) as warehouse:
-            rows = warehouse.query(LOG_SQL, {"job_id": result.landed.job_name})
-    except WarehouseError:
+            record = warehouse.latest_ingestion(
+                SourceRef(landed.uri, landed.generation), job_id=landed.job_name
+            )
+    except MissingTable:
         return result  # no ingestion log yet: a rejection recorded only in its claim
-    if not rows:
+    if record is None:
         return result
-    row = rows[0]
     return LandingResult(
-        result.landed,
+        landed,
         result.state,
-        rows_in=row["rows_in"],
-        rows_loaded=row["rows_loaded"],
-        rows_dead=row["rows_dead"],
-        reason=row["reason"] or result.reason,
+        rows_in=record.rows_in,
+        rows_loaded=record.rows_loaded,
+        rows_dead=record.rows_dead,
+        reason=record.reason or result.reason,
     )

@@ -29,12 +29,12 @@ retries the whole cook.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sluice.contracts import Contract, get_contract, load_contracts
-from sluice.errors import PermanentError
+from sluice.errors import MissingTable, PermanentError
 from sluice.gcs import gcs_faults, gs_uri
 from sluice.ingest import launch
 from sluice.ingest.claims import (
@@ -52,7 +52,7 @@ from sluice.ingest.claims import (
 )
 from sluice.ingest.quarantine import record_rejected_source
 from sluice.logs import event_labels, log_event
-from sluice.schema import INGESTION_LOG_TABLE, IngestionRecord, SourceRef
+from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
 from sluice.testmark import is_test_object
 from sluice.warehouse import connected_warehouse
@@ -67,11 +67,6 @@ SPLITS_SUFFIX = ".splits.json"
 RUNNING, SETTLED, RELAUNCHED, GAVE_UP, UNCHANGED = (
     "running", "settled", "relaunched", "gave_up", "unchanged",
 )  # fmt: skip
-LATEST_LOG_ROW = f"""
-SELECT * FROM {{dataset}}.{INGESTION_LOG_TABLE}
-WHERE source_uri = @source_uri AND source_generation = @generation
-ORDER BY finished_at DESC LIMIT 1
-"""
 
 
 @dataclass
@@ -257,17 +252,12 @@ class _Sweep:
 
     def _log_row(self, claim: Claim, request: launch.LaunchRequest) -> IngestionRecord | None:
         """The newest ingestion-log row of the file's generation (any job), if any."""
+        self._contract(claim.dataset)  # a dataset without a contract fails this claim here
         with connected_warehouse(self._log_settings(request)) as warehouse:
-            warehouse.ensure_tables(self._contract(claim.dataset))
-            rows = warehouse.query(
-                LATEST_LOG_ROW,
-                {"source_uri": request.source.uri, "generation": request.source.generation},
-            )
-        if not rows:
-            return None
-        return IngestionRecord(
-            **{field.name: rows[0][field.name] for field in fields(IngestionRecord)}
-        )
+            try:
+                return warehouse.latest_ingestion(request.source)
+            except MissingTable:
+                return None  # nothing logged to this dataset yet
 
     def _log_settings(self, request: launch.LaunchRequest) -> Settings:
         """Settings whose dataset is the one this run logs to (the test dataset for tests)."""
