@@ -18,10 +18,17 @@ On Dataflow (the flex template passes the same parameters; by hand it looks like
         --sdk_container_image REGION-docker.pkg.dev/PROJECT/sluice/pipeline:latest \\
         --sdk_location container
 
-The graph: Byte ranges (``beam.ranges.plan_ranges``) -> Spread ranges -> Parse CSV ->
-(rows) Stage rows, (dead) Stage dead letters -> Load warehouse (once, after every range is
-staged, with the staged lists as side inputs). Locally a file of several ranges is parsed
-by ``settings.pipeline_workers`` threads (Beam's multi-threading mode).
+On Beam's DaskRunner (``pip install dask distributed``; without an address Beam starts a
+``distributed.LocalCluster`` itself)::
+
+    python -m beam.pipeline --input data/samples/kiva_loans.csv --dataset kiva_loans \
+        --runner DaskRunner --dask_client_address tcp://127.0.0.1:8786
+
+The graph: Byte ranges (the input file, its ranges planned on a worker by
+``beam.ranges.plan_ranges``: building the graph reads nothing) -> Spread ranges -> Parse CSV
+-> (rows) Stage rows, (dead) Stage dead letters -> Load warehouse (once, after every range
+is staged, with everything staged as one side input). Locally the ranges are parsed by
+``settings.pipeline_workers`` threads (default: one per core; Beam's multi-threading mode).
 The parameter names are ``beam.options.PIPELINE_PARAMETERS``; everything else on the command
 line goes to Beam's ``PipelineOptions``. Without ``--runner`` the pipeline runs on Beam's
 Python FnApiRunner: in Beam 2.77 the default DirectRunner first tries to download the Prism
@@ -47,8 +54,8 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from beam.loading import IngestionRecords, LoadWarehouseFn, find_ingestion_record
 from beam.options import PipelineParams, add_pipeline_arguments, resolve_params
-from beam.ranges import plan_ranges
-from beam.transforms import ParsedBatches, StagedParquet, skip_credential_lookup_for_emulator
+from beam.ranges import InputFile
+from beam.transforms import ByteRanges, ParsedBatches, StagedParquet
 from sluice.contracts import get_contract, load_contracts
 from sluice.errors import WarehouseError
 from sluice.schema import IngestionRecord
@@ -64,28 +71,32 @@ WORKER_IMAGE_ENV = "SLUICE_WORKER_IMAGE"
 
 
 def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pipeline:
-    """The unrun pipeline for one file; FnApiRunner unless ``options`` name a runner."""
+    """The unrun pipeline for one file; FnApiRunner unless ``options`` name a runner.
+
+    Building reads only the contracts: the input is first opened by a worker.
+    """
     settings = params.settings
     contract = get_contract(load_contracts(settings.contracts_dir), params.dataset)
-    ranges = plan_ranges(params)
     runner = None
     if not options.view_as(StandardOptions).runner:
         runner = FnApiRunner()
-        use_local_workers(
-            options, min(len(ranges), settings.pipeline_workers or os.cpu_count() or 1)
-        )
+        # The range count is unknown until a worker plans them: a file of one range
+        # leaves the other threads idle, which costs nothing.
+        use_local_workers(options, settings.pipeline_workers or os.cpu_count() or 1)
     pipeline = beam.Pipeline(runner=runner, options=options)
 
     parsed = (
         pipeline
-        | "Byte ranges" >> beam.Create(ranges)
-        # Unfused from Create, so each range can go to another worker.
+        | "Byte ranges"
+        >> ByteRanges(InputFile(params.input, params.source, params.split_index), settings)
+        # Unfused from the planning, so each range can go to another worker.
         | "Spread ranges" >> beam.Reshuffle()
         | "Parse CSV"
         >> ParsedBatches(
             params.input,
             contract,
             params.source,
+            settings=settings,
             ingested_at=params.started_at,
             chunk_bytes=settings.chunk_bytes,
             max_record_bytes=settings.max_record_bytes,
@@ -159,8 +170,6 @@ def run(argv: Sequence[str] | None = None) -> IngestionRecord | None:
     """
     params, options = parse_arguments(argv)
     LOG.info("%s: %s started (Beam imported)", PIPELINE_STARTED, params.job_id)
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        skip_credential_lookup_for_emulator()
     pipeline = build_pipeline(params, options)
     # The record is read back from the warehouse after the run: its client library loads
     # while this process only waits for the runner's workers.
@@ -173,11 +182,16 @@ def run(argv: Sequence[str] | None = None) -> IngestionRecord | None:
     return read_ingestion_record(params)
 
 
-if __name__ == "__main__":
+def main(argv: Sequence[str] | None = None) -> None:
+    """The command line: log to stderr, run, log the ingestion record."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     # Our DoFns' postponed annotations make Beam log one "string literal type hint" line per
     # hint at INFO: noise in every job log.
     logging.getLogger("apache_beam.typehints.native_type_compatibility").setLevel(logging.WARNING)
-    outcome = run()
+    outcome = run(argv)
     if outcome is not None:
         LOG.info("ingestion record: %s", outcome.as_dict())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,17 +1,20 @@
 """The byte ranges of one input that the pipeline parses in parallel (``sluice.records.splits``).
 
-``plan_ranges`` runs while the pipeline is built: it reads the split index validation
-stored (``--split_index``) and checks it belongs to this very source generation; without a
-usable one it finds the split points itself with one scan-only pass, unless the file is
-small enough to be one range anyway. A gzip file is always one range. Planning never decides
-what a row is: every range is parsed by the same scanner from a record boundary, so the rows,
-lines and dead letters are those of a serial parse.
+``plan_ranges`` runs inside the pipeline (``beam.transforms.PlanRangesFn``), never while the
+graph is built, so building does no I/O (on Dataflow the builder is the flex-template
+launcher VM). It reads the split index validation stored (``--split_index``) and checks it
+belongs to this very source generation; without a usable one it finds the split points
+itself with one scan-only pass, unless the file is small enough to be one range anyway. A
+gzip file is always one range. Planning never decides what a row is: every range is parsed
+by the same scanner from a record boundary, so the rows, lines and dead letters are those
+of a serial parse.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -19,18 +22,29 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from google.api_core.exceptions import GoogleAPIError, NotFound
 
-from beam.options import PipelineParams
 from sluice.errors import FileRejected
 from sluice.gcs import open_object, parse_gs_uri, storage_client
 from sluice.records.csvscan import GZIP_MAGIC
 from sluice.records.splits import WHOLE_FILE, ByteRange, SplitIndex, find_split_points
 from sluice.schema import SourceRef
-from sluice.settings import Settings, load_settings
+from sluice.settings import Settings
 
 LOG = logging.getLogger(__name__)
 
 
-def open_source(path: str, source: SourceRef, *, chunk_bytes: int) -> BinaryIO:
+@dataclass(frozen=True)
+class InputFile:
+    """The one element the pipeline starts from: the file, its lineage, its split index."""
+
+    path: str
+    """Where the bytes are: a local path or ``gs://`` URI."""
+    source: SourceRef
+    """The landing object and generation the rows are attributed to."""
+    split_index: str | None = None
+    """Where validation stored the file's split points, if it did."""
+
+
+def open_source(path: str, source: SourceRef, settings: Settings, *, chunk_bytes: int) -> BinaryIO:
     """The input's stored bytes, seekable; for the source object, exactly its generation.
 
     Reading ``gs://bucket/name`` through Beam's filesystem would read whatever generation
@@ -40,19 +54,18 @@ def open_source(path: str, source: SourceRef, *, chunk_bytes: int) -> BinaryIO:
     """
     if path == source.uri and path.startswith("gs://"):
         bucket, name = parse_gs_uri(path)
-        client = storage_client(load_settings())
+        client = storage_client(settings)  # one per process, made at first use
         return open_object(client, bucket, name, source.generation, chunk_bytes=chunk_bytes)
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
-def plan_ranges(params: PipelineParams) -> list[ByteRange]:
+def plan_ranges(file: InputFile, settings: Settings) -> list[ByteRange]:
     """The ranges to parse: from the stored split index, a parity pass, or the whole file."""
-    settings = params.settings
     try:
-        with open_source(params.input, params.source, chunk_bytes=settings.chunk_bytes) as raw:
+        with open_source(file.path, file.source, settings, chunk_bytes=settings.chunk_bytes) as raw:
             if raw.read(len(GZIP_MAGIC)) == GZIP_MAGIC:
                 return [WHOLE_FILE]
-            index = stored_index(params.split_index, params.source, settings)
+            index = stored_index(file.split_index, file.source, settings)
             if index is not None:
                 return index.ranges()
             size = raw.seek(0, io.SEEK_END)
@@ -67,8 +80,8 @@ def plan_ranges(params: PipelineParams) -> list[ByteRange]:
             )
     except (NotFound, FileRejected):
         return [WHOLE_FILE]  # gone already, or broken: parsing reports it for the record
-    LOG.info("%s: no split index, found %d split points", params.source.uri, len(points))
-    return SplitIndex(params.source.uri, params.source.generation, size, points).ranges()
+    LOG.info("%s: no split index, found %d split points", file.source.uri, len(points))
+    return SplitIndex(file.source.uri, file.source.generation, size, points).ranges()
 
 
 def stored_index(uri: str | None, source: SourceRef, settings: Settings) -> SplitIndex | None:

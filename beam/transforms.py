@@ -2,23 +2,31 @@
 
 Every element is an Arrow table (one parsed batch of a few MB of CSV), never one Python
 object per row: Beam's cost is per element, so the typing work happens on whole columns
-inside ``sluice.records.parse``. Bad rows leave through the ``dead`` output; a file whose header
-(or quoting) is rejected leaves through ``rejected`` with its reason.
+inside ``sluice.records.parse``.
 
-The elements parsed are byte ranges of one file (``beam.ranges.plan_ranges``): each starts
-at a record boundary, so workers parse them at once and still give the rows, lines and dead
-letters of a serial parse. A range past the first reads the header from the file's start.
+The parse emits one PCollection of ``(kind, payload)`` pairs: ``rows`` and ``dead`` tables,
+or a ``rejected`` reason for a file whose header (or quoting) is rejected. ``ParsedBatches``
+splits it by kind with plain ``FlatMap`` steps, not tagged outputs: Beam's DaskRunner
+translates only ParDo, Create, GroupByKey and Flatten, and merges every tagged output of a
+ParDo into one (so would ``Partition``, which is built on them).
+
+The elements parsed are byte ranges of one file, planned inside the pipeline
+(``ByteRanges``, ``beam.ranges.plan_ranges``): each starts at a record boundary, so workers
+parse them at once and still give the rows, lines and dead letters of a serial parse. A
+range past the first reads the header from the file's start.
+
+DoFns take their configuration in their constructors (they are pickled to workers) and make
+clients in ``setup``, never at construction.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
@@ -26,40 +34,58 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
-from apache_beam.pvalue import PCollection, TaggedOutput
+from apache_beam.pvalue import PBegin, PCollection
 
-from beam.ranges import open_source
+from beam.ranges import InputFile, open_source, plan_ranges
 from sluice.contracts import Contract
 from sluice.errors import FileRejected
+from sluice.gcs import storage_client
 from sluice.records.csvscan import open_decompressed
 from sluice.records.parse import ParsedBatch, iter_parsed_batches, read_file_header
 from sluice.records.splits import WHOLE_FILE, ByteRange, RangeReader
 from sluice.schema import SourceRef
+from sluice.settings import Settings
 
 LOG = logging.getLogger(__name__)
 METRICS_NAMESPACE = "sluice"
 ROWS, DEAD, REJECTED = "rows", "dead", "rejected"
+"""The kinds of what the parse emits, as ``(kind, payload)`` pairs."""
 
 
-def skip_credential_lookup_for_emulator() -> None:
-    """Make Beam's GCS client connect anonymously at once (for fake-gcs-server).
+def payloads_of(item: tuple[str, Any], kind: str) -> Iterator[Any]:
+    """The payload of a ``(kind, payload)`` pair when it is of ``kind``."""
+    if item[0] == kind:
+        yield item[1]
 
-    Beam's GCS filesystem always asks ``google.auth.default()`` first and retries a failed
-    lookup with backoff for 20-30 s; ``--no_auth`` does not reach it. Against an emulator
-    credentials are pointless, so this fills Beam's credential cache with "none", which is
-    exactly what Beam caches itself after the slow lookup fails.
-    """
-    from apache_beam.internal.gcp import auth
 
-    cache = auth._Credentials
-    with cache._credentials_lock:
-        if not cache._credentials_init:
-            cache._credentials = None
-            cache._credentials_init = True
+def tagged(payload: Any, kind: str) -> tuple[str, Any]:
+    """``payload`` as a ``(kind, payload)`` pair."""
+    return kind, payload
+
+
+def _warm_storage_client(path: str, settings: Settings) -> None:
+    # The process-wide client (sluice.gcs caches it): made in setup, not per element.
+    if path.startswith("gs://"):
+        storage_client(settings)
+
+
+class PlanRangesFn(beam.DoFn):
+    """Plan the byte ranges of one input file (``beam.ranges.plan_ranges``)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._ranges = Metrics.counter(METRICS_NAMESPACE, "ranges_planned")
+
+    def process(self, file: InputFile) -> Iterator[ByteRange]:
+        """Every range of ``file``, in file order (a ``gs://`` file: read with the process's
+        storage client, made at first use)."""
+        ranges = plan_ranges(file, self._settings)
+        self._ranges.inc(len(ranges))
+        yield from ranges
 
 
 class ParseCsvFn(beam.DoFn):
-    """Parse and type one byte range of a CSV file: row tables out, dead-letter tables aside."""
+    """Parse and type one byte range of a CSV file: ``(kind, table or reason)`` pairs out."""
 
     def __init__(
         self,
@@ -67,11 +93,13 @@ class ParseCsvFn(beam.DoFn):
         contract: Contract,
         source: SourceRef,
         *,
+        settings: Settings,
         ingested_at: datetime,
         chunk_bytes: int,
         max_record_bytes: int,
     ) -> None:
         self._path = path
+        self._settings = settings
         self._contract = contract
         self._source = source
         self._ingested_at = ingested_at
@@ -80,25 +108,28 @@ class ParseCsvFn(beam.DoFn):
         self._rows = Metrics.counter(METRICS_NAMESPACE, "rows_parsed")
         self._dead = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
         self._rejected = Metrics.counter(METRICS_NAMESPACE, "files_rejected")
+        self._parsed = Metrics.counter(METRICS_NAMESPACE, "ranges_parsed")
 
     def setup(self) -> None:
-        """Per worker process: no credential wait when reading from a GCS emulator."""
-        if os.environ.get("STORAGE_EMULATOR_HOST"):
-            skip_credential_lookup_for_emulator()
+        """Per worker process: the storage client a ``gs://`` source is read with."""
+        _warm_storage_client(self._path, self._settings)
 
-    def process(self, byte_range: ByteRange) -> Iterator[pa.Table | TaggedOutput]:
-        """Emit each batch's rows (main), dead letters (``dead``) or a rejection (``rejected``)."""
+    def process(self, byte_range: ByteRange) -> Iterator[tuple[str, pa.Table | str]]:
+        """Emit each batch's ``rows`` and ``dead`` tables, or the file's ``rejected`` reason."""
         from google.api_core.exceptions import NotFound
 
+        self._parsed.inc()
         try:
-            with open_source(self._path, self._source, chunk_bytes=self._chunk_bytes) as raw:
+            with open_source(
+                self._path, self._source, self._settings, chunk_bytes=self._chunk_bytes
+            ) as raw:
                 for batch in self._parse(raw, byte_range):
                     if batch.rows.num_rows:
                         self._rows.inc(batch.rows.num_rows)
-                        yield batch.rows
+                        yield ROWS, batch.rows
                     if batch.dead.num_rows:
                         self._dead.inc(batch.dead.num_rows)
-                        yield TaggedOutput(DEAD, batch.dead)
+                        yield DEAD, batch.dead
         except NotFound:
             # The pinned generation was replaced or deleted before the pipeline read it.
             exc = FileRejected(
@@ -108,12 +139,12 @@ class ParseCsvFn(beam.DoFn):
             )
             LOG.warning("%s: file rejected: %s", self._source.uri, exc)
             self._rejected.inc()
-            yield TaggedOutput(REJECTED, str(exc))
+            yield REJECTED, str(exc)
         except FileRejected as exc:
             # Retrying cannot fix the file: report it once, the load step records it.
             LOG.warning("%s: file rejected: %s", self._source.uri, exc)
             self._rejected.inc()
-            yield TaggedOutput(REJECTED, str(exc))
+            yield REJECTED, str(exc)
 
     def _parse(self, raw: BinaryIO, byte_range: ByteRange) -> Iterator[ParsedBatch]:
         """The range's batches; a range past the first takes the header from the file's start."""
@@ -160,6 +191,29 @@ class StageParquetFn(beam.DoFn):
         yield path, table.num_rows
 
 
+class ByteRanges(beam.PTransform):
+    """One input file -> its byte ranges, planned on a worker (the builder does no I/O)."""
+
+    def __init__(self, file: InputFile, settings: Settings) -> None:
+        super().__init__()
+        self._file = file
+        self._plan = PlanRangesFn(settings)
+
+    def expand(self, root: PBegin) -> PCollection:
+        return root | "Input" >> beam.Create([self._file]) | "Plan ranges" >> beam.ParDo(self._plan)
+
+
+class Parsed(NamedTuple):
+    """What ``ParsedBatches`` produces, one PCollection per kind."""
+
+    rows: PCollection
+    """Typed row tables."""
+    dead: PCollection
+    """Dead-letter tables."""
+    rejected: PCollection
+    """Reasons the file was rejected (none for an accepted file)."""
+
+
 class ParsedBatches(beam.PTransform):
     """Byte ranges of one file -> typed row tables (``rows``), dead letters, rejections."""
 
@@ -169,6 +223,7 @@ class ParsedBatches(beam.PTransform):
         contract: Contract,
         source: SourceRef,
         *,
+        settings: Settings,
         ingested_at: datetime,
         chunk_bytes: int,
         max_record_bytes: int,
@@ -178,14 +233,18 @@ class ParsedBatches(beam.PTransform):
             path,
             contract,
             source,
+            settings=settings,
             ingested_at=ingested_at,
             chunk_bytes=chunk_bytes,
             max_record_bytes=max_record_bytes,
         )
 
-    def expand(self, ranges: PCollection) -> beam.pvalue.DoOutputsTuple:
-        return ranges | "Parse batches" >> beam.ParDo(self._parse).with_outputs(
-            DEAD, REJECTED, main=ROWS
+    def expand(self, ranges: PCollection) -> Parsed:
+        parsed = ranges | "Parse batches" >> beam.ParDo(self._parse)
+        return Parsed(
+            rows=parsed | "Rows" >> beam.FlatMap(payloads_of, ROWS),
+            dead=parsed | "Dead letters" >> beam.FlatMap(payloads_of, DEAD),
+            rejected=parsed | "Rejections" >> beam.FlatMap(payloads_of, REJECTED),
         )
 
 

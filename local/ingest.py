@@ -1,8 +1,9 @@
 """Ingest local files the way the cloud path does: validate at the door, then run the pipeline.
 
 A rejected file is recorded in the ingestion log with its reason and loads nothing; an
-accepted file runs ``beam.pipeline`` in this process on Beam's local runner, which stages
-its rows and dead letters and loads them, replacing any earlier load of the same path.
+accepted file runs ``beam.pipeline`` (through ``local.pipeline``, emulator-ready) in this
+process on Beam's local runner, which stages its rows and dead letters and loads them,
+replacing any earlier load of the same path.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def ingest_file(path: Path, contract: Contract, settings: Settings) -> IngestOut
         record = record_rejection(contract, source, report, started_at, settings)
         return IngestOutcome(path, record, report)
 
-    from beam.pipeline import run  # Beam loads only when a file is actually ingested
+    from local.pipeline import run  # Beam loads only when a file is actually ingested
 
     request = LaunchRequest.for_object(contract.name, source, started_at=started_at)
     with tempfile.TemporaryDirectory(prefix="sluice-splits-") as scratch:

@@ -1,4 +1,7 @@
-"""The local launcher: ``python -m beam.pipeline`` on Beam's local runner, one process a job.
+"""The local launcher: ``python -m local.pipeline`` on Beam's local runner, one process a job.
+
+``local.pipeline`` is ``beam.pipeline`` with the same arguments, made ready for the GCS
+emulator first (a laptop-only fix that beam/ must not carry).
 
 Laptop-only (the deployed function launches on Dataflow): ``sluice.ingest.launch`` names it
 by module path for ``SLUICE_LAUNCHER=local``. ``local.jobs`` keeps one pid file per job name,
@@ -17,10 +20,12 @@ from sluice.ingest.launch import LaunchRequest, LaunchResult, launch_parameters
 from sluice.settings import REPO_ROOT, Settings
 
 LOG = logging.getLogger(__name__)
+PIPELINE_MODULE = "local.pipeline"
+"""What a local job runs: ``beam.pipeline``'s command line, emulator-ready."""
 
 
 class LocalLauncher:
-    """Run ``python -m beam.pipeline`` on Beam's local runner in a detached subprocess."""
+    """Run ``python -m local.pipeline`` on Beam's local runner in a detached subprocess."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -31,7 +36,7 @@ class LocalLauncher:
         params = launch_parameters(request, self._settings, launcher="local")
         if is_local_path(params["input"]):
             params["input"] = os.path.abspath(params["input"])  # the child runs in REPO_ROOT
-        argv = [sys.executable, "-m", "beam.pipeline", *(f"--{k}={v}" for k, v in params.items())]
+        argv = [sys.executable, "-m", PIPELINE_MODULE, *(f"--{k}={v}" for k, v in params.items())]
         pid = self._jobs.start(request.job_name, argv, cwd=REPO_ROOT)
         if pid is None:
             LOG.info("local job %s is already running", request.job_name)

@@ -19,7 +19,7 @@ import pytest
 
 from beam.options import add_pipeline_arguments, resolve_params
 from beam.pipeline import run
-from beam.ranges import plan_ranges
+from beam.ranges import InputFile, plan_ranges
 from local.generate import generate
 from local.ingest import local_source
 from sluice.contracts import load_contracts
@@ -138,7 +138,8 @@ def plan(path: Path, *extra: str) -> list:
     args = add_pipeline_arguments(argparse.ArgumentParser()).parse_args(
         [f"--input={path}", "--dataset=kiva_loans", *extra]
     )
-    return plan_ranges(resolve_params(args))
+    params = resolve_params(args)
+    return plan_ranges(InputFile(params.input, params.source, params.split_index), params.settings)
 
 
 def test_plan_ranges_ignores_an_index_of_another_generation(

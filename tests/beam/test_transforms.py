@@ -11,13 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.testing.util import assert_that, equal_to
 
-from beam.transforms import (
-    ParsedBatches,
-    StagedParquet,
-    skip_credential_lookup_for_emulator,
-)
+from beam.transforms import Parsed, ParsedBatches, StagedParquet
+from local.pipeline import skip_credential_lookup_for_emulator
 from sluice.records.splits import WHOLE_FILE, ByteRange
 from sluice.schema import SourceRef, dead_letter_schema
+from sluice.settings import load_settings
 from tests.beam.conftest import SAMPLE_BAD_HEADER, SAMPLE_DEAD_LINES, SAMPLE_GOOD_IDS, SAMPLE_LOANS
 
 INGESTED_AT = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -26,7 +24,7 @@ SOURCE = SourceRef("gs://landing/incoming/tiny_loans/loans.csv", 173244330312345
 
 def parsed(
     pipeline: beam.Pipeline, path: Path, contract, ranges: list[ByteRange] | None = None
-) -> beam.pvalue.DoOutputsTuple:
+) -> Parsed:
     return (
         pipeline
         | beam.Create(ranges or [WHOLE_FILE])
@@ -34,6 +32,7 @@ def parsed(
             str(path),
             contract,
             SOURCE,
+            settings=load_settings(),
             ingested_at=INGESTED_AT,
             chunk_bytes=64,
             max_record_bytes=4096,
