@@ -11,7 +11,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from sluice.contracts import Column, Contract
-from sluice.errors import ConfigError, ContractError, TransientError, WarehouseError
+from sluice.errors import (
+    ConfigError,
+    ContractError,
+    MissingTable,
+    TransientError,
+    WarehouseError,
+)
 from sluice.schema import SourceRef, processed_schema
 from sluice.settings import Settings, load_settings
 from sluice.warehouse import open_warehouse
@@ -359,3 +365,77 @@ def test_run_script_reports_an_invalid_query_as_permanent(
         bq.run_script("SELECT nope FROM {cooked_dataset}.t")
 
     assert not isinstance(caught.value, TransientError)
+
+
+LOG_SCHEMA = [
+    {"name": name, "type": kind}
+    for name, kind in [
+        ("dataset", "STRING"), ("source_uri", "STRING"), ("source_generation", "INTEGER"),
+        ("status", "STRING"), ("rows_in", "INTEGER"), ("rows_loaded", "INTEGER"),
+        ("rows_dead", "INTEGER"), ("reason", "STRING"), ("job_id", "STRING"),
+        ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
+    ]
+]  # fmt: skip
+
+
+def cell(value: object) -> str | None:
+    """A value as BigQuery's REST answer writes it (timestamps in microseconds)."""
+    if isinstance(value, datetime):
+        return str(int(value.timestamp() * 1_000_000))
+    return None if value is None else str(value)
+
+
+def test_latest_ingestion_is_one_parameterised_query_read_as_a_record(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract
+) -> None:
+    written = make_record(loans, SOURCE, 3, 1)
+    fake.query_schema = LOG_SCHEMA
+    fake.query_rows = [[cell(value) for value in written.as_dict().values()]]
+
+    found = bq.latest_ingestion(SOURCE, job_id=written.job_id)
+
+    assert found == written
+    [job] = fake.job_inserts()
+    query = job["configuration"]["query"]
+    assert "FROM sluice.ingestion_log WHERE" in query["query"]
+    assert SOURCE.uri not in query["query"]
+    params = {p["name"]: p["parameterValue"]["value"] for p in query["queryParameters"]}
+    assert params == {
+        "source_uri": SOURCE.uri,
+        "generation": str(SOURCE.generation),
+        "job_id": written.job_id,
+    }
+
+
+def test_query_of_a_missing_table_raises_missing_table(
+    bq: BigQueryWarehouse, fake: FakeBigQuery
+) -> None:
+    fake.fail_job(
+        r"^sluice_",
+        "notFound",
+        "Not found: Table proj-1:sluice.alerts was not found in location US",
+    )
+
+    with pytest.raises(MissingTable, match=r"table proj-1:sluice\.alerts"):
+        bq.query("SELECT * FROM {dataset}.alerts")
+
+
+def test_open_alerts_without_an_alerts_table_is_empty(
+    bq: BigQueryWarehouse, fake: FakeBigQuery
+) -> None:
+    fake.fail_job(r"^sluice_", "notFound", "Not found: Table proj-1:sluice.alerts")
+
+    assert bq.open_alerts() == []
+    [job] = fake.job_inserts()
+    assert job["configuration"]["query"]["query"].startswith("SELECT dataset, rule, alert,")
+
+
+def test_other_not_found_answers_stay_warehouse_errors(
+    bq: BigQueryWarehouse, fake: FakeBigQuery
+) -> None:
+    fake.fail_job(r"^sluice_", "notFound", "Not found: Job proj-1:sluice_x")
+
+    with pytest.raises(WarehouseError) as caught:
+        bq.query("SELECT 1")
+
+    assert not isinstance(caught.value, MissingTable)
