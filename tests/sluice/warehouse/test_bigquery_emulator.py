@@ -6,25 +6,28 @@ tests are skipped when that virtualenv is missing. Each test uses its own datase
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
 from sluice.contracts import Contract
-from sluice.errors import WarehouseError
+from sluice.errors import MissingTable, WarehouseError
 from sluice.schema import SourceRef
 from sluice.settings import load_settings
 from sluice.warehouse.bigquery import BigQueryWarehouse
 from sluice.warehouse.loads import SUPERSEDED
+from sluice.warehouse.state import Breach, LoadFacts, LoadWindow
 
-from .conftest import EMULATOR_PROJECT, Stager, make_record
+from .conftest import EMULATOR_PROJECT, T0, Stager, make_record
 
 pytestmark = pytest.mark.emulator
 
 SOURCE_A = SourceRef("gs://landing/incoming/server_logs/a.csv", 1700000000000001)
 SOURCE_B = SourceRef("gs://landing/incoming/server_logs/b.csv", 1700000000000002)
+HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
@@ -166,3 +169,47 @@ def test_emulator_load_of_an_older_generation_after_a_newer_one_replaces_nothing
         {"source_generation": newer.generation, "status": "loaded", "rows_loaded": 3,
          "reason": None},
     ]  # fmt: skip
+
+
+def test_emulator_typed_reads_of_the_ingestion_log(
+    emu: BigQueryWarehouse, stager: Stager, contract: Contract
+) -> None:
+    load(emu, stager, SOURCE_A, rows=3, dead=1)
+    rejected = make_record(contract, SOURCE_B, 0, 0, "rejected", "header: x")
+    emu.record_ingestion(dataclasses.replace(rejected, finished_at=rejected.finished_at + HOUR))
+
+    latest = emu.latest_ingestion(SOURCE_A)
+    log = emu.ingestion_log(10)
+
+    assert latest is not None and (latest.status, latest.rows_loaded, latest.rows_dead) == (
+        "loaded", 3, 1,
+    )  # fmt: skip
+    assert emu.latest_ingestion(SOURCE_A, job_id="another-job") is None
+    assert [(r.source_uri, r.status) for r in log] == [
+        (SOURCE_B.uri, "rejected"),
+        (SOURCE_A.uri, "loaded"),
+    ]
+    assert emu.ingestion_log(1) == log[:1]
+
+
+def test_emulator_alert_facts_merge_and_open_alerts(
+    emu: BigQueryWarehouse, stager: Stager, contract: Contract
+) -> None:
+    load(emu, stager, SOURCE_A, rows=3, dead=1)
+    now = T0 + 2 * HOUR  # the record finished at T0 + 3 s
+    breach = Breach(contract.name, "dead_letter_rate", "dead_letter_rate", "too many", 0.25, 0.01)
+
+    facts = emu.load_facts([LoadWindow(contract.name, now - HOUR, now - 24 * HOUR)], now)
+    assert emu.open_alerts() == []  # no check yet: no alerts table
+    opened = emu.record_alerts([breach], [contract.name], now)
+    cleared = emu.record_alerts([], [contract.name], now + HOUR)
+
+    assert facts == {contract.name: LoadFacts(T0 + timedelta(seconds=3), 0, 4, 1)}
+    assert [(r.rule, r.status, r.opened_at) for r in opened] == [("dead_letter_rate", "open", now)]
+    assert [(r.status, r.cleared_at) for r in cleared] == [("cleared", now + HOUR)]
+    assert emu.open_alerts() == []
+
+
+def test_emulator_query_of_a_missing_table_raises_missing_table(emu: BigQueryWarehouse) -> None:
+    with pytest.raises(MissingTable, match="no_such_table"):
+        emu.query("SELECT * FROM {dataset}.no_such_table")
