@@ -1,6 +1,23 @@
 -- Requests per UTC hour: how much traffic we serve, hour by hour, and how much of it failed.
 -- Only hours with at least one request appear (a gap is itself visible on a chart).
 -- The column is called `timestamp`, a type name: back-quoted so no parser reads a literal.
+-- dashboard:
+--   section: Server traffic
+--   position: 10
+--   title: Requests per hour (UTC)
+--   name: requests-per-hour
+--   kind: columns
+--   wide: true
+--   x: hour
+--   x_format: hour
+--   y: requests
+--   data: {hour: hour, requests: requests, server-errors: server_errors}
+--   order: hour
+--   peaks:
+--     table: server_peak_hour
+--     x: peak_hour
+--     y: requests
+--     note: "Peak: {peak_x} UTC, {peak_y} requests. Darker bars: each day's peak hour."
 CREATE OR REPLACE TABLE {cooked_dataset}.server_requests_per_hour AS
 SELECT
   TIMESTAMP_TRUNC(`timestamp`, HOUR) AS hour,

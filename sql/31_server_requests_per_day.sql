@@ -1,4 +1,18 @@
 -- Requests per UTC day: traffic volume, distinct clients and failures.
+-- dashboard:
+--   section: Server traffic
+--   position: 20
+--   title: 5xx error rate per day
+--   name: error-rate-per-day
+--   kind: columns
+--   width: 620
+--   x: day
+--   x_format: day
+--   y: server_error_rate
+--   y_format: pct
+--   data: {day: day, error-rate: server_error_rate, requests: requests}
+--   tooltip: "{day}: {server_error_rate:pct} 5xx ({server_errors} of {requests})"
+--   order: day
 CREATE OR REPLACE TABLE {cooked_dataset}.server_requests_per_day AS
 SELECT
   DATE(`timestamp`) AS day,

@@ -3,6 +3,16 @@
 -- exact PERCENTILE_CONT would sort every path's full history. Its quantiles are
 -- approximate on both warehouses (BigQuery returns a sampled value, DuckDB a t-digest
 -- estimate), so compare them with tolerance, never for equality.
+-- dashboard:
+--   section: Server traffic
+--   position: 40
+--   title: Latency of the busiest paths (ms)
+--   name: latency
+--   kind: table
+--   wide: true
+--   columns: [path, requests, p50_latency_ms: p50, p95_latency_ms: p95, p99_latency_ms: p99]
+--   order: requests DESC, path
+--   limit: 15
 CREATE OR REPLACE TABLE {cooked_dataset}.server_latency_by_path AS
 WITH sketches AS (
   SELECT

@@ -1,5 +1,16 @@
 -- Where traffic comes from: requests, bytes, distinct clients and failures per country.
 -- A NULL country_code (geo lookup failed) stays its own NULL row; 'NA' is Namibia.
+-- dashboard:
+--   section: Server traffic
+--   position: 30
+--   title: Traffic by country
+--   name: traffic-by-country
+--   kind: bars
+--   label: country_code
+--   y: requests
+--   data: {country: country_code, requests: requests}
+--   order: requests DESC, country_code
+--   limit: 15
 CREATE OR REPLACE TABLE {cooked_dataset}.server_traffic_by_country AS
 SELECT
   country_code,

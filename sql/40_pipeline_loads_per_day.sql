@@ -1,6 +1,17 @@
 -- Pipeline health per dataset and UTC day (of finished_at): files loaded and rejected,
 -- rows in, loaded and dead-lettered, and the dead-letter rate. The ingestion log keeps one
 -- row per source generation (a reload replaces it), so a re-run is not counted twice.
+-- dashboard:
+--   section: Pipeline health
+--   position: 230
+--   title: Loads per dataset and day
+--   name: loads
+--   kind: table
+--   wide: true
+--   columns: [day, dataset, files_loaded, files_rejected, rows_in, rows_loaded, rows_dead,
+--     dead_letter_rate]
+--   order: day DESC, dataset
+--   limit: 90
 CREATE OR REPLACE TABLE {cooked_dataset}.pipeline_loads_per_day AS
 SELECT
   dataset,

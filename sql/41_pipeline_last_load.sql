@@ -3,6 +3,26 @@
 -- at check time; the age is not stored here so that cooking stays deterministic. A
 -- dataset that never appears in the ingestion log has no row: the alert treats a contract
 -- without a row as never loaded.
+-- dashboard:
+--   - section: Pipeline health
+--     position: 210
+--     title: Open alerts
+--     kind: alerts
+--   - section: Pipeline health
+--     position: 220
+--     title: Last load per dataset
+--     name: last-load
+--     kind: table
+--     wide: true
+--     columns:
+--       - dataset
+--       - last_loaded_at: last_loaded
+--       - last_rows_loaded: rows
+--       - files_loaded
+--       - files_rejected
+--       - last_rejected_at: last_rejected
+--       - last_loaded_uri: file
+--     order: dataset
 CREATE OR REPLACE TABLE {cooked_dataset}.pipeline_last_load AS
 WITH loaded AS (
   SELECT

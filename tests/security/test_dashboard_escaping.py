@@ -47,7 +47,10 @@ TABLES = {
     " last_rows_loaded:int files_loaded:int files_rejected:int last_rejected_at:ts",
 }
 """Every cooked table the dashboard reads: column:type of each column it selects."""
-ALERTS = "dataset:text rule:text alert:text status:text message:text observed:float threshold:float"
+ALERTS = (
+    "dataset:text rule:text alert:text status:text message:text observed:float threshold:float"
+    " opened_at:ts checked_at:ts cleared_at:ts"
+)
 
 
 def hostile(column: str) -> str:

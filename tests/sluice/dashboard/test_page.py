@@ -18,11 +18,14 @@ import pytest
 from sluice.contracts import Contract
 from sluice.cook.summaries import cook
 from sluice.dashboard.page import render_dashboard
+from sluice.schema import ALERT_COLUMNS, ALERTS_TABLE, BIGQUERY_TYPES
 from sluice.settings import REPO_ROOT, Settings, load_settings
 from sluice.warehouse.duckdb import DuckDBWarehouse
 from tests.sluice.cook import cook_data
 
 Attrs = dict[str, str]
+ALERTS_SCHEMA = ", ".join(f"{name} {BIGQUERY_TYPES[kind]}" for name, kind in ALERT_COLUMNS)
+"""The alerts table as the warehouse creates it (every column the page reads)."""
 
 
 class Elements(HTMLParser):
@@ -199,9 +202,9 @@ def test_dashboard_escapes_values_and_shows_open_alerts(tmp_path: Path) -> None:
     hostile = "<script>alert(1)</script>"
     warehouse.run_script(
         "CREATE SCHEMA IF NOT EXISTS {dataset}; CREATE SCHEMA IF NOT EXISTS {cooked_dataset};"
-        "CREATE TABLE {dataset}.alerts (dataset STRING, rule STRING, status STRING,"
-        " message STRING);"
-        f"INSERT INTO {{dataset}}.alerts VALUES ('kiva_loans', 'freshness', 'open', '{hostile}'),"
+        f"CREATE TABLE {{dataset}}.{ALERTS_TABLE} ({ALERTS_SCHEMA});"
+        f"INSERT INTO {{dataset}}.{ALERTS_TABLE} (dataset, rule, status, message)"
+        f" VALUES ('kiva_loans', 'freshness', 'open', '{hostile}'),"
         " ('server_logs', 'dead_letters', 'cleared', 'was bad');"
         "CREATE TABLE {cooked_dataset}.server_traffic_by_country AS SELECT"
         f" '{hostile}' AS country_code, 3 AS requests, 1.0 AS share_of_requests,"
