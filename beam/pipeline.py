@@ -21,8 +21,9 @@ On Dataflow (the flex template passes the same parameters; by hand it looks like
 On Beam's DaskRunner (``pip install dask distributed``; without an address Beam starts a
 ``distributed.LocalCluster`` itself)::
 
-    python -m beam.pipeline --input data/samples/kiva_loans.csv --dataset kiva_loans \
-        --runner DaskRunner --dask_client_address tcp://127.0.0.1:8786
+    python -m beam.pipeline --input data/samples/kiva_loans.csv --dataset kiva_loans \\
+        --runner apache_beam.runners.dask.dask_runner.DaskRunner \\
+        --dask_client_address tcp://127.0.0.1:8786
 
 The graph: Byte ranges (the input file, its ranges planned on a worker by
 ``beam.ranges.plan_ranges``: building the graph reads nothing) -> Spread ranges -> Parse CSV
