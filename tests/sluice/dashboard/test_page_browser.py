@@ -28,6 +28,7 @@ from sluice.contracts import Contract
 from sluice.cook.summaries import cook
 from sluice.settings import REPO_ROOT, load_settings
 from sluice.warehouse.duckdb import DuckDBWarehouse
+from tests.conftest import missing_tool
 from tests.sluice.cook import cook_data
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,7 @@ def served(
 ) -> Iterator[tuple[str, DuckDBWarehouse]]:
     """The dashboard function over cooked tables, on a local port; (its URL, the warehouse)."""
     if CHROMIUM is None:
-        pytest.skip("chromium is not installed (Debian: apt-get install -y chromium)")
+        missing_tool("chromium is not installed (Debian: apt-get install -y chromium)")
     import functions_framework
     from werkzeug.serving import make_server
 

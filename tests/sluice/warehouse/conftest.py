@@ -20,6 +20,7 @@ from sluice.contracts import Contract
 from sluice.schema import IngestionRecord, SourceRef, dead_letter_schema, processed_schema
 from sluice.settings import REPO_ROOT, Settings
 from sluice.warehouse.duckdb import DuckDBWarehouse
+from tests.conftest import require_tool
 
 T0 = datetime(2024, 3, 15, 23, 30, tzinfo=UTC)
 EMULATOR_VENV = Path(os.environ.get("BQEMU_VENV", REPO_ROOT / ".venv-bqemu"))
@@ -150,8 +151,11 @@ def _answers(url: str) -> bool:
 def bq_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The REST endpoint of a BigQuery emulator (bqemulator) running from its own venv."""
     binary = EMULATOR_VENV / "bin" / "bqemulator"
-    if not binary.exists():
-        pytest.skip(f"no {binary}: build it with tests/sluice/warehouse/bqemulator_env.sh")
+    require_tool(
+        "bqemulator",
+        f"no {binary}: build it with tests/sluice/warehouse/bqemulator_env.sh",
+        path=binary,
+    )
     port = _free_port()
     log_path = tmp_path_factory.mktemp("bqemulator") / "bqemulator.log"
     endpoint = f"http://127.0.0.1:{port}"
