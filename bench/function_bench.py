@@ -55,8 +55,8 @@ def step(name, work):
     steps[name] = time.perf_counter() - start
 step("import main", lambda: __import__("main"))
 def on_upload_imports():
-    import main
-    main._configure_logging()
+    from sluice.logs import configure_logging
+    configure_logging()
     from sluice.ingest.door import handle_storage_event
     from sluice.ingest.claims import ClaimInProgress
     from sluice.settings import load_settings
