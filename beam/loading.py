@@ -56,9 +56,14 @@ class LoadWarehouseFn(beam.DoFn):
         self._staging_dir = staging_dir
         self._claim = claim
 
-    def process(self, _trigger: object, staged: list[tuple[str, Any]]) -> Iterator[IngestionRecord]:
-        """Runs once, after all staging: the side input holds every staged file."""
-        staged_rows, staged_dead, rejections = split_staged(staged)
+    def process(
+        self,
+        _trigger: object,
+        staged_rows: list[tuple[str, int]],
+        staged_dead: list[tuple[str, int]],
+        rejections: list[str],
+    ) -> Iterator[IngestionRecord]:
+        """Runs once, after all staging: the arguments hold every staged file."""
         with connected_warehouse(self._settings) as warehouse:
             record = self._load(warehouse, staged_rows, staged_dead, rejections)
         if self._claim:
@@ -124,6 +129,17 @@ class LoadWarehouseFn(beam.DoFn):
             started_at=self._started_at,
             finished_at=datetime.now(UTC),
         )
+
+
+class LoadEverythingStagedFn(beam.DoFn):
+    """``LoadWarehouseFn`` fed by one side input of ``(kind, payload)`` pairs."""
+
+    def __init__(self, load: LoadWarehouseFn) -> None:
+        self._load = load
+
+    def process(self, trigger: object, staged: list[tuple[str, Any]]) -> Iterator[IngestionRecord]:
+        """Split what was staged by kind and load it."""
+        yield from self._load.process(trigger, *split_staged(staged))
 
 
 def split_staged(
@@ -209,5 +225,5 @@ class IngestionRecords(beam.PTransform):
         return (
             root
             | "Once" >> beam.Create([None])
-            | "Load staged files" >> beam.ParDo(self._load, AsList(staged))
+            | "Load staged files" >> beam.ParDo(LoadEverythingStagedFn(self._load), AsList(staged))
         )

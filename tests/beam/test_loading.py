@@ -12,7 +12,7 @@ import duckdb
 import pytest
 
 from beam.loading import LoadWarehouseFn, remove_staging
-from beam.transforms import DEAD, REJECTED, ROWS, StageParquetFn
+from beam.transforms import StageParquetFn
 from sluice.ingest.claims import claim_event, read_claim, set_claim_state
 from sluice.records.parse import iter_parsed_batches
 from sluice.schema import SourceRef
@@ -44,15 +44,6 @@ def staged_sample(contract, staging: Path) -> tuple[list, list]:
         rows += StageParquetFn(str(staging), "rows").process(batch.rows)
         dead += StageParquetFn(str(staging), "dead").process(batch.dead)
     return rows, dead
-
-
-def staged(rows: list, dead: list, rejections: list[str]) -> list[tuple[str, object]]:
-    """The load step's one side input: staged files and rejections as (kind, payload)."""
-    return [
-        *((ROWS, pair) for pair in rows),
-        *((DEAD, pair) for pair in dead),
-        *((REJECTED, reason) for reason in rejections),
-    ]
 
 
 def loader(
@@ -89,7 +80,7 @@ def test_load_warehouse_replaces_source_and_removes_staging(
     staging = tmp_path / "staging" / "tiny_loans" / "job-1"
     rows, dead = staged_sample(tiny_contract, staging)
 
-    [record] = loader(tiny_contract, settings, staging).process(None, staged(rows, dead, []))
+    [record] = loader(tiny_contract, settings, staging).process(None, rows, dead, [])
 
     good, bad = len(SAMPLE_GOOD_IDS), len(SAMPLE_DEAD_LINES)
     assert (record.status, record.rows_loaded, record.rows_dead) == ("loaded", good, bad)
@@ -105,10 +96,10 @@ def test_load_warehouse_retried_after_commit_returns_the_committed_record(
     staging = tmp_path / "staging" / "tiny_loans" / "job-1"
     rows, dead = staged_sample(tiny_contract, staging)
     load = loader(tiny_contract, settings, staging)
-    [first] = load.process(None, staged(rows, dead, []))
+    [first] = load.process(None, rows, dead, [])
 
     # The same bundle again (a worker lost after the commit): its staging is gone.
-    [again] = load.process(None, staged(rows, dead, []))
+    [again] = load.process(None, rows, dead, [])
 
     assert again == first
     with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
@@ -123,7 +114,7 @@ def test_load_warehouse_records_rejection_without_loading(
     rows, dead = staged_sample(tiny_contract, staging)
     reason = "line 9: quoted field opened here is never closed"
 
-    [record] = loader(tiny_contract, settings, staging).process(None, staged(rows, dead, [reason]))
+    [record] = loader(tiny_contract, settings, staging).process(None, rows, dead, [reason])
 
     assert (record.status, record.rows_in, record.reason) == ("rejected", 0, reason)
     with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
@@ -153,8 +144,8 @@ def test_load_warehouse_marks_the_claim_loaded(
     rows, dead = staged_sample(tiny_contract, staging)
     load = loader(tiny_contract, settings, staging, claim=CLAIM_KEY)
 
-    [record] = load.process(None, staged(rows, dead, []))
-    [again] = load.process(None, staged(rows, dead, []))  # a retried bundle settles it again
+    [record] = load.process(None, rows, dead, [])
+    [again] = load.process(None, rows, dead, [])  # a retried bundle settles it again
 
     claim = read_claim(gcs.client, settings, CLAIM_KEY)
     assert (record.status, again) == ("loaded", record)
@@ -170,9 +161,7 @@ def test_load_warehouse_marks_a_rejected_file_claim_rejected(
     staging = tmp_path / "staging" / "tiny_loans" / "job-1"
     reason = "line 9: quoted field opened here is never closed"
 
-    [record] = loader(tiny_contract, settings, staging, CLAIM_KEY).process(
-        None, staged([], [], [reason])
-    )
+    [record] = loader(tiny_contract, settings, staging, CLAIM_KEY).process(None, [], [], [reason])
 
     claim = read_claim(gcs.client, settings, CLAIM_KEY)
     assert record.status == "rejected"
@@ -189,9 +178,7 @@ def test_load_warehouse_logs_a_claim_that_cannot_become_loaded(
     rows, dead = staged_sample(tiny_contract, staging)
 
     with caplog.at_level(logging.ERROR, logger="beam.loading"):
-        [record] = loader(tiny_contract, settings, staging, CLAIM_KEY).process(
-            None, staged(rows, dead, [])
-        )
+        [record] = loader(tiny_contract, settings, staging, CLAIM_KEY).process(None, rows, dead, [])
 
     assert record.status == "loaded"  # the rows are in; the claim keeps its final state
     assert read_claim(gcs.client, settings, CLAIM_KEY).state == "rejected"
@@ -208,6 +195,6 @@ def test_load_warehouse_without_a_claim_never_touches_storage(
     staging = tmp_path / "staging" / "tiny_loans" / "job-1"
     rows, dead = staged_sample(tiny_contract, staging)
 
-    [record] = loader(tiny_contract, settings, staging).process(None, staged(rows, dead, []))
+    [record] = loader(tiny_contract, settings, staging).process(None, rows, dead, [])
 
     assert record.status == "loaded"
