@@ -132,7 +132,7 @@ def stack_usage(root: int) -> tuple[int, int]:
         todo += children.get(pid, [])
         try:
             rss += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-            pipelines += b"beam.pipeline" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            pipelines += b"local.pipeline" in Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue
     return rss, pipelines

@@ -13,6 +13,7 @@ locals {
     "functions/**/*.py",
     "sluice/**/*.py",
     "sluice/*.json",
+    "sluice/**/*.j2",
     "contracts/*.yaml",
     "sql/*.sql",
   ]

@@ -123,7 +123,7 @@ def test_local_launch_passes_a_hostile_name_as_one_argument_and_stages_under_the
     argv = [arg.decode() for arg in argv_file.read_bytes().split(b"\0")[:-1]]
     params = resolve_params(add_pipeline_arguments(argparse.ArgumentParser()).parse_args(argv[2:]))
 
-    assert argv[:2] == ["-m", "beam.pipeline"]
+    assert argv[:2] == ["-m", "local.pipeline"]
     assert len(argv) == 2 + len(launch_parameters(request, settings, launcher="local"))
     assert (params.input, params.source.uri, params.claim) == (uri, uri, key)
     assert (params.dataset, params.job_id) == ("kiva_loans", request.job_name)
