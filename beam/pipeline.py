@@ -89,7 +89,9 @@ def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pip
     parsed = (
         pipeline
         | "Byte ranges"
-        >> ByteRanges(InputFile(params.input, params.source, params.split_index), settings)
+        >> ByteRanges(
+            InputFile(params.input, params.source, params.split_index, contract.format), settings
+        )
         # Unfused from the planning, so each range can go to another worker.
         | "Spread ranges" >> beam.Reshuffle()
         | "Parse CSV"

@@ -25,6 +25,7 @@ from google.api_core.exceptions import GoogleAPIError, NotFound
 from sluice.errors import FileRejected
 from sluice.gcs import open_object, parse_gs_uri, storage_client
 from sluice.records.csvscan import GZIP_MAGIC
+from sluice.records.formats import format_named
 from sluice.records.splits import WHOLE_FILE, ByteRange, SplitIndex, find_split_points
 from sluice.schema import SourceRef
 from sluice.settings import Settings
@@ -42,6 +43,8 @@ class InputFile:
     """The landing object and generation the rows are attributed to."""
     split_index: str | None = None
     """Where validation stored the file's split points, if it did."""
+    record_format: str = "csv"
+    """The contract's format (``sluice.records.formats``), whose scanner finds split points."""
 
 
 def open_source(path: str, source: SourceRef, settings: Settings, *, chunk_bytes: int) -> BinaryIO:
@@ -77,6 +80,7 @@ def plan_ranges(file: InputFile, settings: Settings) -> list[ByteRange]:
                 settings.split_bytes,
                 chunk_bytes=settings.chunk_bytes,
                 max_record_bytes=settings.max_record_bytes,
+                record_format=format_named(file.record_format),
             )
     except (NotFound, FileRejected):
         return [WHOLE_FILE]  # gone already, or broken: parsing reports it for the record

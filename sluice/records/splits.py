@@ -125,16 +125,14 @@ def find_split_points(
     *,
     chunk_bytes: int,
     max_record_bytes: int,
-    record_format: RecordFormat | None = None,
+    record_format: RecordFormat,
 ) -> tuple[tuple[SplitPoint, ...], int]:
     """Record boundaries about every ``every_bytes`` of a plain stream, and its size.
 
-    The format's scanner itself finds them (one pass, no parsing; CSV without a format
-    given), so they are the record starts a serial parse sees, whatever the quoting.
-    Raises ``FileRejected`` as the scanner does.
+    The format's scanner itself finds them (one pass, no parsing), so they are the record
+    starts a serial parse sees, whatever the quoting. Raises ``FileRejected`` as the scanner
+    does.
     """
-    if record_format is None:
-        from sluice.records.formats.csv import FORMAT as record_format
     recorder = SplitRecorder(every_bytes)
     size = 0
     for chunk in record_format.scan(

@@ -24,6 +24,7 @@ from local.generate import generate
 from local.ingest import local_source
 from sluice.contracts import load_contracts
 from sluice.ingest.validation import validate_stream
+from sluice.records.formats.csv import FORMAT as CSV
 from sluice.records.splits import WHOLE_FILE, SplitIndex, find_split_points
 from sluice.settings import load_settings
 
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.gcs_fixtures"]
 
 SPLIT_BYTES = 48 * 1024
-SCAN = {"chunk_bytes": 64 * 1024, "max_record_bytes": 10**6}
+SCAN = {"chunk_bytes": 64 * 1024, "max_record_bytes": 10**6, "record_format": CSV}
 STARTED_AT = "2026-11-24T10:00:00+00:00"
 # Lineage of the source aside, so a gs:// copy of the file compares too.
 ROWS_SQL = (

@@ -83,12 +83,16 @@ class RecordFormat(Protocol):
 
 def format_for(contract: Contract) -> RecordFormat:
     """The format the contract names."""
-    if contract.format not in known_formats():
+    return format_named(contract.format, f"contract {contract.name!r}: ")
+
+
+def format_named(name: str, where: str = "") -> RecordFormat:
+    """The format of the module ``sluice/records/formats/<name>.py``."""
+    if name not in known_formats():
         raise ContractError(
-            f"contract {contract.name!r}: expected a format among {', '.join(known_formats())},"
-            f" found {contract.format!r}"
+            f"{where}expected a format among {', '.join(known_formats())}, found {name!r}"
         )
-    module = importlib.import_module(f"{__name__}.{contract.format}")
+    module = importlib.import_module(f"{__name__}.{name}")
     record_format: RecordFormat = module.FORMAT
     return record_format
 

@@ -9,6 +9,7 @@ import random
 import pytest
 
 from sluice.records.csvscan import iter_record_chunks
+from sluice.records.formats.csv import FORMAT as CSV
 from sluice.records.splits import (
     WHOLE_FILE,
     ByteRange,
@@ -57,7 +58,7 @@ def test_find_split_points_cut_where_the_csv_module_sees_a_row_start(seed: int) 
     whole = csv_rows(data)
 
     points, size = find_split_points(
-        io.BytesIO(data), 3000, chunk_bytes=1024, max_record_bytes=10**6
+        io.BytesIO(data), 3000, chunk_bytes=1024, max_record_bytes=10**6, record_format=CSV
     )
 
     assert size == len(data)
@@ -72,7 +73,9 @@ def test_find_split_points_skips_newlines_inside_quotes() -> None:
     # Every newline from byte 10 to 60 is inside one quoted field.
     data = b'id,text,n\n1,"' + b"line\n" * 10 + b'",2\n3,x,4\n'
 
-    points, _ = find_split_points(io.BytesIO(data), 12, chunk_bytes=7, max_record_bytes=10**6)
+    points, _ = find_split_points(
+        io.BytesIO(data), 12, chunk_bytes=7, max_record_bytes=10**6, record_format=CSV
+    )
 
     assert [p.offset for p in points] == [data.index(b"3,x")]
     assert points[0].line == data[: points[0].offset].count(b"\n") + 1
@@ -82,7 +85,7 @@ def test_find_split_points_of_a_file_under_the_interval_is_none() -> None:
     data = nasty_csv(20, 1)
 
     assert find_split_points(
-        io.BytesIO(data), len(data), chunk_bytes=64, max_record_bytes=10**6
+        io.BytesIO(data), len(data), chunk_bytes=64, max_record_bytes=10**6, record_format=CSV
     ) == ((), len(data))
 
 
