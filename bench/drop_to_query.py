@@ -147,7 +147,7 @@ def function_times(home: Path, key: str) -> dict[str, datetime]:
         at = datetime.fromisoformat(entry["time"])
         if entry.get("stage") in ("received", "validated"):
             times.setdefault(entry["stage"], at)
-        elif entry.get("logger") == "sluice.ingest.launch" and "started as pid" in entry["message"]:
+        elif entry.get("logger") == "local.launcher" and "started as pid" in entry["message"]:
             times.setdefault("launched", at)
     missing = {"received", "validated", "launched"} - set(times)
     if missing:

@@ -25,8 +25,9 @@ from typing import Any, TextIO
 
 LABELS_FIELD = "logging.googleapis.com/labels"
 SOURCE_FIELD = "logging.googleapis.com/sourceLocation"
-LOGGERS = ("main", "functions", "sluice")
-"""Top-level loggers of our code, logged from INFO up."""
+LOGGERS = ("main", "functions", "sluice", "local")
+"""Top-level loggers of our code, logged from INFO up (``local``: the laptop launcher, when the
+local stack's functions launch pipelines)."""
 
 _labels: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
     "log_labels", default=None

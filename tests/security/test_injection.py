@@ -69,7 +69,16 @@ REVIEWED = {
     # Cooked table names from sql/ file names (lower-case identifiers), a regex, a message.
     "sluice/cook/summaries.py": {"table", "re.escape(target)", "path", "target"},
     # Parameter-name indexes (@dataset_0 ...) and fragments of them; alert table columns.
-    "sluice/cook/alerts.py": {"i", "union", "source", "checked", "columns"},
+    "sluice/warehouse/state.py": {
+        "i",
+        "union",
+        "source",
+        "checked",
+        "columns",
+        "', '.join(OPEN_ALERTS_COLUMNS)",
+    },
+    # Chart fields from sql/ headers, each checked against an identifier pattern on load.
+    "sluice/dashboard/specs.py": {"self.x", "self.y", "self.table", "', '.join(self.selected())"},
     "local/demo.py": {"settings.duckdb_file"},  # a printed hint, not SQL
 }
 FORMATTED = "<% or str.format>"
