@@ -126,7 +126,7 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
     """Settings from the environment, overridden by the warehouse and contracts flags."""
     settings = load_settings(
         warehouse=args.warehouse,
-        dataset=args.warehouse_dataset,
+        warehouse_dataset=args.warehouse_dataset,
         pipeline_bucket=args.pipeline_bucket,
         contracts_dir=Path(args.contracts_dir) if args.contracts_dir else None,
     )

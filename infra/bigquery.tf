@@ -13,7 +13,7 @@
 
 resource "google_bigquery_dataset" "processed" {
   #checkov:skip=CKV_GCP_81:Google-managed encryption keys; customer-managed keys (CMEK) are an organisation's choice that needs a Cloud KMS key ring this module does not own.
-  dataset_id                 = var.dataset
+  dataset_id                 = var.warehouse_dataset
   friendly_name              = "Sluice processed data"
   description                = "Processed tables (raw files with their contract applied), dead letters and the ingestion log. Tables are created by the code from contracts/."
   location                   = local.bq_location
@@ -39,7 +39,7 @@ resource "google_bigquery_dataset" "staging" {
 
 resource "google_bigquery_dataset" "cooked" {
   #checkov:skip=CKV_GCP_81:Google-managed encryption keys, as for the processed dataset.
-  dataset_id                 = var.cooked_dataset
+  dataset_id                 = var.cooked_warehouse_dataset
   friendly_name              = "Sluice cooked summaries"
   description                = "Summary tables rebuilt by the cook function from sql/*.sql (CREATE OR REPLACE)."
   location                   = local.bq_location
@@ -53,7 +53,7 @@ resource "google_bigquery_dataset" "cooked" {
 # tables expire; summaries never read it.
 resource "google_bigquery_dataset" "test" {
   #checkov:skip=CKV_GCP_81:Google-managed encryption keys, as for the processed dataset.
-  dataset_id                  = var.test_dataset
+  dataset_id                  = var.test_warehouse_dataset
   friendly_name               = "Sluice test scratch"
   description                 = "Trial loads and integration tests against real BigQuery; tables expire."
   location                    = local.bq_location
@@ -66,7 +66,7 @@ resource "google_bigquery_dataset" "test" {
 # Load staging of test files, as sluice_staging is for production ones.
 resource "google_bigquery_dataset" "test_staging" {
   #checkov:skip=CKV_GCP_81:Google-managed encryption keys, as for the processed dataset.
-  dataset_id                  = "${var.test_dataset}_staging"
+  dataset_id                  = "${var.test_warehouse_dataset}_staging"
   friendly_name               = "Sluice test load staging"
   description                 = "Load jobs of test files land here before their transaction."
   location                    = local.bq_location

@@ -75,8 +75,8 @@ locals {
     SLUICE_WAREHOUSE                = "bigquery"
     SLUICE_BQ_PROJECT               = var.project_id
     SLUICE_BQ_LOCATION              = local.bq_location
-    SLUICE_DATASET                  = google_bigquery_dataset.processed.dataset_id
-    SLUICE_COOKED_DATASET           = google_bigquery_dataset.cooked.dataset_id
+    SLUICE_WAREHOUSE_DATASET                  = google_bigquery_dataset.processed.dataset_id
+    SLUICE_COOKED_WAREHOUSE_DATASET           = google_bigquery_dataset.cooked.dataset_id
     SLUICE_LANDING_BUCKET           = google_storage_bucket.landing.name
     SLUICE_PIPELINE_BUCKET          = google_storage_bucket.pipeline.name
     SLUICE_LAUNCHER                 = "dataflow"
@@ -155,8 +155,8 @@ locals {
     SLUICE_WAREHOUSE      = "bigquery"
     SLUICE_BQ_PROJECT     = var.project_id
     SLUICE_BQ_LOCATION    = local.bq_location
-    SLUICE_DATASET        = google_bigquery_dataset.processed.dataset_id
-    SLUICE_COOKED_DATASET = google_bigquery_dataset.cooked.dataset_id
+    SLUICE_WAREHOUSE_DATASET        = google_bigquery_dataset.processed.dataset_id
+    SLUICE_COOKED_WAREHOUSE_DATASET = google_bigquery_dataset.cooked.dataset_id
   }
 }
 

@@ -28,20 +28,20 @@ variable "bq_location" {
   default     = null
 }
 
-variable "dataset" {
-  description = "Dataset of processed tables, dead letters and the ingestion log (SLUICE_DATASET)."
+variable "warehouse_dataset" {
+  description = "Dataset of processed tables, dead letters and the ingestion log (SLUICE_WAREHOUSE_DATASET)."
   type        = string
   default     = "sluice"
 }
 
-variable "cooked_dataset" {
-  description = "Dataset of the cooked summary tables (SLUICE_COOKED_DATASET)."
+variable "cooked_warehouse_dataset" {
+  description = "Dataset of the cooked summary tables (SLUICE_COOKED_WAREHOUSE_DATASET)."
   type        = string
   default     = "sluice_cooked"
 }
 
-variable "test_dataset" {
-  description = "Scratch dataset for trial loads and integration tests against real BigQuery (point SLUICE_DATASET at it); its tables expire."
+variable "test_warehouse_dataset" {
+  description = "Scratch dataset for trial loads and integration tests against real BigQuery (point SLUICE_WAREHOUSE_DATASET at it); its tables expire."
   type        = string
   default     = "sluice_test"
 }
@@ -164,7 +164,7 @@ locals {
   landing_bucket   = "${var.project_id}-${var.name_prefix}-landing"
   pipeline_bucket  = "${var.project_id}-${var.name_prefix}-pipeline"
   artifacts_bucket = "${var.project_id}-${var.name_prefix}-artifacts"
-  staging_dataset  = "${var.dataset}_staging"
+  staging_dataset  = "${var.warehouse_dataset}_staging"
   template_path    = "gs://${local.artifacts_bucket}/templates/sluice-pipeline.json"
   image_repository = "${var.region}-docker.pkg.dev/${var.project_id}/${google_artifact_registry_repository.pipeline.repository_id}"
 }

@@ -35,12 +35,12 @@ class Settings:
     """Warehouse backend: ``duckdb`` (local file) or ``bigquery``."""
     duckdb_path: Path | None = None
     """DuckDB database file; default ``<home>/warehouse.duckdb``."""
-    dataset: str = "sluice"
+    warehouse_dataset: str = "sluice"
     """Warehouse dataset (BigQuery) or schema (DuckDB) for processed tables and logs."""
-    cooked_dataset: str = "sluice_cooked"
+    cooked_warehouse_dataset: str = "sluice_cooked"
     """Warehouse dataset (BigQuery) or schema (DuckDB) for the cooked summary tables."""
-    test_dataset: str = "sluice_test"
-    """Dataset/schema that test-marked files (a ``_test/`` path segment) are loaded into."""
+    test_warehouse_dataset: str = "sluice_test"
+    """Warehouse dataset that test-marked files (a ``_test/`` path segment) are loaded into."""
     bq_project: str = ""
     """BigQuery project id (required when ``warehouse=bigquery``)."""
     bq_location: str = "US"
@@ -128,12 +128,23 @@ class Settings:
         return self.staging_dir or self.home / "staging"
 
 
+RENAMED = {
+    "warehouse_dataset": "SLUICE_DATASET",
+    "cooked_warehouse_dataset": "SLUICE_COOKED_DATASET",
+    "test_warehouse_dataset": "SLUICE_TEST_DATASET",
+}
+"""Settings renamed so that "dataset" means one thing (a contract's data); the old variable
+is still read when the new one is unset."""
+
+
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
     """Build Settings from the environment (``os.environ`` by default) plus explicit overrides."""
     env = os.environ if environ is None else environ
     values: dict[str, object] = {}
     for field in fields(Settings):
         raw = env.get(PREFIX + field.name.upper())
+        if (raw is None or raw == "") and field.name in RENAMED:
+            raw = env.get(RENAMED[field.name])
         if raw is None or raw == "":
             continue
         values[field.name] = _parse(field.name, str(field.type), raw)

@@ -2,8 +2,9 @@
 
 A file such as ``incoming/kiva_loans/_test/sample.csv`` still matches its contract's landing
 prefix and runs the full path (validation, pipeline, dead letters, ingestion log), but every
-table it writes lives in ``settings.test_dataset`` instead of ``settings.dataset``. The cooked
-summaries read only ``{dataset}``, so a test file can never change a production table.
+table it writes lives in ``settings.test_warehouse_dataset`` instead of
+``settings.warehouse_dataset``. The cooked summaries read only ``{dataset}``, so a test file
+can never change a production table.
 
 Why a path segment and not an object metadata flag: it is visible in every listing and in the
 ingestion log's ``source_uri``, works with any uploader (``gcloud storage cp``, the console,

@@ -261,7 +261,7 @@ class _Sweep:
 
     def _log_settings(self, request: launch.LaunchRequest) -> Settings:
         """Settings whose dataset is the one this run logs to (the test dataset for tests)."""
-        return replace(self.settings, dataset=request.warehouse_dataset(self.settings))
+        return replace(self.settings, warehouse_dataset=request.warehouse_dataset(self.settings))
 
     def _split_index(self, claim: Claim) -> str | None:
         """The ``gs://`` URI of the split index validation stored for this claim, if any."""

@@ -164,7 +164,7 @@ def render_dashboard(warehouse: Warehouse, settings: Settings) -> str:
         .render(
             sections=sections,
             warehouse=settings.warehouse,
-            cooked_dataset=settings.cooked_dataset,
+            cooked_dataset=settings.cooked_warehouse_dataset,
             now=datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         )
     )

@@ -20,7 +20,8 @@ Failures split as DESIGN.md decision 9 says:
   it over.
 
 A test-marked object (a ``_test`` path segment, ``sluice.testmark``) takes the same path, but
-its launch and its rejection row target ``settings.test_dataset`` (``LaunchRequest.test``).
+its launch and its rejection row target ``settings.test_warehouse_dataset``
+(``LaunchRequest.test``).
 
 Once a launch has succeeded the claim is never released: recording ``launched`` may still
 fail, and then the lease recovers it and the relaunch finds the job already running.
@@ -281,7 +282,9 @@ class _Ingest:
                 reason = VANISHED  # replaced or deleted between reading and copying
         request = self.request
         # A test file's rejection goes to the test dataset's ingestion_log, as its load would.
-        log_settings = replace(self.settings, dataset=request.warehouse_dataset(self.settings))
+        log_settings = replace(
+            self.settings, warehouse_dataset=request.warehouse_dataset(self.settings)
+        )
         record_rejected_source(
             self.contract, self.source, reason, request.started_at, log_settings,
             job_id=request.job_name,

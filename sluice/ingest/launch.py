@@ -88,14 +88,18 @@ class LaunchRequest:
     def warehouse_dataset(self, settings: Settings) -> str:
         """The dataset this run writes: the test dataset for a test file, else production."""
         if not self.test:
-            return settings.dataset
-        if settings.test_dataset in (settings.dataset, settings.cooked_dataset):
+            return settings.warehouse_dataset
+        if settings.test_warehouse_dataset in (
+            settings.warehouse_dataset,
+            settings.cooked_warehouse_dataset,
+        ):
             # Writing a test file into a production dataset is what the marker must prevent.
             raise ConfigError(
-                "SLUICE_TEST_DATASET: expected a dataset apart from SLUICE_DATASET and"
-                f" SLUICE_COOKED_DATASET, found {settings.test_dataset!r}"
+                "SLUICE_TEST_WAREHOUSE_DATASET: expected a dataset apart from"
+                " SLUICE_WAREHOUSE_DATASET and"
+                f" SLUICE_COOKED_WAREHOUSE_DATASET, found {settings.test_warehouse_dataset!r}"
             )
-        return settings.test_dataset
+        return settings.test_warehouse_dataset
 
 
 @dataclass(frozen=True)

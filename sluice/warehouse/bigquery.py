@@ -82,8 +82,10 @@ class BigQueryWarehouse(StateTables):
             raise ConfigError("SLUICE_BQ_PROJECT: expected a project id, found none")
         self.settings = settings
         self.project = settings.bq_project
-        self.dataset = check_dataset_name(settings.dataset, "SLUICE_DATASET")
-        self.cooked_dataset = check_dataset_name(settings.cooked_dataset, "SLUICE_COOKED_DATASET")
+        self.dataset = check_dataset_name(settings.warehouse_dataset, "SLUICE_WAREHOUSE_DATASET")
+        self.cooked_dataset = check_dataset_name(
+            settings.cooked_warehouse_dataset, "SLUICE_COOKED_WAREHOUSE_DATASET"
+        )
         self.staging_dataset = f"{self.dataset}_staging"
         self.api_timeout = api_timeout
         self.job_timeout = job_timeout

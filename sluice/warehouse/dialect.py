@@ -51,8 +51,10 @@ def check_dataset_name(name: str, setting: str) -> str:
 
 def render(sql: str, settings: Settings) -> str:
     """Replace ``{dataset}`` and ``{cooked_dataset}`` with the configured dataset names."""
-    dataset = check_dataset_name(settings.dataset, "SLUICE_DATASET")
-    cooked = check_dataset_name(settings.cooked_dataset, "SLUICE_COOKED_DATASET")
+    dataset = check_dataset_name(settings.warehouse_dataset, "SLUICE_WAREHOUSE_DATASET")
+    cooked = check_dataset_name(
+        settings.cooked_warehouse_dataset, "SLUICE_COOKED_WAREHOUSE_DATASET"
+    )
     # str.replace, not str.format: other braces (JSON paths, regexes) must survive untouched.
     return sql.replace("{cooked_dataset}", cooked).replace("{dataset}", dataset)
 

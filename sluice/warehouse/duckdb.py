@@ -73,8 +73,10 @@ class DuckDBWarehouse(StateTables):
     def __init__(self, settings: Settings, *, lock_timeout: float = 30.0) -> None:
         self.settings = settings
         self.path = settings.duckdb_file
-        self.dataset = check_dataset_name(settings.dataset, "SLUICE_DATASET")
-        self.cooked_dataset = check_dataset_name(settings.cooked_dataset, "SLUICE_COOKED_DATASET")
+        self.dataset = check_dataset_name(settings.warehouse_dataset, "SLUICE_WAREHOUSE_DATASET")
+        self.cooked_dataset = check_dataset_name(
+            settings.cooked_warehouse_dataset, "SLUICE_COOKED_WAREHOUSE_DATASET"
+        )
         self.lock_timeout = lock_timeout
 
     def ensure_tables(self, contract: Contract) -> None:

@@ -75,7 +75,7 @@ def test_resolve_params_keeps_explicit_values_for_gcs() -> None:
     )
     assert params.staging_dir == "gs://pipeline/staging/kiva_loans/job-1"
     assert (params.settings.warehouse, params.settings.bq_project) == ("bigquery", "my-project")
-    assert params.settings.dataset == "raw"
+    assert params.settings.warehouse_dataset == "raw"
     assert params.started_at == datetime(2026, 11, 24, 9, 15, 3, tzinfo=UTC)
 
 

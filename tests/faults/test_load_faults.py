@@ -88,7 +88,7 @@ def test_bigquery_load_failing_midway_keeps_the_old_rows_and_a_retry_loads_once(
     suffix = uuid.uuid4().hex[:10]
     settings = load_settings(
         warehouse="bigquery", bq_project=EMULATOR_PROJECT, bq_endpoint=bq_emulator,
-        dataset=f"faults_{suffix}", cooked_dataset=f"faults_cooked_{suffix}",
+        warehouse_dataset=f"faults_{suffix}", cooked_warehouse_dataset=f"faults_cooked_{suffix}",
     )  # fmt: skip
     contract = contracts[DATASET]
     (tmp_path / "old.csv").write_bytes(lenders_csv(range(1, 6), bad=1))

@@ -239,7 +239,7 @@ def test_function_environments_load_as_settings(infra: Infra) -> None:
         env = {k: render(v, infra) for k, v in environment(body, infra).items()}
         settings = load_settings(env)
         assert settings.warehouse == "bigquery"
-        assert settings.dataset == Settings().dataset
+        assert settings.warehouse_dataset == Settings().warehouse_dataset
 
 
 @pytest.mark.parametrize("function", ["on_upload", "cook"])  # cook's sweep relaunches

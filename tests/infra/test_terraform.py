@@ -111,8 +111,10 @@ def test_tfvars_example_sets_declared_variables_and_the_required_ones(infra: Inf
 def test_dataset_defaults_are_the_settings_defaults(infra: Infra) -> None:
     defaults = Settings()
 
-    assert infra.variables["dataset"]["default"] == defaults.dataset
-    assert infra.variables["cooked_dataset"]["default"] == defaults.cooked_dataset
+    assert infra.variables["warehouse_dataset"]["default"] == defaults.warehouse_dataset
+    assert (
+        infra.variables["cooked_warehouse_dataset"]["default"] == defaults.cooked_warehouse_dataset
+    )
 
 
 def test_staging_dataset_is_the_one_the_bigquery_adapter_loads_into(infra: Infra) -> None:
@@ -132,9 +134,9 @@ def test_datasets_are_the_processed_cooked_staging_and_test_ones(infra: Infra) -
     assert ids == {
         "processed": "${var.dataset}",
         "staging": "${local.staging_dataset}",
-        "cooked": "${var.cooked_dataset}",
-        "test": "${var.test_dataset}",
-        "test_staging": "${var.test_dataset}_staging",
+        "cooked": "${var.cooked_warehouse_dataset}",
+        "test": "${var.test_warehouse_dataset}",
+        "test_staging": "${var.test_warehouse_dataset}_staging",
     }
     # Tables are the code's (ensure_tables from the contracts), never Terraform's.
     assert not infra.of_type("google_bigquery_table")

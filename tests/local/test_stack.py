@@ -73,7 +73,7 @@ def cooked_tables(settings: Settings) -> list[str]:
     with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
         found = con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ?",
-            [settings.cooked_dataset],
+            [settings.cooked_warehouse_dataset],
         ).fetchall()
     return [name for (name,) in found]
 

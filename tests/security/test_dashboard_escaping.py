@@ -97,10 +97,13 @@ def test_dashboard_function_shows_hostile_values_in_every_table_as_text(
     settings = load_settings({"SLUICE_HOME": str(tmp_path)})
     settings.duckdb_file.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(settings.duckdb_file)) as con:
-        con.execute(f"CREATE SCHEMA {settings.dataset}; CREATE SCHEMA {settings.cooked_dataset}")
-        values = create(con, f"{settings.dataset}.alerts", ALERTS)
+        con.execute(
+            f"CREATE SCHEMA {settings.warehouse_dataset};"
+            f" CREATE SCHEMA {settings.cooked_warehouse_dataset}"
+        )
+        values = create(con, f"{settings.warehouse_dataset}.alerts", ALERTS)
         for table, spec in TABLES.items():
-            values += create(con, f"{settings.cooked_dataset}.{table}", spec)
+            values += create(con, f"{settings.cooked_warehouse_dataset}.{table}", spec)
     monkeypatch.setenv("SLUICE_HOME", str(tmp_path))
     app = functions_framework.create_app(target="dashboard", source=str(REPO_ROOT / "main.py"))
 

@@ -272,7 +272,7 @@ def test_contract_dataset_and_column_names_that_are_not_identifiers_are_refused(
         load_contract(column)
 
 
-@pytest.mark.parametrize("setting", ["dataset", "cooked_dataset"])
+@pytest.mark.parametrize("setting", ["warehouse_dataset", "cooked_warehouse_dataset"])
 @pytest.mark.parametrize("value", ["sluice\n", "sluice\nDROP", "sluice.x", "a b"])
 def test_dataset_settings_that_are_not_identifiers_are_refused(setting: str, value: str) -> None:
     settings = load_settings(**{setting: value})

@@ -27,8 +27,8 @@ def test_load_settings_reads_prefixed_env_with_types() -> None:
 
 
 def test_load_settings_override_beats_env() -> None:
-    settings = load_settings(environ={"SLUICE_DATASET": "a"}, dataset="b")
-    assert settings.dataset == "b"
+    settings = load_settings(environ={"SLUICE_WAREHOUSE_DATASET": "a"}, warehouse_dataset="b")
+    assert settings.warehouse_dataset == "b"
 
 
 def test_load_settings_bad_number_names_the_variable() -> None:
@@ -47,3 +47,11 @@ def test_every_setting_has_a_docstring() -> None:
         assert f"    {name}:" in source
         block = source.split(f"    {name}:", 1)[1].split("\n", 2)[1]
         assert block.strip().startswith('"""'), f"{name} has no docstring"
+
+
+def test_load_settings_reads_a_renamed_variable_only_when_the_new_one_is_unset() -> None:
+    old = load_settings(environ={"SLUICE_DATASET": "old"})
+    both = load_settings(environ={"SLUICE_DATASET": "old", "SLUICE_WAREHOUSE_DATASET": "new"})
+
+    assert old.warehouse_dataset == "old"
+    assert both.warehouse_dataset == "new"

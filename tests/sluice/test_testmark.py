@@ -42,7 +42,7 @@ def test_summaries_never_read_the_test_dataset() -> None:
         path.name
         for path in sql_files
         if "{test_dataset}" in path.read_text(encoding="utf-8")
-        or settings.test_dataset in path.read_text(encoding="utf-8")
+        or settings.test_warehouse_dataset in path.read_text(encoding="utf-8")
     ]
 
     assert sql_files and readers == []

@@ -246,11 +246,11 @@ def test_dashboard_http_function_returns_the_page(cooked, monkeypatch) -> None:
 def test_dashboard_http_function_bad_setting_is_500_one_line(monkeypatch) -> None:
     import functions_framework
 
-    monkeypatch.setenv("SLUICE_COOKED_DATASET", "no-such;name")
+    monkeypatch.setenv("SLUICE_COOKED_WAREHOUSE_DATASET", "no-such;name")
     app = functions_framework.create_app(target="dashboard", source=str(REPO_ROOT / "main.py"))
 
     response = app.test_client().get("/")
 
     assert response.status_code == 500
     body = response.get_data(as_text=True)
-    assert "SLUICE_COOKED_DATASET" in body and body.count("\n") == 1
+    assert "SLUICE_COOKED_WAREHOUSE_DATASET" in body and body.count("\n") == 1

@@ -42,11 +42,11 @@ def handle(blob: Blob, settings: Settings | None = None) -> Any:
 
 
 def in_test_dataset(settings: Settings) -> Settings:
-    return replace(settings, dataset=settings.test_dataset)
+    return replace(settings, warehouse_dataset=settings.test_warehouse_dataset)
 
 
 def test_launch_parameters_send_a_test_request_to_the_test_dataset() -> None:
-    settings = load_settings(dataset="prod", test_dataset="trial")
+    settings = load_settings(warehouse_dataset="prod", test_warehouse_dataset="trial")
     production = LaunchRequest.for_object("kiva_loans", SOURCE)
     trial = LaunchRequest.for_object("kiva_loans", SOURCE, test=True)
 
@@ -56,12 +56,12 @@ def test_launch_parameters_send_a_test_request_to_the_test_dataset() -> None:
     assert launch_parameters(production, settings)["warehouse_dataset"] == "prod"
 
 
-@pytest.mark.parametrize("clash", ["dataset", "cooked_dataset"])
+@pytest.mark.parametrize("clash", ["warehouse_dataset", "cooked_warehouse_dataset"])
 def test_launch_parameters_refuse_a_test_dataset_that_is_a_production_one(clash: str) -> None:
     settings = load_settings(**{clash: "sluice_test"})
     trial = LaunchRequest.for_object("kiva_loans", SOURCE, test=True)
 
-    with pytest.raises(ConfigError, match="SLUICE_TEST_DATASET"):
+    with pytest.raises(ConfigError, match="SLUICE_TEST_WAREHOUSE_DATASET"):
         launch_parameters(trial, settings)
 
 
@@ -77,7 +77,7 @@ def test_handle_object_launches_a_test_file_into_the_test_dataset(
     assert outcomes == ["launched", "launched"]
     first, second = launcher.requests
     assert (first.test, second.test) == (False, True)
-    assert launch_parameters(first, settings)["warehouse_dataset"] == settings.dataset
+    assert launch_parameters(first, settings)["warehouse_dataset"] == settings.warehouse_dataset
     assert launch_parameters(second, settings)["warehouse_dataset"] == "sluice_test"
 
 
@@ -118,15 +118,20 @@ def snapshot(settings: Settings) -> dict[str, list[tuple]]:
     tables = {"rows": contract.table, "dead": contract.dead_letter_table, "log": "ingestion_log"}
     with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
         return {
-            kind: sorted(con.execute(f'SELECT * FROM "{settings.dataset}"."{table}"').fetchall())
+            kind: sorted(
+                con.execute(f'SELECT * FROM "{settings.warehouse_dataset}"."{table}"').fetchall()
+            )
             for kind, table in tables.items()
         }
 
 
 def logged_outcomes(settings: Settings) -> list[tuple[str, str]]:
-    """(source_uri, status) of every ingestion-log row in ``settings.dataset``."""
+    """(source_uri, status) of every ingestion-log row in ``settings.warehouse_dataset``."""
     with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
-        query = f'SELECT source_uri, status FROM "{settings.dataset}".ingestion_log ORDER BY 1'
+        query = (
+            f'SELECT source_uri, status FROM "{settings.warehouse_dataset}".ingestion_log'
+            " ORDER BY 1"
+        )
         return [(uri, status) for uri, status in con.execute(query).fetchall()]
 
 

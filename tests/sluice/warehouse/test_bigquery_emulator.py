@@ -38,8 +38,8 @@ def emu(bq_emulator: str, isolated_env: object, contract: Contract) -> Iterator[
         warehouse="bigquery",
         bq_project=EMULATOR_PROJECT,
         bq_endpoint=bq_emulator,
-        dataset=f"raw_{suffix}",
-        cooked_dataset=f"cooked_{suffix}",
+        warehouse_dataset=f"raw_{suffix}",
+        cooked_warehouse_dataset=f"cooked_{suffix}",
     )
     warehouse = BigQueryWarehouse(settings, api_timeout=10, job_timeout=30)
     warehouse.ensure_tables(contract)

@@ -134,7 +134,7 @@ def test_split_statements_keeps_bigquery_dialect() -> None:
 
 
 def test_render_replaces_both_placeholders_only(isolated_env: object) -> None:
-    settings = load_settings(dataset="raw", cooked_dataset="cooked")
+    settings = load_settings(warehouse_dataset="raw", cooked_warehouse_dataset="cooked")
 
     sql = render("SELECT '{x}' FROM {dataset}.t JOIN {cooked_dataset}.u USING (k)", settings)
 
@@ -143,7 +143,7 @@ def test_render_replaces_both_placeholders_only(isolated_env: object) -> None:
 
 @pytest.mark.parametrize("name", ["my-project.ds", "1abc", "a b", ""])
 def test_render_rejects_dataset_names_that_need_quoting(isolated_env: object, name: str) -> None:
-    settings = dataclasses.replace(load_settings(), cooked_dataset=name)
+    settings = dataclasses.replace(load_settings(), cooked_warehouse_dataset=name)
 
-    with pytest.raises(ConfigError, match="SLUICE_COOKED_DATASET"):
+    with pytest.raises(ConfigError, match="SLUICE_COOKED_WAREHOUSE_DATASET"):
         render("SELECT 1", settings)

@@ -47,8 +47,8 @@ def test_open_warehouse_chooses_duckdb_by_default(settings: Settings) -> None:
 
 
 def test_duckdb_warehouse_rejects_unsafe_dataset_name(isolated_env: object) -> None:
-    with pytest.raises(ConfigError, match="SLUICE_DATASET"):
-        DuckDBWarehouse(load_settings(dataset='x"; DROP TABLE y; --'))
+    with pytest.raises(ConfigError, match="SLUICE_WAREHOUSE_DATASET"):
+        DuckDBWarehouse(load_settings(warehouse_dataset='x"; DROP TABLE y; --'))
 
 
 def test_ensure_tables_is_idempotent_and_matches_schema(
@@ -64,7 +64,7 @@ def test_ensure_tables_is_idempotent_and_matches_schema(
         wh,
         "SELECT column_name, data_type FROM information_schema.columns"
         " WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-        settings.dataset,
+        settings.warehouse_dataset,
         contract.table,
     )
     assert [name for name, _ in columns] == processed_schema(contract).names
