@@ -6,7 +6,7 @@ pairs (staged rows and dead letters as ``(path, rows)``, rejections as reasons):
 that compute each side input from scratch (Beam's DaskRunner does), three side inputs would
 parse the file three times. A file rejected while parsing (bad header, unterminated quote)
 loads nothing: only its ``rejected`` log row is written.
-The staging directory is removed after a successful load, never before. With a claim key
+The staging directory is removed after a successful load, never before. With an event key
 (the event that launched this run) the step then settles the claim: ``loaded`` with the row
 counts, or ``rejected`` with the reason, so the function's side sees how the file ended.
 """
@@ -46,7 +46,7 @@ class LoadWarehouseFn(beam.DoFn):
         job_id: str,
         started_at: datetime,
         staging_dir: str,
-        claim: str | None = None,
+        event_key: str | None = None,
     ) -> None:
         self._contract = contract
         self._source = source
@@ -54,7 +54,7 @@ class LoadWarehouseFn(beam.DoFn):
         self._job_id = job_id
         self._started_at = started_at
         self._staging_dir = staging_dir
-        self._claim = claim
+        self._event_key = event_key
 
     def process(
         self,
@@ -66,9 +66,9 @@ class LoadWarehouseFn(beam.DoFn):
         """Runs once, after all staging: the arguments hold every staged file."""
         with connected_warehouse(self._settings) as warehouse:
             record = self._load(warehouse, staged_rows, staged_dead, rejections)
-        if self._claim:
+        if self._event_key:
             # Before removing staging: a failure here retries the (idempotent) load too.
-            settle_claim(self._settings, self._claim, record)
+            settle_claim(self._settings, self._event_key, record)
         # Only after success: a failed load keeps its files for the retried bundle.
         remove_staging(self._staging_dir, expect_files=bool(staged_rows or staged_dead))
         LOG.info(
@@ -159,7 +159,7 @@ def find_ingestion_record(
     return warehouse.latest_ingestion(source, job_id=job_id)
 
 
-def settle_claim(settings: Settings, claim_key: str, record: IngestionRecord) -> None:
+def settle_claim(settings: Settings, event_key: str, record: IngestionRecord) -> None:
     """Move the event's claim to the load's outcome: ``loaded`` or ``rejected`` (with reason).
 
     Re-marking the same state is allowed, so a retried bundle repeats the write harmlessly.
@@ -179,11 +179,11 @@ def settle_claim(settings: Settings, claim_key: str, record: IngestionRecord) ->
     # The claim schema decides what it stores (row counts live in the ingestion log anyway).
     settable = {k: v for k, v in details.items() if k in SETTABLE_FIELDS and v is not None}
     try:
-        set_claim_state(storage_client(settings), settings, claim_key, record.status, **settable)
+        set_claim_state(storage_client(settings), settings, event_key, record.status, **settable)
     except ClaimStateError as exc:
-        LOG.error("claim %s not marked %s: %s", claim_key, record.status, exc)
+        LOG.error("claim %s not marked %s: %s", event_key, record.status, exc)
         return
-    LOG.info("claim %s: %s", claim_key, record.status)
+    LOG.info("claim %s: %s", event_key, record.status)
 
 
 def remove_staging(directory: str, *, expect_files: bool) -> None:

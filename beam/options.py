@@ -29,6 +29,8 @@ class Parameter:
     label: str
     help_text: str
     is_optional: bool = True
+    old_names: tuple[str, ...] = ()
+    """Earlier names of the flag, still accepted on the command line."""
 
 
 PIPELINE_PARAMETERS: tuple[Parameter, ...] = (
@@ -45,7 +47,12 @@ PIPELINE_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("job_id", "Job id", "Ingestion job id; default derived from the source."),
     Parameter("started_at", "Started at", "ISO 8601 start time of the ingestion; default now."),
     Parameter("contracts_dir", "Contracts directory", "Directory of contract YAML files."),
-    Parameter("claim", "Claim key", "Event claim to mark loaded or rejected at the end."),
+    Parameter(
+        "event_key",
+        "Event key",
+        "Event key whose claim is marked loaded or rejected at the end.",
+        old_names=("claim",),
+    ),
     Parameter("pipeline_bucket", "Pipeline bucket", "Bucket holding the claim objects."),
     Parameter(
         "split_index",
@@ -68,8 +75,8 @@ class PipelineParams:
     job_id: str
     started_at: datetime
     settings: Settings
-    claim: str | None = None
-    """The event claim key (``bucket/name#generation``) this run settles, if any."""
+    event_key: str | None = None
+    """The event key (``bucket/name#generation``) whose claim this run settles, if any."""
     split_index: str | None = None
     """Where validation stored the input's split points, if it did."""
 
@@ -88,6 +95,8 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser) -> argparse.Argument
     for param in PIPELINE_PARAMETERS:
         parser.add_argument(
             f"--{param.name}",
+            *(f"--{old}" for old in param.old_names),
+            dest=param.name,
             required=not param.is_optional,
             help=param.help_text,
             **kinds.get(param.name, {}),  # type: ignore[arg-type]
@@ -156,6 +165,6 @@ def resolve_params(args: argparse.Namespace) -> PipelineParams:
         job_id=args.job_id or ingest_job_id(args.dataset, source),
         started_at=parse_started_at(args.started_at),
         settings=settings,
-        claim=args.claim or None,
+        event_key=args.event_key or None,
         split_index=args.split_index or None,
     )

@@ -11,7 +11,7 @@ On Dataflow (the flex template passes the same parameters; by hand it looks like
         --source_generation 1732443303123456 \\
         --staging_location gs://PIPELINE_BUCKET/staging \\
         --warehouse bigquery --warehouse_target PROJECT --warehouse_dataset sluice \\
-        --claim LANDING_BUCKET/incoming/kiva_loans/loans.csv.gz#1732443303123456 \\
+        --event_key LANDING_BUCKET/incoming/kiva_loans/loans.csv.gz#1732443303123456 \\
         --pipeline_bucket PIPELINE_BUCKET \\
         --runner DataflowRunner --project PROJECT --region REGION \\
         --temp_location gs://PIPELINE_BUCKET/temp \\
@@ -114,7 +114,7 @@ def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pip
         job_id=params.job_id,
         started_at=params.started_at,
         staging_dir=params.staging_dir,
-        claim=params.claim,
+        event_key=params.event_key,
     )
     _ = pipeline | "Load warehouse" >> IngestionRecords(
         load, staged_rows, staged_dead, parsed.rejected

@@ -161,7 +161,7 @@ def peak_usage(interval: float = 0.25) -> Iterator[dict[str, int]]:
 def wait_until_final(settings: Settings, landed: list[LandedObject], timeout: float) -> dict:
     """Each object's claim state once every one is loaded, rejected or failed (or timeout)."""
     client, jobs = storage_client(settings), LocalJobs(settings)
-    by_claim = {claim_object_name(one.key): one for one in landed}
+    by_claim = {claim_object_name(one.event_key): one for one in landed}
     seen: dict[str, int] = {}
     states = dict.fromkeys(landed, "pending")
     deadline = time.monotonic() + timeout
@@ -172,11 +172,11 @@ def wait_until_final(settings: Settings, landed: list[LandedObject], timeout: fl
             one = by_claim.get(blob.name)
             if one is not None and seen.get(blob.name) != blob.generation:
                 seen[blob.name] = blob.generation
-                claim = read_claim(client, settings, one.key)
+                claim = read_claim(client, settings, one.event_key)
                 states[one] = claim.state if claim else "pending"
         for one in [o for o, s in states.items() if s == LAUNCHED]:
             if jobs.running_pid(one.job_name) is None:
-                again = read_claim(client, settings, one.key)  # it may have just settled
+                again = read_claim(client, settings, one.event_key)  # it may have just settled
                 states[one] = again.state if again and again.state != LAUNCHED else "failed"
     return states
 
@@ -261,7 +261,7 @@ def burst(stack: LocalStack, landed: list[LandedObject], events: int) -> tuple[l
         )
     seconds = time.perf_counter() - started
     after = snapshot()
-    keys = {claim_object_name(one.key) for one in targets}
+    keys = {claim_object_name(one.event_key) for one in targets}
     problems = []
     if set(statuses) != {200}:
         problems.append(f"burst: expected 200 for every duplicate, found {dict(statuses)}")

@@ -198,7 +198,7 @@ class EventBridge:
             ids.append(message_id)
             event = storage_event(message_id, dict(message.attributes), message.data, received_at)
             if event is not None:
-                log.info("queued %s for %s (message %s)", FINALIZED, event.key, message_id)
+                log.info("queued %s for %s (message %s)", FINALIZED, event.event_key, message_id)
                 self.enqueue(event)
         return PublishResponse(message_ids=ids)
 
@@ -221,9 +221,9 @@ class EventBridge:
                     log.error(
                         "gave up delivering %s after %d attempts; re-ingest it with "
                         "`sluice replay gs://%s`",
-                        delivery.event.key,
+                        delivery.event.event_key,
                         delivery.attempt,
-                        delivery.event.key.split("#")[0],
+                        delivery.event.event_key.split("#")[0],
                     )
                 else:
                     delivery.due = time.monotonic() + self.retry.backoff(delivery.attempt)
@@ -253,17 +253,23 @@ class EventBridge:
             status = exc.code
         except (urllib.error.URLError, OSError) as exc:
             log.warning(
-                "delivery %d of %s failed: %s", delivery.attempt, event.key, exc, exc_info=False
+                "delivery %d of %s failed: %s",
+                delivery.attempt,
+                event.event_key,
+                exc,
+                exc_info=False,
             )
             return False
         seconds = time.monotonic() - started
         if 200 <= status < 300:
-            log.info("delivered %s (attempt %d, %.2f s)", event.key, delivery.attempt, seconds)
+            log.info(
+                "delivered %s (attempt %d, %.2f s)", event.event_key, delivery.attempt, seconds
+            )
             return True
         log.warning(
             "delivery %d of %s: expected a 2xx answer, found %d",
             delivery.attempt,
-            event.key,
+            event.event_key,
             status,
         )
         return False

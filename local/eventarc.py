@@ -40,16 +40,24 @@ class StorageEvent:
 
     headers: dict[str, str]
     body: bytes
-    key: str
+    event_key: str
 
     def to_json(self) -> dict[str, object]:
         """A JSON-able form for the spool file."""
-        return {"headers": self.headers, "body": self.body.decode("utf-8"), "key": self.key}
+        return {
+            "headers": self.headers,
+            "body": self.body.decode("utf-8"),
+            "event_key": self.event_key,
+        }
 
     @classmethod
     def from_json(cls, raw: Mapping[str, object]) -> StorageEvent:
         """The inverse of ``to_json``."""
-        return cls(dict(raw["headers"]), str(raw["body"]).encode("utf-8"), str(raw["key"]))
+        return cls(
+            dict(raw["headers"]),
+            str(raw["body"]).encode("utf-8"),
+            str(raw.get("event_key", raw.get("key"))),
+        )
 
 
 def header_value(text: str) -> str:

@@ -5,7 +5,7 @@ An upload goes through the Cloud Storage API (fake-gcs-server's or Google's) to
 the rest. Waiting polls the event's claim (``sluice.ingest.claims``) until the pipeline marks it
 ``loaded`` or ``rejected``, then reads the row counts from the ingestion log row of that
 run's job. A replay calls ``on_upload``'s own logic with a new replay id, so the same
-generation gets a fresh claim key and is ingested again, its rows replaced.
+generation gets a fresh event key and is ingested again, its rows replaced.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class LandedObject:
         return gs_uri(self.bucket, self.name)
 
     @property
-    def key(self) -> str:
+    def event_key(self) -> str:
         """The event key whose claim tells this object's fate."""
         return event_key(self.bucket, self.name, self.generation, self.replay)
 
@@ -144,7 +144,7 @@ class ProgressReader:
 
 
 def replay_object(settings: Settings, uri: str) -> tuple[LandedObject, UploadOutcome]:
-    """Re-ingest the current generation of ``uri`` under a new claim key, as on_upload would."""
+    """Re-ingest the current generation of ``uri`` under a new event key, as on_upload would."""
     from sluice.gcs import storage_client
 
     bucket, name = parse_gs_uri(uri)
@@ -182,12 +182,12 @@ def current_result(
     client: storage.Client, settings: Settings, landed: LandedObject
 ) -> LandingResult:
     """Where ``landed`` stands now: its claim state, with row counts once final."""
-    claim = read_claim(client, settings, landed.key)
+    claim = read_claim(client, settings, landed.event_key)
     if claim is None:
         return LandingResult(landed, "pending")
     if claim.state == LAUNCHED and not _job_running(settings, landed):
         # The process may have settled the claim just before it exited: look once more.
-        claim = read_claim(client, settings, landed.key) or claim
+        claim = read_claim(client, settings, landed.event_key) or claim
         if claim.state == LAUNCHED:
             log_file = LocalJobs(settings).log_file(landed.job_name)
             reason = f"the pipeline ended without loading; see {log_file}"

@@ -164,7 +164,7 @@ def test_on_upload_accepted_file_launches_once(
     status = deliver(upload_client(), blob)
 
     assert status == 200
-    assert [r.claim_key for r in launcher.requests] == [
+    assert [r.event_key for r in launcher.requests] == [
         event_key(gcs.landing.name, blob.name, blob.generation)
     ]
 

@@ -14,7 +14,7 @@ that has not changed for ``settings.job_check_after_seconds``. For each one, in 
 2. the ingestion log holds this job's row for the file's generation: the job finished but
    did not settle the claim; the claim is settled from the row (``loaded`` or ``rejected``);
 3. fewer than ``settings.max_pipeline_attempts`` runs so far: relaunched with the request
-   ``on_upload`` built (same job name, claim key, test flag, split index, replay id). The
+   ``on_upload`` built (same job name, event key, test flag, split index, replay id). The
    attempt is counted in the claim first, by compare-and-swap on the generation this sweep
    read, so of two sweeps at once only one relaunches;
 4. otherwise: a ``rejected`` ingestion-log row ("pipeline failed N times; see job <name>
@@ -108,11 +108,11 @@ def sweep_stuck_claims(
             if claim is None or not sweep.is_due(claim):
                 continue  # settled or touched since the listing
             report.checked += 1
-            with event_labels(event_key=claim.key, dataset=claim.dataset):
+            with event_labels(event_key=claim.event_key, dataset=claim.dataset):
                 outcome = sweep.check(claim)
         except Exception as exc:  # one bad claim must not stop the sweep (nor the cook)
             report.failed += 1
-            which = claim.key if claim else name
+            which = claim.event_key if claim else name
             LOG.error("sweep of claim %s failed: %s", which, exc, exc_info=True)
             continue
         if outcome != UNCHANGED:
@@ -150,17 +150,18 @@ def relaunch_request(claim: Claim, started_at: datetime) -> launch.LaunchRequest
     """The LaunchRequest on_upload built for this claim (without its split index)."""
     base = event_key(claim.bucket, claim.name, claim.generation)
     replay_prefix = f"{base}/replay-"
-    if claim.key == base:
+    if claim.event_key == base:
         replay = None
-    elif claim.key.startswith(replay_prefix):
-        replay = claim.key.removeprefix(replay_prefix)
+    elif claim.event_key.startswith(replay_prefix):
+        replay = claim.event_key.removeprefix(replay_prefix)
     else:
         raise PermanentError(
-            f"claim {claim.key}: expected the key {base} or {replay_prefix}<id>, found another"
+            f"claim {claim.event_key}: expected the event key {base} or {replay_prefix}<id>,"
+            " found another"
         )
     source = SourceRef(gs_uri(claim.bucket, claim.name), claim.generation)
     return launch.LaunchRequest.for_object(
-        claim.dataset, source, claim_key=claim.key, replay=replay, started_at=started_at,
+        claim.dataset, source, event_key=claim.event_key, replay=replay, started_at=started_at,
         test=is_test_object(claim.name),
     )  # fmt: skip
 
@@ -195,7 +196,7 @@ class _Sweep:
         if record is not None and record.job_id == request.job_name:
             found = {"job_id": record.job_id, "reason": record.reason}
             settled = {k: v for k, v in found.items() if v is not None}
-            set_claim_state(self.client, self.settings, claim.key, record.status, **settled)
+            set_claim_state(self.client, self.settings, claim.event_key, record.status, **settled)
             message = (
                 f"job {request.job_name} ended {record.status} without settling its claim;"
                 " settled it from the ingestion-log row"
@@ -218,7 +219,7 @@ class _Sweep:
         # The new job's id; after a 409 only its name, so the next check looks it up by name.
         job_id = result.job_id or result.job_name
         try:
-            set_claim_state(self.client, self.settings, claim.key, LAUNCHED, job_id=job_id)
+            set_claim_state(self.client, self.settings, claim.event_key, LAUNCHED, job_id=job_id)
         except ClaimStateError:
             LOG.info("relaunched job %s finished before its launch was recorded", job_id)
         if result.already_running:
@@ -265,8 +266,8 @@ class _Sweep:
 
     def _split_index(self, claim: Claim) -> str | None:
         """The ``gs://`` URI of the split index validation stored for this claim, if any."""
-        name = split_index_name(claim.key)
-        with gcs_faults(f"looking up the split index of {claim.key}"):
+        name = split_index_name(claim.event_key)
+        with gcs_faults(f"looking up the split index of {claim.event_key}"):
             exists = self.client.bucket(self.settings.pipeline_bucket).blob(name).exists()
         return gs_uri(self.settings.pipeline_bucket, name) if exists else None
 

@@ -74,7 +74,7 @@ class ClaimInProgress(TransientError):
 class Claim:
     """One event's claim, as stored in ``claims/<hash>.json``."""
 
-    key: str
+    event_key: str
     state: str
     bucket: str
     name: str
@@ -103,6 +103,7 @@ class Claim:
     def from_json(cls, raw: bytes, claim_generation: int | None = None) -> Claim:
         """Rebuild a claim from its stored form."""
         stored: dict[str, Any] = json.loads(raw)
+        stored.setdefault("event_key", stored.get("key"))  # claims written before the rename
         known = {f.name for f in dataclass_fields(cls)} - {"claim_generation"}
         data = {k: v for k, v in stored.items() if k in known}  # newer writers may add fields
         data["updated_at"] = datetime.fromisoformat(data["updated_at"])
@@ -119,20 +120,20 @@ def event_key(bucket: str, name: str, generation: int, replay: str | None = None
     return f"{key}/replay-{replay}" if replay else key
 
 
-def claim_object_name(key: str) -> str:
-    """The claim's object name: a hash, so no key can escape the ``claims/`` prefix."""
-    return f"{CLAIMS_PREFIX}{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+def claim_object_name(event_key: str) -> str:
+    """The claim's object name: a hash, so no event_key can escape the ``claims/`` prefix."""
+    return f"{CLAIMS_PREFIX}{hashlib.sha256(event_key.encode()).hexdigest()[:40]}.json"
 
 
-def split_index_name(key: str) -> str:
+def split_index_name(event_key: str) -> str:
     """Where the split index of the event's file is kept: beside its claim."""
-    return claim_object_name(key).removesuffix(".json") + ".splits.json"
+    return claim_object_name(event_key).removesuffix(".json") + ".splits.json"
 
 
 def claim_event(
     client: storage.Client,
     settings: Settings,
-    key: str,
+    event_key: str,
     *,
     bucket: str,
     name: str,
@@ -140,7 +141,7 @@ def claim_event(
     dataset: str,
     now: datetime | None = None,
 ) -> Claim | None:
-    """Take the claim for ``key``: the new Claim, or None when the event is already settled.
+    """Take the claim for ``event_key``: the new Claim, or None when the event is already settled.
 
     Raises ``ClaimInProgress`` while another delivery holds a ``claimed`` claim within its
     lease; takes over a stale one by compare-and-swap.
@@ -148,13 +149,15 @@ def claim_event(
     from google.api_core.exceptions import PreconditionFailed
 
     now = now or datetime.now(UTC)
-    mine = Claim(key, CLAIMED, bucket, name, generation, dataset, now, holder=uuid.uuid4().hex)
+    mine = Claim(
+        event_key, CLAIMED, bucket, name, generation, dataset, now, holder=uuid.uuid4().hex
+    )
     for _ in range(CAS_ATTEMPTS):
         try:
             return _write(client, settings, mine, if_generation_match=0)
         except PreconditionFailed:
             pass
-        current = read_claim(client, settings, key)
+        current = read_claim(client, settings, event_key)
         if current is None:
             continue  # deleted between our create and our read: create again
         if current.holder == mine.holder:
@@ -164,7 +167,7 @@ def claim_event(
         if not current.is_stale(now, settings.claim_lease_seconds):
             expires = current.updated_at + timedelta(seconds=settings.claim_lease_seconds)
             raise ClaimInProgress(
-                f"claim {key}: expected no other holder, found it claimed since "
+                f"claim {event_key}: expected no other holder, found it claimed since "
                 f"{current.updated_at.isoformat()} (lease until {expires.isoformat()}); retry later"
             )
         taken = replace(mine, attempt=current.attempt + 1)
@@ -174,16 +177,16 @@ def claim_event(
             continue  # another delivery changed it first: look again
         LOG.warning(
             "took over stale claim %s (claimed %s, attempt %d)",
-            key, current.updated_at.isoformat(), claim.attempt,
+            event_key, current.updated_at.isoformat(), claim.attempt,
         )  # fmt: skip
         return claim
     raise TransientError(
-        f"claim {key}: expected to settle within {CAS_ATTEMPTS} tries, found contention"
+        f"claim {event_key}: expected to settle within {CAS_ATTEMPTS} tries, found contention"
     )
 
 
 def set_claim_state(
-    client: storage.Client, settings: Settings, key: str, state: str, **fields: Any
+    client: storage.Client, settings: Settings, event_key: str, state: str, **fields: Any
 ) -> Claim:
     """Move the claim to ``state`` (and set ``job_id``/``reason``) by compare-and-swap."""
     from google.api_core.exceptions import PreconditionFailed
@@ -191,20 +194,23 @@ def set_claim_state(
     unknown = set(fields) - SETTABLE_FIELDS
     if unknown:
         raise ClaimStateError(
-            f"claim {key}: expected fields among {sorted(SETTABLE_FIELDS)}, found {sorted(unknown)}"
+            f"claim {event_key}: expected fields among {sorted(SETTABLE_FIELDS)},"
+            f" found {sorted(unknown)}"
         )
     if state not in NEXT_STATES:
         raise ClaimStateError(
-            f"claim {key}: expected a state in {list(NEXT_STATES)}, found {state!r}"
+            f"claim {event_key}: expected a state in {list(NEXT_STATES)}, found {state!r}"
         )
     for _ in range(CAS_ATTEMPTS):
-        current = read_claim(client, settings, key)
+        current = read_claim(client, settings, event_key)
         if current is None:
-            raise ClaimStateError(f"claim {key}: expected a claim to move to {state!r}, found none")
+            raise ClaimStateError(
+                f"claim {event_key}: expected a claim to move to {state!r}, found none"
+            )
         if state not in NEXT_STATES[current.state]:
             allowed = ", ".join(sorted(NEXT_STATES[current.state])) or "nothing"
             raise ClaimStateError(
-                f"claim {key}: cannot move from {current.state!r} to {state!r}; "
+                f"claim {event_key}: cannot move from {current.state!r} to {state!r}; "
                 f"expected one of: {allowed}"
             )
         updated = replace(current, state=state, updated_at=datetime.now(UTC), **fields)
@@ -213,13 +219,13 @@ def set_claim_state(
         except PreconditionFailed:
             continue  # a concurrent writer won this round: re-read and re-check
     raise TransientError(
-        f"claim {key}: expected to settle within {CAS_ATTEMPTS} tries, found contention"
+        f"claim {event_key}: expected to settle within {CAS_ATTEMPTS} tries, found contention"
     )
 
 
-def read_claim(client: storage.Client, settings: Settings, key: str) -> Claim | None:
-    """The stored claim for ``key``, or None when there is none."""
-    return read_claim_object(client, settings, claim_object_name(key))
+def read_claim(client: storage.Client, settings: Settings, event_key: str) -> Claim | None:
+    """The stored claim for ``event_key``, or None when there is none."""
+    return read_claim_object(client, settings, claim_object_name(event_key))
 
 
 def read_claim_object(client: storage.Client, settings: Settings, name: str) -> Claim | None:
@@ -246,7 +252,7 @@ def swap_claim(
     state = changes.get("state", read.state)
     if state not in NEXT_STATES[read.state]:
         raise ClaimStateError(
-            f"claim {read.key}: cannot move from {read.state!r} to {state!r}; "
+            f"claim {read.event_key}: cannot move from {read.state!r} to {state!r}; "
             f"expected one of: {', '.join(sorted(NEXT_STATES[read.state]))}"
         )
     try:
@@ -276,8 +282,8 @@ def release_claim(client: storage.Client, settings: Settings, claim: Claim) -> b
     return True
 
 
-def _claim_blob(client: storage.Client, settings: Settings, key: str) -> storage.Blob:
-    return client.bucket(settings.pipeline_bucket).blob(claim_object_name(key))
+def _claim_blob(client: storage.Client, settings: Settings, event_key: str) -> storage.Blob:
+    return client.bucket(settings.pipeline_bucket).blob(claim_object_name(event_key))
 
 
 def _write(
@@ -285,12 +291,14 @@ def _write(
 ) -> Claim:
     """Store ``claim`` under the precondition; the claim with its new object generation."""
     if if_generation_match is None:
-        raise ClaimStateError(f"claim {claim.key}: expected a generation to compare, found none")
-    blob = _claim_blob(client, settings, claim.key)
+        raise ClaimStateError(
+            f"claim {claim.event_key}: expected a generation to compare, found none"
+        )
+    blob = _claim_blob(client, settings, claim.event_key)
     # The state as metadata too: a listing then shows it, so a sweep reads only the few
     # claims that may be stuck instead of every claim kept.
     blob.metadata = {STATE_METADATA: claim.state}
-    with gcs_faults(f"writing claim {claim.key}"):
+    with gcs_faults(f"writing claim {claim.event_key}"):
         blob.upload_from_string(
             claim.to_json(),
             content_type="application/json",

@@ -80,7 +80,7 @@ class UploadOutcome:
     bucket: str
     name: str
     generation: int | None
-    key: str | None = None
+    event_key: str | None = None
     dataset: str | None = None
     job_id: str | None = None
     reason: str | None = None
@@ -201,7 +201,7 @@ class _Ingest:
         self.claim = claim
         self.source = SourceRef(gs_uri(claim.bucket, claim.name), claim.generation)
         self.request = launch.LaunchRequest.for_object(
-            contract.name, self.source, claim_key=claim.key, replay=replay,
+            contract.name, self.source, event_key=claim.event_key, replay=replay,
             test=is_test_object(claim.name),
         )  # fmt: skip
 
@@ -258,7 +258,7 @@ class _Ingest:
         index = report.split_index(self.source)
         if index is None:
             return None
-        bucket, name = self.settings.pipeline_bucket, split_index_name(self.claim.key)
+        bucket, name = self.settings.pipeline_bucket, split_index_name(self.claim.event_key)
         with gcs_faults(f"writing the split index of {self.source.uri}"):
             blob = self.client.bucket(bucket).blob(name)
             blob.upload_from_string(index.to_json(), content_type="application/json")
@@ -289,7 +289,7 @@ class _Ingest:
             self.contract, self.source, reason, request.started_at, log_settings,
             job_id=request.job_name,
         )  # fmt: skip
-        set_claim_state(self.client, self.settings, self.claim.key, REJECTED, reason=reason)
+        set_claim_state(self.client, self.settings, self.claim.event_key, REJECTED, reason=reason)
         message = f"rejected {self.source.uri}: {reason}"
         log_event(
             LOG, logging.WARNING, message, outcome=REJECTED, reason=reason, quarantine=quarantined
@@ -298,17 +298,19 @@ class _Ingest:
 
     def _quarantine(self, reason: str, report: ValidationReport | None) -> str:
         claim = self.claim
-        details = quarantine_details(reason, report, self.contract, claim.key, self.source)
+        details = quarantine_details(reason, report, self.contract, claim.event_key, self.source)
         return quarantine_object(
             self.client, self.settings, claim.bucket, claim.name, claim.generation, details
         )
 
     def _mark_launched(self, job_id: str) -> None:
         try:
-            set_claim_state(self.client, self.settings, self.claim.key, LAUNCHED, job_id=job_id)
+            set_claim_state(
+                self.client, self.settings, self.claim.event_key, LAUNCHED, job_id=job_id
+            )
         except ClaimStateError:
             # A fast pipeline may have marked the claim loaded (or rejected) already.
-            current = read_claim(self.client, self.settings, self.claim.key)
+            current = read_claim(self.client, self.settings, self.claim.event_key)
             if current is None or current.state not in (LOADED, REJECTED):
                 raise
             LOG.info("pipeline already finished (%s) before its launch was recorded", current.state)
@@ -325,7 +327,14 @@ class _Ingest:
         claim, dataset = self.claim, self.contract.name
         job_id = job_id or self.request.job_name
         return UploadOutcome(
-            status, claim.bucket, claim.name, claim.generation, claim.key, dataset, job_id, **fields
+            status,
+            claim.bucket,
+            claim.name,
+            claim.generation,
+            claim.event_key,
+            dataset,
+            job_id,
+            **fields,
         )
 
 

@@ -41,7 +41,7 @@ class LaunchRequest:
     """What the pipeline reads: ``gs://<landing>/<name>`` (a local path in tests)."""
     job_name: str
     """Dataflow job name and ingestion job id: lowercase ``[-a-z0-9]``, <= 63 characters."""
-    claim_key: str | None = None
+    event_key: str | None = None
     """The event's claim, which the pipeline marks ``loaded`` or ``rejected`` at the end."""
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     test: bool = False
@@ -66,7 +66,7 @@ class LaunchRequest:
         dataset: str,
         source: SourceRef,
         *,
-        claim_key: str | None = None,
+        event_key: str | None = None,
         replay: str | None = None,
         started_at: datetime | None = None,
         test: bool = False,
@@ -80,7 +80,7 @@ class LaunchRequest:
             source=source,
             input_uri=source.uri,
             job_name=ingest_job_id(dataset, named_by),
-            claim_key=claim_key,
+            event_key=event_key,
             started_at=started_at or datetime.now(UTC),
             test=test,
         )
@@ -152,8 +152,8 @@ def launch_parameters(
         "started_at": request.started_at.isoformat(),
         "pipeline_bucket": settings.pipeline_bucket,
     }
-    if request.claim_key:
-        params["claim"] = request.claim_key
+    if request.event_key:
+        params["event_key"] = request.event_key
     if request.split_index:
         params["split_index"] = request.split_index
     if not on_dataflow:

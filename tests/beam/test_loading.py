@@ -47,7 +47,7 @@ def staged_sample(contract, staging: Path) -> tuple[list, list]:
 
 
 def loader(
-    contract, settings: Settings, staging: Path, claim: str | None = None
+    contract, settings: Settings, staging: Path, event_key: str | None = None
 ) -> LoadWarehouseFn:
     return LoadWarehouseFn(
         contract,
@@ -56,7 +56,7 @@ def loader(
         job_id="job-1",
         started_at=STARTED_AT,
         staging_dir=str(staging),
-        claim=claim,
+        event_key=event_key,
     )
 
 
@@ -142,7 +142,7 @@ def test_load_warehouse_marks_the_claim_loaded(
     launched_claim(gcs, settings)
     staging = tmp_path / "staging" / "tiny_loans" / "job-1"
     rows, dead = staged_sample(tiny_contract, staging)
-    load = loader(tiny_contract, settings, staging, claim=CLAIM_KEY)
+    load = loader(tiny_contract, settings, staging, event_key=CLAIM_KEY)
 
     [record] = load.process(None, rows, dead, [])
     [again] = load.process(None, rows, dead, [])  # a retried bundle settles it again

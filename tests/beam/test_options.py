@@ -112,5 +112,15 @@ def test_resolve_params_carries_the_claim_and_its_bucket() -> None:
     )
     unclaimed = resolve_params(parse(*gcs, "--source_generation=42"))
 
-    assert (claimed.claim, claimed.settings.pipeline_bucket) == (key, "pipes")
-    assert (unclaimed.claim, unclaimed.settings.pipeline_bucket) == (None, "sluice-pipeline")
+    assert (claimed.event_key, claimed.settings.pipeline_bucket) == (key, "pipes")
+    assert (unclaimed.event_key, unclaimed.settings.pipeline_bucket) == (None, "sluice-pipeline")
+
+
+def test_renamed_flags_keep_their_old_names() -> None:
+    gcs = ["--input=gs://landing/incoming/kiva_loans/a.csv", "--dataset=kiva_loans"]
+    key = "landing/incoming/kiva_loans/a.csv#42"
+
+    old = resolve_params(parse(*gcs, "--source_generation=42", f"--claim={key}"))
+    new = resolve_params(parse(*gcs, "--source_generation=42", f"--event_key={key}"))
+
+    assert old.event_key == new.event_key == key

@@ -182,7 +182,7 @@ def test_run_reads_gcs_and_settles_the_claim(tiny_contracts_dir: Path, gcs: GcsB
             "--dataset=tiny_loans",
             f"--contracts_dir={tiny_contracts_dir}",
             f"--source_generation={blob.generation}",
-            f"--claim={key}",
+            f"--event_key={key}",
             f"--pipeline_bucket={gcs.pipeline.name}",
         ]
     )

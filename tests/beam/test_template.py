@@ -54,7 +54,7 @@ def upload_request(replay: str | None = None, **kwargs: Any) -> LaunchRequest:
     source = SourceRef(f"gs://{LANDING}/{OBJECT}", GENERATION)
     claim = event_key(LANDING, OBJECT, GENERATION, replay)
     request = LaunchRequest.for_object(
-        "kiva_loans", source, claim_key=claim, replay=replay, **kwargs
+        "kiva_loans", source, event_key=claim, replay=replay, **kwargs
     )
     split_index = f"gs://{dataflow_settings().pipeline_bucket}/{split_index_name(claim)}"
     return replace(request, split_index=split_index)
@@ -92,7 +92,7 @@ def test_metadata_marks_optional_exactly_what_the_pipeline_defaults() -> None:
     required = {name for name, p in PARAMETERS.items() if not p["isOptional"]}
     assert required == {p.name for p in PIPELINE_PARAMETERS if not p.is_optional}
     assert required <= set(sent)
-    assert "claim" not in sent and PARAMETERS["claim"]["isOptional"]
+    assert "event_key" not in sent and PARAMETERS["event_key"]["isOptional"]
     assert "split_index" not in sent and PARAMETERS["split_index"]["isOptional"]
 
 
@@ -124,7 +124,9 @@ def test_metadata_job_id_regex_is_the_launchers_job_name_rule() -> None:
         (lambda: upload_request(replay="3f2a9c0d1b7e"), dataflow_settings()),
         (
             lambda: upload_request(started_at=datetime(2026, 11, 24, 10, 15, tzinfo=UTC)),
-            dataflow_settings(bq_project="example.com:analytics-prod", dataset="sluice_v2"),
+            dataflow_settings(
+                bq_project="example.com:analytics-prod", warehouse_dataset="sluice_v2"
+            ),
         ),
     ],
     ids=["upload", "replay", "whole-second-start-domain-project"],
@@ -155,7 +157,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "warehouse_dataset": ["sluice-prod", "sluice.tables", ""],
     "job_id": ["Sluice_Job", "1job", "job-", "j" * 64],
     "started_at": ["2026-11-24 10:15:03", "yesterday", "2026-11-24T10:15:03+0100"],
-    "claim": ["bucket/object", "gs://bucket/object#1", "bucket/object#gen"],
+    "event_key": ["bucket/object", "gs://bucket/object#1", "bucket/object#gen"],
     "pipeline_bucket": ["gs://sluice-pipeline", "Sluice", "ab"],
     "split_index": [
         "/tmp/split-index.json",

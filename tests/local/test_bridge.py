@@ -199,7 +199,9 @@ def test_bridge_spools_undelivered_events_for_next_start(
     with EventBridge(receiver.url, retry=FAST_RETRY, spool=spool):
         delivered = receiver.wait_for(2)
 
-    assert [event["key"] for event in spooled] == ["sluice-landing/incoming/kiva_loans/a.csv#17"]
+    assert [event["event_key"] for event in spooled] == [
+        "sluice-landing/incoming/kiva_loans/a.csv#17"
+    ]
     assert delivered[0][1] == delivered[1][1]
     assert not spool.exists()
 

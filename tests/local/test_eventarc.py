@@ -26,7 +26,7 @@ def test_storage_event_is_a_binary_mode_finalize() -> None:
     assert parsed["type"] == FINALIZED
     assert parsed["id"] == "7"
     assert parsed["bucket"] == "sluice-landing"
-    assert event.key == "sluice-landing/incoming/server_logs/day 1.csv.gz#42"
+    assert event.event_key == "sluice-landing/incoming/server_logs/day 1.csv.gz#42"
     assert parsed.data["contentType"] == "text/csv"
 
 

@@ -71,10 +71,10 @@ def test_current_result_reports_a_pipeline_that_died_unsettled(gcs: GcsBuckets) 
     client = storage_client(settings)
     landed = LandedObject(gcs.landing.name, "incoming/kiva_loans/a.csv", 7, "kiva_loans")
     claim_event(
-        client, settings, landed.key, bucket=landed.bucket, name=landed.name,
+        client, settings, landed.event_key, bucket=landed.bucket, name=landed.name,
         generation=landed.generation, dataset=landed.dataset,
     )  # fmt: skip
-    set_claim_state(client, settings, landed.key, LAUNCHED, job_id="local-1")
+    set_claim_state(client, settings, landed.event_key, LAUNCHED, job_id="local-1")
 
     result = current_result(client, settings, landed)
 
@@ -88,10 +88,12 @@ def test_wait_for_outcomes_returns_rejections_with_their_reason(gcs: GcsBuckets)
     client = storage_client(settings)
     landed = LandedObject(gcs.landing.name, "incoming/kiva_loans/b.csv", 8, "kiva_loans")
     claim_event(
-        client, settings, landed.key, bucket=landed.bucket, name=landed.name,
+        client, settings, landed.event_key, bucket=landed.bucket, name=landed.name,
         generation=landed.generation, dataset=landed.dataset,
     )  # fmt: skip
-    set_claim_state(client, settings, landed.key, REJECTED, reason="header: expected 'loan_id'")
+    set_claim_state(
+        client, settings, landed.event_key, REJECTED, reason="header: expected 'loan_id'"
+    )
 
     [result] = wait_for_outcomes(client, settings, [landed], timeout=5)
 

@@ -115,7 +115,7 @@ def test_local_launch_passes_a_hostile_name_as_one_argument_and_stages_under_the
     CANARY.unlink(missing_ok=True)
     settings = load_settings()
     uri, key = gs_uri(LANDING, PREFIX + suffix), event_key(LANDING, PREFIX + suffix, GENERATION)
-    request = LaunchRequest.for_object("kiva_loans", SourceRef(uri, GENERATION), claim_key=key)
+    request = LaunchRequest.for_object("kiva_loans", SourceRef(uri, GENERATION), event_key=key)
     launcher = LocalLauncher(settings)
 
     launcher.launch(request)
@@ -125,7 +125,7 @@ def test_local_launch_passes_a_hostile_name_as_one_argument_and_stages_under_the
 
     assert argv[:2] == ["-m", "local.pipeline"]
     assert len(argv) == 2 + len(launch_parameters(request, settings, launcher="local"))
-    assert (params.input, params.source.uri, params.claim) == (uri, uri, key)
+    assert (params.input, params.source.uri, params.event_key) == (uri, uri, key)
     assert (params.dataset, params.job_id) == ("kiva_loans", request.job_name)
     assert JOB_NAME.fullmatch(params.job_id)
     root = str(settings.staging_root.absolute())

@@ -122,7 +122,7 @@ def test_sweep_relaunches_a_dead_local_job_with_the_request_on_upload_built(
     name = f"{PREFIX}_test/a.csv"
     blob, claim = launched(gcs, name, replay="r1")
     settings = load_settings()
-    gcs.pipeline.blob(split_index_name(claim.key)).upload_from_string(b"{}")
+    gcs.pipeline.blob(split_index_name(claim.event_key)).upload_from_string(b"{}")
     job = job_of(blob, "r1")
     run_job(settings, job, "pass")
     LocalJobs(settings).wait(job, timeout=10)  # the job has died without a log row
@@ -130,11 +130,11 @@ def test_sweep_relaunches_a_dead_local_job_with_the_request_on_upload_built(
     report = sweep_stuck_claims(gcs.client, settings, local_launcher, now=LATER)
 
     [request] = local_launcher.requests
-    after = read_claim(gcs.client, settings, claim.key)
+    after = read_claim(gcs.client, settings, claim.event_key)
     assert (report.checked, report.relaunched, report.failed) == (1, 1, 0)
-    assert (request.job_name, request.claim_key, request.test) == (job, claim.key, True)
+    assert (request.job_name, request.event_key, request.test) == (job, claim.event_key, True)
     assert request.source == SourceRef(f"gs://{gcs.landing.name}/{name}", blob.generation)
-    assert request.split_index == f"gs://{gcs.pipeline.name}/{split_index_name(claim.key)}"
+    assert request.split_index == f"gs://{gcs.pipeline.name}/{split_index_name(claim.event_key)}"
     assert (after.state, after.pipeline_attempts, after.job_id) == (LAUNCHED, 2, "local-job-1")
 
 
@@ -159,7 +159,7 @@ def test_sweep_two_concurrent_sweeps_relaunch_once(
 
     assert len(local_launcher.requests) == 1
     assert sum(r.relaunched for r in reports) == 1 and sum(r.failed for r in reports) == 0
-    assert read_claim(gcs.client, settings, claim.key).pipeline_attempts == 2
+    assert read_claim(gcs.client, settings, claim.event_key).pipeline_attempts == 2
 
 
 def test_sweep_leaves_a_claim_whose_local_job_still_runs(
@@ -173,7 +173,7 @@ def test_sweep_leaves_a_claim_whose_local_job_still_runs(
 
     assert (report.checked, report.running, report.relaunched) == (1, 1, 0)
     assert local_launcher.requests == []
-    assert read_claim(gcs.client, settings, claim.key) == claim  # not even rewritten
+    assert read_claim(gcs.client, settings, claim.event_key) == claim  # not even rewritten
 
 
 @pytest.mark.parametrize(("status", "reason"), [("loaded", None), ("rejected", "bad header")])
@@ -197,7 +197,7 @@ def test_sweep_settles_a_claim_from_its_jobs_log_row_without_relaunch(
 
     report = sweep_stuck_claims(gcs.client, settings, local_launcher, now=LATER)
 
-    after = read_claim(gcs.client, settings, claim.key)
+    after = read_claim(gcs.client, settings, claim.event_key)
     assert (report.settled, report.relaunched) == (1, 0) and local_launcher.requests == []
     assert (after.state, after.reason, after.pipeline_attempts) == (status, reason, 1)
 
@@ -215,7 +215,7 @@ def test_sweep_gives_up_after_max_attempts_with_a_rejected_log_row(
     third = sweep_stuck_claims(gcs.client, settings, local_launcher, now=LATER + timedelta(2))
 
     reason = f"pipeline failed 2 times; see job {job} log"
-    after = read_claim(gcs.client, settings, claim.key)
+    after = read_claim(gcs.client, settings, claim.event_key)
     assert (first.relaunched, second.gave_up, third.checked) == (1, 1, 0)
     assert len(local_launcher.requests) == 1  # the relaunched job never ran: it died too
     assert (after.state, after.reason, after.pipeline_attempts) == ("rejected", reason, 2)
@@ -233,13 +233,13 @@ def test_sweep_touches_no_young_claim_and_reads_only_old_launched_ones(
     settings = load_settings()
     _, stuck = launched(gcs, PREFIX + "stuck.csv")
     _, loaded = launched(gcs, PREFIX + "loaded.csv")
-    set_claim_state(gcs.client, settings, loaded.key, LOADED)
-    gcs.pipeline.blob(split_index_name(stuck.key)).upload_from_string(b"{}")
+    set_claim_state(gcs.client, settings, loaded.event_key, LOADED)
+    gcs.pipeline.blob(split_index_name(stuck.event_key)).upload_from_string(b"{}")
     # A claim as written before claims carried their state (and attempts) as metadata.
     old_blob, old = launched(gcs, PREFIX + "old.csv")
     stored = json.loads(old.to_json())
     del stored["pipeline_attempts"]
-    gcs.pipeline.blob(claim_object_name(old.key)).upload_from_string(json.dumps(stored))
+    gcs.pipeline.blob(claim_object_name(old.event_key)).upload_from_string(json.dumps(stored))
 
     early = sweep_stuck_claims(gcs.client, settings, local_launcher)  # every claim is young
     early_launches = list(local_launcher.requests)
@@ -247,10 +247,10 @@ def test_sweep_touches_no_young_claim_and_reads_only_old_launched_ones(
     report = sweep_stuck_claims(gcs.client, settings, local_launcher, now=LATER)
 
     assert (early.checked, early_launches) == (0, [])
-    assert sorted(due) == sorted(claim_object_name(c.key) for c in (stuck, old))
+    assert sorted(due) == sorted(claim_object_name(c.event_key) for c in (stuck, old))
     assert report.relaunched == 2
     assert {r.job_name for r in local_launcher.requests} == {job_of(old_blob), stuck.job_id}
-    assert read_claim(gcs.client, settings, old.key).pipeline_attempts == 2
+    assert read_claim(gcs.client, settings, old.event_key).pipeline_attempts == 2
 
 
 def test_sweep_logs_a_bad_claim_with_its_key_and_sweeps_the_rest(
@@ -264,8 +264,10 @@ def test_sweep_logs_a_bad_claim_with_its_key_and_sweeps_the_rest(
     report = sweep_stuck_claims(gcs.client, settings, local_launcher, now=LATER)
 
     assert (report.checked, report.relaunched, report.failed) == (2, 1, 1)
-    assert [r.claim_key for r in local_launcher.requests] == [good.key]
-    assert f"sweep of claim {bad.key} failed" in caplog.text and "no_such_dataset" in caplog.text
+    assert [r.event_key for r in local_launcher.requests] == [good.event_key]
+    assert (
+        f"sweep of claim {bad.event_key} failed" in caplog.text and "no_such_dataset" in caplog.text
+    )
 
 
 def dataflow_job(state: str) -> tuple[dict[str, str], str]:
@@ -298,7 +300,7 @@ def test_sweep_asks_dataflow_for_the_job_state_and_relaunches_only_an_ended_job(
 
     report = sweep_stuck_claims(gcs.client, settings, DataflowLauncher(dataflow, http), LATER)
 
-    after = read_claim(gcs.client, settings, claim.key)
+    after = read_claim(gcs.client, settings, claim.event_key)
     method, uri, _ = http.requests[0]
     assert method == "GET" and "/projects/proj-1/locations/europe-west1/jobs/df-1?" in uri
     assert (report.running, report.relaunched) == (1 - relaunched, relaunched)

@@ -56,10 +56,10 @@ def test_handle_object_accepted_file_launches_once_and_marks_claim(
     outcome = handle(blob)
 
     key = event_key(gcs.landing.name, blob.name, blob.generation)
-    assert (outcome.status, outcome.key, outcome.job_id) == ("launched", key, "job-1")
+    assert (outcome.status, outcome.event_key, outcome.job_id) == ("launched", key, "job-1")
     [request] = launcher.requests
     assert request.input_uri == f"gs://{gcs.landing.name}/{blob.name}"
-    assert (request.dataset, request.source.generation, request.claim_key) == (
+    assert (request.dataset, request.source.generation, request.event_key) == (
         "kiva_lenders",
         blob.generation,
         key,
@@ -149,14 +149,14 @@ def test_handle_object_bad_file_is_quarantined_recorded_and_acknowledged(
     reason = json.loads(gcs.pipeline.blob(copy_name + REASON_SUFFIX).download_as_bytes())
     assert reason["accepted"] is False and reason["problems"][0]["code"] == "header"
     assert (reason["event_key"], reason["object"], reason["generation"]) == (
-        outcome.key,
+        outcome.event_key,
         blob.name,
         blob.generation,
     )
     [row] = ingestion_rows()
     assert (row["status"], row["source_generation"]) == ("rejected", blob.generation)
     assert row["source_uri"] == f"gs://{gcs.landing.name}/{blob.name}" and row["rows_in"] == 0
-    assert read_claim(gcs.client, load_settings(), outcome.key).state == "rejected"
+    assert read_claim(gcs.client, load_settings(), outcome.event_key).state == "rejected"
     landed = gcs.landing.get_blob(blob.name)
     assert landed.generation == blob.generation and landed.download_as_bytes() == BAD
 
@@ -182,7 +182,7 @@ def test_handle_object_replaced_generation_is_rejected_as_vanished(
 
     assert (outcome.status, outcome.reason) == ("rejected", VANISHED)
     assert launcher.attempts == 0
-    assert read_claim(gcs.client, load_settings(), outcome.key).reason == VANISHED
+    assert read_claim(gcs.client, load_settings(), outcome.event_key).reason == VANISHED
     assert [r["reason"] for r in ingestion_rows()] == [VANISHED]
 
 
@@ -200,7 +200,7 @@ def test_handle_object_transient_read_fault_releases_claim_and_retry_succeeds(
     outcome = handle(blob)
 
     assert outcome.status == "launched" and len(launcher.requests) == 1
-    assert read_claim(gcs.client, load_settings(), outcome.key).attempt == 2
+    assert read_claim(gcs.client, load_settings(), outcome.event_key).attempt == 2
 
 
 def test_handle_object_transient_launch_error_is_raised_and_retry_launches_once(
@@ -237,7 +237,7 @@ def test_handle_object_pipeline_finished_before_launch_recorded_keeps_loaded(
     settings = load_settings()
 
     def finish_at_once(request: Any) -> None:
-        set_claim_state(storage_client(settings), settings, request.claim_key, "loaded")
+        set_claim_state(storage_client(settings), settings, request.event_key, "loaded")
 
     install_launcher(monkeypatch, during_launch=finish_at_once)
     blob = land(gcs, GOOD)
@@ -245,7 +245,7 @@ def test_handle_object_pipeline_finished_before_launch_recorded_keeps_loaded(
     outcome = handle(blob)
 
     assert outcome.status == "launched"
-    assert read_claim(gcs.client, settings, outcome.key).state == "loaded"
+    assert read_claim(gcs.client, settings, outcome.event_key).state == "loaded"
 
 
 def test_handle_object_already_running_job_counts_as_launched(
@@ -257,7 +257,7 @@ def test_handle_object_already_running_job_counts_as_launched(
     outcome = handle(blob)
 
     assert outcome.status == "launched" and outcome.job_id.startswith("sluice-kiva-lenders-")
-    assert read_claim(gcs.client, load_settings(), outcome.key).job_id == outcome.job_id
+    assert read_claim(gcs.client, load_settings(), outcome.event_key).job_id == outcome.job_id
 
 
 def test_handle_object_replay_gets_its_own_claim_and_job(
@@ -271,7 +271,7 @@ def test_handle_object_replay_gets_its_own_claim_and_job(
     replay = handle(blob, replay="r1")
 
     assert (first.status, again.status, replay.status) == ("launched", "duplicate", "launched")
-    assert replay.key == first.key + "/replay-r1"
+    assert replay.event_key == first.event_key + "/replay-r1"
     assert len({r.job_name for r in launcher.requests}) == 2
     assert len(claim_names(gcs)) == 2
 

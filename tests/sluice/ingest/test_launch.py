@@ -73,7 +73,7 @@ def scripted(*responses: tuple[dict[str, str], str], **options: object) -> tuple
 
 @pytest.fixture
 def request_() -> LaunchRequest:
-    request = LaunchRequest.for_object("kiva_loans", SOURCE, claim_key=KEY, started_at=STARTED)
+    request = LaunchRequest.for_object("kiva_loans", SOURCE, event_key=KEY, started_at=STARTED)
     return replace(request, split_index="gs://sluice-pipeline/claims/0123.splits.json")
 
 
@@ -102,7 +102,7 @@ def test_launch_parameters_omit_the_claim_when_there_is_none() -> None:
 
     sent = launch_parameters(request, load_settings())
 
-    assert "claim" not in sent and "split_index" not in sent
+    assert "event_key" not in sent and "split_index" not in sent
 
 
 def test_launch_parameters_resolve_in_the_pipeline_as_launched(
@@ -115,7 +115,7 @@ def test_launch_parameters_resolve_in_the_pipeline_as_launched(
 
     assert resolved.source == SOURCE and resolved.input == SOURCE.uri
     assert resolved.job_id == ingest_job_id("kiva_loans", SOURCE) == request_.job_name
-    assert (resolved.claim, resolved.started_at) == (KEY, STARTED)
+    assert (resolved.event_key, resolved.started_at) == (KEY, STARTED)
     assert resolved.staging_location == str((isolated_env / "staging").absolute())
     assert resolved.settings.duckdb_file == (isolated_env / "warehouse.duckdb").absolute()
     assert resolved.settings.pipeline_bucket == "pipes"
@@ -136,7 +136,7 @@ def test_launch_request_rejects_an_invalid_job_name() -> None:
 
 
 def test_launch_request_gives_a_replay_its_own_job_name(request_: LaunchRequest) -> None:
-    replay = LaunchRequest.for_object("kiva_loans", SOURCE, claim_key=f"{KEY}/replay-7", replay="7")
+    replay = LaunchRequest.for_object("kiva_loans", SOURCE, event_key=f"{KEY}/replay-7", replay="7")
 
     assert replay.job_name != request_.job_name
     assert replay.job_name.startswith("sluice-kiva-loans-") and len(replay.job_name) <= 63
@@ -165,7 +165,7 @@ def test_dataflow_launch_sends_the_flex_template_request(request_: LaunchRequest
                 "job_id": request_.job_name,
                 "started_at": "2026-11-24T10:15:03+00:00",
                 "pipeline_bucket": "sluice-pipeline",
-                "claim": KEY,
+                "event_key": KEY,
                 "split_index": "gs://sluice-pipeline/claims/0123.splits.json",
             },
             "environment": {
@@ -312,7 +312,7 @@ def test_dataflow_launch_reaches_the_endpoint_override(
     [first, second] = FakeDataflow.received
     assert first == second
     assert first[0] == f"{LAUNCH_PATH}?alt=json"
-    assert first[1]["launchParameter"]["parameters"]["claim"] == KEY
+    assert first[1]["launchParameter"]["parameters"]["event_key"] == KEY
 
 
 def test_launcher_from_settings_follows_the_launcher_setting() -> None:
@@ -369,7 +369,7 @@ def test_local_launcher_settles_the_claim_of_a_gcs_object(
     source = SourceRef(f"gs://{gcs.landing.name}/{name}", blob.generation)
     claim_event(gcs.client, settings, key, bucket=gcs.landing.name, name=name,
                 generation=blob.generation, dataset="tiny_loans")  # fmt: skip
-    request = LaunchRequest.for_object("tiny_loans", source, claim_key=key)
+    request = LaunchRequest.for_object("tiny_loans", source, event_key=key)
     launcher = LocalLauncher(settings)
 
     launcher.launch(request)
