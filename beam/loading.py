@@ -43,7 +43,7 @@ class LoadWarehouseFn(beam.DoFn):
         source: SourceRef,
         settings: Settings,
         *,
-        job_id: str,
+        job_name: str,
         started_at: datetime,
         staging_dir: str,
         event_key: str | None = None,
@@ -51,7 +51,7 @@ class LoadWarehouseFn(beam.DoFn):
         self._contract = contract
         self._source = source
         self._settings = settings
-        self._job_id = job_id
+        self._job_name = job_name
         self._started_at = started_at
         self._staging_dir = staging_dir
         self._event_key = event_key
@@ -97,7 +97,7 @@ class LoadWarehouseFn(beam.DoFn):
         if staged and not FileSystems.exists(staged[0][0]):
             # A retried bundle whose earlier attempt committed, then removed the staging
             # (a load a newer generation had superseded committed its log row too).
-            earlier = find_ingestion_record(warehouse, self._source, self._job_id)
+            earlier = find_ingestion_record(warehouse, self._source, self._job_name)
             if earlier is not None and (earlier.status == "loaded" or earlier.reason == SUPERSEDED):
                 return earlier
         record = self._record(
@@ -111,7 +111,7 @@ class LoadWarehouseFn(beam.DoFn):
             record,
         )
         # What the warehouse logged: a load overtaken by a newer generation is 'rejected'.
-        return find_ingestion_record(warehouse, self._source, self._job_id) or record
+        return find_ingestion_record(warehouse, self._source, self._job_name) or record
 
     def _record(
         self, status: str, loaded: int, dead: int, reason: str | None = None
@@ -125,7 +125,7 @@ class LoadWarehouseFn(beam.DoFn):
             rows_loaded=loaded,
             rows_dead=dead,
             reason=reason,
-            job_id=self._job_id,
+            job_id=self._job_name,
             started_at=self._started_at,
             finished_at=datetime.now(UTC),
         )
@@ -153,10 +153,10 @@ def split_staged(
 
 
 def find_ingestion_record(
-    warehouse: Warehouse, source: SourceRef, job_id: str
+    warehouse: Warehouse, source: SourceRef, job_name: str
 ) -> IngestionRecord | None:
-    """The latest ingestion-log row of this source generation written by ``job_id``."""
-    return warehouse.latest_ingestion(source, job_id=job_id)
+    """The latest ingestion-log row of this source generation written by the job ``job_name``."""
+    return warehouse.latest_ingestion(source, job_name=job_name)
 
 
 def settle_claim(settings: Settings, event_key: str, record: IngestionRecord) -> None:
@@ -170,7 +170,7 @@ def settle_claim(settings: Settings, event_key: str, record: IngestionRecord) ->
     from sluice.ingest.claims import SETTABLE_FIELDS, ClaimStateError, set_claim_state
 
     details = {
-        "job_id": record.job_id,
+        "runner_job_id": record.job_id,  # the job that settled it, by name
         "reason": record.reason,
         "rows_in": record.rows_in,
         "rows_loaded": record.rows_loaded,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sluice.errors import ConfigError
 from sluice.gcs import is_local_path
-from sluice.schema import SourceRef, ingest_job_id
+from sluice.schema import SourceRef, job_name_for
 from sluice.settings import Settings, load_settings
 
 
@@ -44,7 +44,12 @@ PIPELINE_PARAMETERS: tuple[Parameter, ...] = (
     Parameter("warehouse", "Warehouse", "Warehouse backend: duckdb or bigquery."),
     Parameter("warehouse_target", "Warehouse target", "DuckDB file path or BigQuery project."),
     Parameter("warehouse_dataset", "Warehouse dataset", "Dataset/schema of processed tables."),
-    Parameter("job_id", "Job id", "Ingestion job id; default derived from the source."),
+    Parameter(
+        "job_name",
+        "Job name",
+        "Job name (the Dataflow job's, and the ingestion log's job_id); default from the source.",
+        old_names=("job_id",),
+    ),
     Parameter("started_at", "Started at", "ISO 8601 start time of the ingestion; default now."),
     Parameter("contracts_dir", "Contracts directory", "Directory of contract YAML files."),
     Parameter(
@@ -72,7 +77,7 @@ class PipelineParams:
     dataset: str
     source: SourceRef
     staging_location: str
-    job_id: str
+    job_name: str
     started_at: datetime
     settings: Settings
     event_key: str | None = None
@@ -82,8 +87,8 @@ class PipelineParams:
 
     @property
     def staging_dir(self) -> str:
-        """This job's own staging directory: ``<staging_location>/<dataset>/<job_id>``."""
-        return "/".join((self.staging_location.rstrip("/"), self.dataset, self.job_id))
+        """This job's own staging directory: ``<staging_location>/<dataset>/<job_name>``."""
+        return "/".join((self.staging_location.rstrip("/"), self.dataset, self.job_name))
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -162,7 +167,7 @@ def resolve_params(args: argparse.Namespace) -> PipelineParams:
         dataset=args.dataset,
         source=source,
         staging_location=staging,
-        job_id=args.job_id or ingest_job_id(args.dataset, source),
+        job_name=args.job_name or job_name_for(args.dataset, source),
         started_at=parse_started_at(args.started_at),
         settings=settings,
         event_key=args.event_key or None,

@@ -111,7 +111,7 @@ def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pip
         contract,
         params.source,
         settings,
-        job_id=params.job_id,
+        job_name=params.job_name,
         started_at=params.started_at,
         staging_dir=params.staging_dir,
         event_key=params.event_key,
@@ -140,10 +140,10 @@ def use_local_workers(options: PipelineOptions, workers: int) -> None:
 def read_ingestion_record(params: PipelineParams) -> IngestionRecord:
     """The ingestion-log row this job wrote (read back, so it is what the warehouse holds)."""
     with connected_warehouse(params.settings) as warehouse:
-        record = find_ingestion_record(warehouse, params.source, params.job_id)
+        record = find_ingestion_record(warehouse, params.source, params.job_name)
     if record is None:
         raise WarehouseError(
-            f"expected an ingestion-log row for {params.source.uri} (job {params.job_id}),"
+            f"expected an ingestion-log row for {params.source.uri} (job {params.job_name}),"
             " found none"
         )
     return record
@@ -156,7 +156,7 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[PipelineParams, Pipelin
     if known.staging_location:
         # Beam has a --staging_location of its own (Dataflow stages the SDK there, and the
         # flex-template launcher passes it): both kinds of staged files share the location,
-        # ours under <dataset>/<job_id>/, so Beam gets the value too.
+        # ours under <dataset>/<job_name>/, so Beam gets the value too.
         beam_args.append(f"--staging_location={known.staging_location}")
     worker_image = os.environ.get(WORKER_IMAGE_ENV)
     if worker_image and not any(a.startswith("--sdk_container_image") for a in beam_args):
@@ -172,14 +172,14 @@ def run(argv: Sequence[str] | None = None) -> IngestionRecord | None:
     Returns None only when Beam merely writes a template (``--template_location``).
     """
     params, options = parse_arguments(argv)
-    LOG.info("%s: %s started (Beam imported)", PIPELINE_STARTED, params.job_id)
+    LOG.info("%s: %s started (Beam imported)", PIPELINE_STARTED, params.job_name)
     pipeline = build_pipeline(params, options)
     # The record is read back from the warehouse after the run: its client library loads
     # while this process only waits for the runner's workers.
     threading.Thread(target=warehouse_class, args=(params.settings,), daemon=True).start()
     result = pipeline.run()
     if options.view_as(GoogleCloudOptions).template_location:
-        LOG.info("template written; job %s not run here", params.job_id)
+        LOG.info("template written; job %s not run here", params.job_name)
         return None
     result.wait_until_finish()
     return read_ingestion_record(params)

@@ -38,7 +38,7 @@ from typing import Any
 from beam.pipeline import PIPELINE_STARTED
 from sluice.gcs import parse_gs_uri, storage_client
 from sluice.ingest.claims import LOADED, event_key, read_claim
-from sluice.schema import SourceRef, ingest_job_id
+from sluice.schema import SourceRef, job_name_for
 from sluice.settings import Settings, load_settings
 from sluice.warehouse import connected_warehouse
 
@@ -191,7 +191,7 @@ def measure_drop(path: Path, home: Path, settings: Settings) -> dict[str, Any]:
     key = event_key(bucket, name, source.generation)
     claim = read_claim(client, settings, key)
     blob = client.bucket(bucket).get_blob(name, generation=source.generation)
-    job_name = ingest_job_id(DATASET, source)
+    job_name = job_name_for(DATASET, source)
     with connected_warehouse(settings) as warehouse:
         [logged] = warehouse.query(
             "SELECT finished_at FROM {dataset}.ingestion_log WHERE job_id = @job_id",

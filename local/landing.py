@@ -208,7 +208,7 @@ def _with_log_counts(settings: Settings, result: LandingResult) -> LandingResult
     try:
         with connected_warehouse(settings) as warehouse:
             record = warehouse.latest_ingestion(
-                SourceRef(landed.uri, landed.generation), job_id=landed.job_name
+                SourceRef(landed.uri, landed.generation), job_name=landed.job_name
             )
     except MissingTable:
         return result  # no ingestion log yet: a rejection recorded only in its claim

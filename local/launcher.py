@@ -44,7 +44,7 @@ class LocalLauncher:
         LOG.info("local job %s started as pid %d", request.job_name, pid)
         return LaunchResult(request.job_name, f"local-{pid}", pid=pid)
 
-    def is_running(self, job_name: str, job_id: str | None) -> bool:
+    def is_running(self, job_name: str, runner_job_id: str | None) -> bool:
         """Whether a live process runs the job here (its pid file names it)."""
         return self._jobs.running_pid(job_name) is not None
 

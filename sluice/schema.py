@@ -104,7 +104,7 @@ class SourceRef:
     """GCS object generation; for local files, the modification time in microseconds."""
 
 
-def ingest_job_id(dataset: str, source: SourceRef) -> str:
+def job_name_for(dataset: str, source: SourceRef) -> str:
     """A deterministic id for ingesting one file generation, valid as a Dataflow job name
     (lowercase ``[-a-z0-9]``, starts with a letter, at most 63 characters)."""
     key = f"{dataset}\n{source.uri}\n{source.generation}"

@@ -318,7 +318,7 @@ def test_on_upload_logs_json_lines_labelled_with_the_event_key(
         "event_key": event_key(gcs.landing.name, blob.name, blob.generation),
         "dataset": "kiva_lenders",
     }
-    assert launched[0]["severity"] == "INFO" and launched[0]["job_id"] == "job-1"
+    assert launched[0]["severity"] == "INFO" and launched[0]["runner_job_id"] == "job-1"
 
 
 def test_function_runtime_requirements_exclude_apache_beam() -> None:

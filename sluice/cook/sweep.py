@@ -190,11 +190,11 @@ class _Sweep:
     def check(self, claim: Claim) -> str:
         """Decide about one due claim and act; the outcome (a SweepReport field or UNCHANGED)."""
         request = relaunch_request(claim, datetime.now(UTC))
-        if self.launcher.is_running(request.job_name, claim.job_id):
+        if self.launcher.is_running(request.job_name, claim.runner_job_id):
             return RUNNING
         record = self._log_row(claim, request)
         if record is not None and record.job_id == request.job_name:
-            found = {"job_id": record.job_id, "reason": record.reason}
+            found = {"runner_job_id": record.job_id, "reason": record.reason}
             settled = {k: v for k, v in found.items() if v is not None}
             set_claim_state(self.client, self.settings, claim.event_key, record.status, **settled)
             message = (
@@ -217,18 +217,20 @@ class _Sweep:
         request = replace(request, split_index=self._split_index(claim))
         result = self.launcher.launch(request)
         # The new job's id; after a 409 only its name, so the next check looks it up by name.
-        job_id = result.job_id or result.job_name
+        runner_job_id = result.runner_job_id or result.job_name
         try:
-            set_claim_state(self.client, self.settings, claim.event_key, LAUNCHED, job_id=job_id)
+            set_claim_state(
+                self.client, self.settings, claim.event_key, LAUNCHED, runner_job_id=runner_job_id
+            )
         except ClaimStateError:
-            LOG.info("relaunched job %s finished before its launch was recorded", job_id)
+            LOG.info("relaunched job %s finished before its launch was recorded", runner_job_id)
         if result.already_running:
             return RUNNING
         message = (
             f"relaunched job {request.job_name} for {request.source.uri} (run {attempts} of"
             f" {self.settings.max_pipeline_attempts}): it had ended without an ingestion-log row"
         )
-        log_event(LOG, logging.WARNING, message, outcome=RELAUNCHED, job_id=job_id)
+        log_event(LOG, logging.WARNING, message, outcome=RELAUNCHED, runner_job_id=runner_job_id)
         return RELAUNCHED
 
     def _give_up(
@@ -240,7 +242,7 @@ class _Sweep:
         if record is None or record.status != "loaded":
             record_rejected_source(
                 self._contract(claim.dataset), request.source, reason, request.started_at,
-                self._log_settings(request), job_id=request.job_name,
+                self._log_settings(request), job_name=request.job_name,
             )  # fmt: skip
         given_up = swap_claim(
             self.client, self.settings, claim, state=REJECTED, reason=reason, updated_at=self.now

@@ -53,7 +53,7 @@ NEXT_STATES: dict[str, frozenset[str]] = {
     REJECTED: frozenset({REJECTED}),
     LOADED: frozenset({LOADED}),
 }
-SETTABLE_FIELDS = frozenset({"job_id", "reason"})
+SETTABLE_FIELDS = frozenset({"runner_job_id", "reason"})
 RELEASED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 """``updated_at`` of a released claim: stale for any lease."""
 CAS_ATTEMPTS = 8
@@ -81,7 +81,9 @@ class Claim:
     generation: int
     dataset: str
     updated_at: datetime
-    job_id: str | None = None
+    runner_job_id: str | None = None
+    """The runner's id of the job (Dataflow's job id, ``local-<pid>``); the job name when the
+    launch found the job already running, and once the pipeline has settled the claim."""
     reason: str | None = None
     holder: str = ""
     """Random token of the delivery that took the claim (tells our own write from another's)."""
@@ -103,7 +105,8 @@ class Claim:
     def from_json(cls, raw: bytes, claim_generation: int | None = None) -> Claim:
         """Rebuild a claim from its stored form."""
         stored: dict[str, Any] = json.loads(raw)
-        stored.setdefault("event_key", stored.get("key"))  # claims written before the rename
+        stored.setdefault("event_key", stored.get("key"))  # claims written before the renames
+        stored.setdefault("runner_job_id", stored.get("job_id"))
         known = {f.name for f in dataclass_fields(cls)} - {"claim_generation"}
         data = {k: v for k, v in stored.items() if k in known}  # newer writers may add fields
         data["updated_at"] = datetime.fromisoformat(data["updated_at"])
@@ -188,7 +191,7 @@ def claim_event(
 def set_claim_state(
     client: storage.Client, settings: Settings, event_key: str, state: str, **fields: Any
 ) -> Claim:
-    """Move the claim to ``state`` (and set ``job_id``/``reason``) by compare-and-swap."""
+    """Move the claim to ``state`` (and set ``runner_job_id``/``reason``) by compare-and-swap."""
     from google.api_core.exceptions import PreconditionFailed
 
     unknown = set(fields) - SETTABLE_FIELDS

@@ -112,10 +112,10 @@ class DataflowLauncher:
             f" {self._max_attempts} attempts, found {fault}"
         )
 
-    def is_running(self, job_name: str, job_id: str | None) -> bool:
+    def is_running(self, job_name: str, runner_job_id: str | None) -> bool:
         """Whether Dataflow still runs the job (``dataflow_job_running``)."""
         jobs = self._dataflow().projects().locations().jobs()
-        return dataflow_job_running(jobs, self._settings, job_name, job_id)
+        return dataflow_job_running(jobs, self._settings, job_name, runner_job_id)
 
     def launch_body(self, request: LaunchRequest) -> dict[str, Any]:
         """The ``LaunchFlexTemplateRequest`` body for ``request``."""
@@ -233,14 +233,16 @@ def label_value(text: str) -> str:
     return LABEL_VALUE_UNSAFE.sub("-", text.lower())[:63]
 
 
-def dataflow_job_running(jobs: Any, settings: Settings, job_name: str, job_id: str | None) -> bool:
+def dataflow_job_running(
+    jobs: Any, settings: Settings, job_name: str, runner_job_id: str | None
+) -> bool:
     """Whether the job (by id when known, else by name among active jobs) is still running.
 
     ``jobs`` is ``service.projects().locations().jobs()`` of a Dataflow v1b3 client.
     """
     location = {"projectId": settings.gcp_project, "location": settings.dataflow_region}
-    if job_id and job_id != job_name:
-        job = _execute(jobs.get(jobId=job_id, view="JOB_VIEW_SUMMARY", **location), job_name)
+    if runner_job_id and runner_job_id != job_name:
+        job = _execute(jobs.get(jobId=runner_job_id, view="JOB_VIEW_SUMMARY", **location), job_name)
         return job is not None and job.get("currentState") not in TERMINAL_STATES
     page_token = None
     while True:

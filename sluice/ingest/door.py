@@ -82,7 +82,7 @@ class UploadOutcome:
     generation: int | None
     event_key: str | None = None
     dataset: str | None = None
-    job_id: str | None = None
+    runner_job_id: str | None = None
     reason: str | None = None
     """Why it was ignored or rejected."""
     quarantine_uri: str | None = None
@@ -223,13 +223,17 @@ class _Ingest:
         except Exception:
             self._release()
             raise
-        job_id = result.job_id or result.job_name
-        self._mark_launched(job_id)
+        runner_job_id = result.runner_job_id or result.job_name
+        self._mark_launched(runner_job_id)
         verb = "is already running" if result.already_running else "launched"
         log_event(
-            LOG, logging.INFO, f"job {result.job_name} {verb}", outcome=LAUNCHED, job_id=job_id
+            LOG,
+            logging.INFO,
+            f"job {result.job_name} {verb}",
+            outcome=LAUNCHED,
+            runner_job_id=runner_job_id,
         )
-        return self._outcome(LAUNCHED, job_id=job_id)
+        return self._outcome(LAUNCHED, runner_job_id=runner_job_id)
 
     def _validate(self) -> ValidationReport | None:
         """The validation report of exactly this generation; None when it no longer exists."""
@@ -287,7 +291,7 @@ class _Ingest:
         )
         record_rejected_source(
             self.contract, self.source, reason, request.started_at, log_settings,
-            job_id=request.job_name,
+            job_name=request.job_name,
         )  # fmt: skip
         set_claim_state(self.client, self.settings, self.claim.event_key, REJECTED, reason=reason)
         message = f"rejected {self.source.uri}: {reason}"
@@ -303,10 +307,14 @@ class _Ingest:
             self.client, self.settings, claim.bucket, claim.name, claim.generation, details
         )
 
-    def _mark_launched(self, job_id: str) -> None:
+    def _mark_launched(self, runner_job_id: str) -> None:
         try:
             set_claim_state(
-                self.client, self.settings, self.claim.event_key, LAUNCHED, job_id=job_id
+                self.client,
+                self.settings,
+                self.claim.event_key,
+                LAUNCHED,
+                runner_job_id=runner_job_id,
             )
         except ClaimStateError:
             # A fast pipeline may have marked the claim loaded (or rejected) already.
@@ -323,9 +331,11 @@ class _Ingest:
             released = False  # the lease will free it instead
         LOG.warning("retryable failure; claim released: %s", released, exc_info=True)
 
-    def _outcome(self, status: str, job_id: str | None = None, **fields: Any) -> UploadOutcome:
+    def _outcome(
+        self, status: str, runner_job_id: str | None = None, **fields: Any
+    ) -> UploadOutcome:
         claim, dataset = self.claim, self.contract.name
-        job_id = job_id or self.request.job_name
+        runner_job_id = runner_job_id or self.request.job_name
         return UploadOutcome(
             status,
             claim.bucket,
@@ -333,7 +343,7 @@ class _Ingest:
             claim.generation,
             claim.event_key,
             dataset,
-            job_id,
+            runner_job_id,
             **fields,
         )
 

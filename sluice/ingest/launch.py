@@ -6,9 +6,9 @@ Launchers are adapters behind the ``Launcher`` protocol: ``sluice.ingest.dataflo
 template, in the cloud) and ``local.launcher`` (Beam's local runner, on a laptop). Both are
 idempotent per job name: Dataflow answers 409 for a second active job of the same name, and
 the local launcher keeps a pid file per job; either way the result says ``already_running``
-and the caller counts the file as launched. Each also answers ``is_running(job_name,
-job_id)``, which the sweep of stuck claims (``sluice.cook.sweep``) asks before it relaunches a
-job under the same name.
+and the caller counts the file as launched. Each also answers
+``is_running(job_name, runner_job_id)``, which the sweep of stuck claims
+(``sluice.cook.sweep``) asks before it relaunches a job under the same name.
 
 No Beam import here (functions stay light); google-api-python-client loads on first launch.
 """
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from sluice.errors import ConfigError
-from sluice.schema import SourceRef, ingest_job_id
+from sluice.schema import SourceRef, job_name_for
 from sluice.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class LaunchRequest:
             dataset=dataset,
             source=source,
             input_uri=source.uri,
-            job_name=ingest_job_id(dataset, named_by),
+            job_name=job_name_for(dataset, named_by),
             event_key=event_key,
             started_at=started_at or datetime.now(UTC),
             test=test,
@@ -107,7 +107,7 @@ class LaunchResult:
     """What a launcher did: started ``job_name`` or found it already running."""
 
     job_name: str
-    job_id: str | None
+    runner_job_id: str | None
     """Dataflow's job id, or ``local-<pid>``; None when the job was already running."""
     already_running: bool = False
     pid: int | None = None
@@ -121,8 +121,8 @@ class Launcher(Protocol):
         """Start the job (or find it running); raise TransientError when a retry may help."""
         ...
 
-    def is_running(self, job_name: str, job_id: str | None) -> bool:
-        """Whether the job (``job_id`` as the launch returned it, if known) still runs."""
+    def is_running(self, job_name: str, runner_job_id: str | None) -> bool:
+        """Whether the job (``runner_job_id`` as the launch returned it, if known) still runs."""
         ...
 
 
@@ -148,7 +148,7 @@ def launch_parameters(
         "warehouse": settings.warehouse,
         "warehouse_target": target,
         "warehouse_dataset": request.warehouse_dataset(settings),
-        "job_id": request.job_name,
+        "job_name": request.job_name,
         "started_at": request.started_at.isoformat(),
         "pipeline_bucket": settings.pipeline_bucket,
     }

@@ -19,7 +19,7 @@ from urllib.parse import quote
 from sluice.contracts import Contract
 from sluice.gcs import gcs_faults, gs_uri, parse_gs_uri
 from sluice.ingest.validation import ValidationReport
-from sluice.schema import IngestionRecord, SourceRef, ingest_job_id
+from sluice.schema import IngestionRecord, SourceRef, job_name_for
 from sluice.settings import Settings
 from sluice.warehouse import connected_warehouse
 
@@ -111,11 +111,11 @@ def record_rejection(
     started_at: datetime,
     settings: Settings,
     *,
-    job_id: str | None = None,
+    job_name: str | None = None,
 ) -> IngestionRecord:
     """Write a ``rejected`` ingestion-log row for a file that failed validation."""
     reason = report.reason or "rejected by validation"
-    return record_rejected_source(contract, source, reason, started_at, settings, job_id=job_id)
+    return record_rejected_source(contract, source, reason, started_at, settings, job_name=job_name)
 
 
 def record_rejected_source(
@@ -125,7 +125,7 @@ def record_rejected_source(
     started_at: datetime,
     settings: Settings,
     *,
-    job_id: str | None = None,
+    job_name: str | None = None,
 ) -> IngestionRecord:
     """Write a ``rejected`` ingestion-log row with ``reason`` (replacing an earlier one)."""
     record = IngestionRecord(
@@ -137,7 +137,7 @@ def record_rejected_source(
         rows_loaded=0,
         rows_dead=0,
         reason=reason,
-        job_id=job_id or ingest_job_id(contract.name, source),
+        job_id=job_name or job_name_for(contract.name, source),
         started_at=started_at,
         finished_at=datetime.now(UTC),
     )

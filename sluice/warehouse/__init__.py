@@ -58,10 +58,10 @@ class Warehouse(Protocol):
         Raises MissingTable (naming it) when a table or dataset it reads does not exist."""
 
     def latest_ingestion(
-        self, source: SourceRef, job_id: str | None = None
+        self, source: SourceRef, job_name: str | None = None
     ) -> IngestionRecord | None:
-        """The newest ingestion-log row of this source generation (of ``job_id`` only, when
-        given), or None; MissingTable before the log exists."""
+        """The newest ingestion-log row of this source generation (of the job ``job_name``
+        only, when given), or None; MissingTable before the log exists."""
 
     def ingestion_log(self, limit: int) -> list[IngestionRecord]:
         """The ``limit`` newest ingestion-log rows, newest first."""

@@ -85,18 +85,18 @@ class StateTables:
         raise NotImplementedError
 
     def latest_ingestion(
-        self, source: SourceRef, job_id: str | None = None
+        self, source: SourceRef, job_name: str | None = None
     ) -> IngestionRecord | None:
-        """The newest ingestion-log row of this source generation (of ``job_id`` only, when
-        given), or None. MissingTable when the log does not exist yet."""
+        """The newest ingestion-log row of this source generation (of the job ``job_name``
+        only, when given), or None. MissingTable when the log does not exist yet."""
         sql = (
             f"SELECT {_LOG_COLUMNS} FROM {_LOG}"
             " WHERE source_uri = @source_uri AND source_generation = @generation"
         )
         params: dict[str, Any] = {"source_uri": source.uri, "generation": source.generation}
-        if job_id is not None:
+        if job_name is not None:
             sql += " AND job_id = @job_id"
-            params["job_id"] = job_id
+            params["job_id"] = job_name
         rows = self.query(sql + " ORDER BY finished_at DESC LIMIT 1", params)
         return _ingestion_record(rows[0]) if rows else None
 

@@ -90,7 +90,7 @@ def load(path: Path, workdir: Path, monkeypatch: pytest.MonkeyPatch, *runner_arg
         f"--input={path}",
         "--dataset=kiva_loans",
         f"--started_at={STARTED_AT}",
-        "--job_id=dask-equivalence",
+        "--job_name=dask-equivalence",
         *runner_args,
     ]
     record = run(argv)

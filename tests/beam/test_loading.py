@@ -53,7 +53,7 @@ def loader(
         contract,
         SOURCE,
         settings,
-        job_id="job-1",
+        job_name="job-1",
         started_at=STARTED_AT,
         staging_dir=str(staging),
         event_key=event_key,
@@ -71,7 +71,7 @@ def launched_claim(gcs: GcsBuckets, settings: Settings) -> None:
         generation=SOURCE.generation,
         dataset="tiny_loans",
     )
-    set_claim_state(gcs.client, settings, CLAIM_KEY, "launched", job_id="job-1")
+    set_claim_state(gcs.client, settings, CLAIM_KEY, "launched", runner_job_id="job-1")
 
 
 def test_load_warehouse_replaces_source_and_removes_staging(
@@ -149,7 +149,7 @@ def test_load_warehouse_marks_the_claim_loaded(
 
     claim = read_claim(gcs.client, settings, CLAIM_KEY)
     assert (record.status, again) == ("loaded", record)
-    assert (claim.state, claim.job_id, claim.reason) == ("loaded", "job-1", None)
+    assert (claim.state, claim.runner_job_id, claim.reason) == ("loaded", "job-1", None)
     assert claim.updated_at > STARTED_AT
 
 

@@ -15,7 +15,7 @@ from beam.options import (
     resolve_params,
 )
 from sluice.errors import ConfigError
-from sluice.schema import ingest_job_id
+from sluice.schema import job_name_for
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -40,9 +40,9 @@ def test_resolve_params_defaults_for_a_local_file(tmp_path: Path, isolated_env: 
 
     assert params.source.uri == str(path.resolve())
     assert params.source.generation == path.stat().st_mtime_ns // 1000
-    assert params.job_id == ingest_job_id("kiva_loans", params.source)
+    assert params.job_name == job_name_for("kiva_loans", params.source)
     assert params.staging_location == str((isolated_env / "staging").absolute())
-    assert params.staging_dir.endswith(f"/kiva_loans/{params.job_id}")
+    assert params.staging_dir.endswith(f"/kiva_loans/{params.job_name}")
     assert params.settings.duckdb_file == (isolated_env / "warehouse.duckdb").absolute()
     assert params.started_at.tzinfo is not None
 
@@ -64,7 +64,7 @@ def test_resolve_params_keeps_explicit_values_for_gcs() -> None:
             "--warehouse=bigquery",
             "--warehouse_target=my-project",
             "--warehouse_dataset=raw",
-            "--job_id=job-1",
+            "--job_name=job-1",
             "--started_at=2026-11-24T10:15:03+01:00",
         )
     )
@@ -124,3 +124,12 @@ def test_renamed_flags_keep_their_old_names() -> None:
     new = resolve_params(parse(*gcs, "--source_generation=42", f"--event_key={key}"))
 
     assert old.event_key == new.event_key == key
+
+
+def test_the_job_name_flag_keeps_its_old_name() -> None:
+    gcs = ["--input=gs://landing/incoming/kiva_loans/a.csv", "--dataset=kiva_loans"]
+
+    old = resolve_params(parse(*gcs, "--source_generation=42", "--job_id=sluice-x-1"))
+    new = resolve_params(parse(*gcs, "--source_generation=42", "--job_name=sluice-x-1"))
+
+    assert old.job_name == new.job_name == "sluice-x-1"

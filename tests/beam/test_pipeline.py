@@ -133,7 +133,7 @@ def test_run_records_a_rejected_header(tiny_contracts_dir: Path, write_sample) -
     path = write_sample(SAMPLE_BAD_HEADER)
     settings = load_settings()
 
-    record = run(pipeline_argv(path, tiny_contracts_dir, "--job_id=bad-header-job"))
+    record = run(pipeline_argv(path, tiny_contracts_dir, "--job_name=bad-header-job"))
 
     assert (record.status, record.rows_in, record.job_id) == ("rejected", 0, "bad-header-job")
     assert "loan_name" in record.reason and "loan_title" in record.reason
@@ -151,7 +151,7 @@ def test_run_loads_nothing_from_a_file_rejected_after_staging(
     path = write_sample(SAMPLE_LOANS + '7,Open,"never closed,5,funded,\n')
     settings = load_settings()
 
-    record = run(pipeline_argv(path, tiny_contracts_dir, "--job_id=open-quote-job"))
+    record = run(pipeline_argv(path, tiny_contracts_dir, "--job_name=open-quote-job"))
 
     assert (record.status, record.rows_loaded, record.rows_dead) == ("rejected", 0, 0)
     assert "quote" in record.reason
@@ -188,7 +188,7 @@ def test_run_reads_gcs_and_settles_the_claim(tiny_contracts_dir: Path, gcs: GcsB
     )
 
     claim = read_claim(gcs.client, settings, key)
-    assert (claim.state, claim.job_id) == ("loaded", record.job_id)
+    assert (claim.state, claim.runner_job_id) == ("loaded", record.job_id)
     assert (record.status, record.source_uri, record.rows_in) == ("loaded", uri, 6)
     rows = query(settings.duckdb_file, "SELECT DISTINCT _source_uri FROM sluice.tiny_loans")
     assert rows == [(uri,)]
@@ -284,7 +284,7 @@ def test_run_reads_the_launched_generation_not_a_newer_upload(gcs: GcsBuckets, t
     ]
 
     record = run([*argv, f"--source_generation={launched}"])
-    gone = run([*argv, f"--source_generation={launched - 1}", "--job_id=sluice-gone-1"])
+    gone = run([*argv, f"--source_generation={launched - 1}", "--job_name=sluice-gone-1"])
 
     assert (record.status, record.rows_loaded, record.source_generation) == ("loaded", 3, launched)
     assert gone.status == "rejected"

@@ -114,7 +114,7 @@ def test_metadata_regexes_are_anchored_and_posix_compatible() -> None:
 
 
 def test_metadata_job_id_regex_is_the_launchers_job_name_rule() -> None:
-    assert PARAMETERS["job_id"]["regexes"] == [f"^{JOB_NAME.pattern}$"]
+    assert PARAMETERS["job_name"]["regexes"] == [f"^{JOB_NAME.pattern}$"]
 
 
 @pytest.mark.parametrize(
@@ -155,7 +155,7 @@ BAD_VALUES: dict[str, list[str]] = {
     "warehouse": ["duckdb", "BigQuery"],
     "warehouse_target": ["/home/me/.local/warehouse.duckdb", "My_Project", "abc"],
     "warehouse_dataset": ["sluice-prod", "sluice.tables", ""],
-    "job_id": ["Sluice_Job", "1job", "job-", "j" * 64],
+    "job_name": ["Sluice_Job", "1job", "job-", "j" * 64],
     "started_at": ["2026-11-24 10:15:03", "yesterday", "2026-11-24T10:15:03+0100"],
     "event_key": ["bucket/object", "gs://bucket/object#1", "bucket/object#gen"],
     "pipeline_bucket": ["gs://sluice-pipeline", "Sluice", "ab"],

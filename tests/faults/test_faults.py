@@ -108,7 +108,7 @@ def test_dataflow_launch_retries_throttling_and_server_errors_then_launches(
     result = launcher.launch(request)
 
     first, second, third = dataflow_env.launches
-    assert (result.job_id, result.already_running) == ("fake-job-1", False)
+    assert (result.runner_job_id, result.already_running) == ("fake-job-1", False)
     assert first.body == second.body == third.body
     assert {launch.authorization for launch in dataflow_env.launches} == {f"Bearer {TOKEN}"}
     assert len(sleeps) == 2 and within_backoff(sleeps)
@@ -126,7 +126,7 @@ def test_on_upload_dataflow_409_counts_as_launched(
 
     claim = claim_of(gcs, blob)
     assert status == 200
-    assert (claim.state, claim.job_id) == ("launched", job_name(blob))
+    assert (claim.state, claim.runner_job_id) == ("launched", job_name(blob))
     assert [launch.job_name for launch in dataflow_env.launches] == [job_name(blob)]
     assert dataflow_env.jobs == {job_name(blob): "running-elsewhere"}
 
@@ -155,7 +155,7 @@ def test_on_upload_persistent_503_releases_the_claim_and_redelivery_launches_onc
     assert len(sleeps) == 4 and within_backoff(sleeps)
     assert [launch.job_name for launch in dataflow_env.launches] == [job_name(blob)] * 6
     assert dataflow_env.jobs == {job_name(blob): "fake-job-1"}
-    assert (claim.state, claim.job_id, claim.attempt) == ("launched", "fake-job-1", 2)
+    assert (claim.state, claim.runner_job_id, claim.attempt) == ("launched", "fake-job-1", 2)
 
 
 # 3a. on_upload killed between claim and launch ----------------------------------------------------
@@ -193,6 +193,6 @@ def test_on_upload_killed_between_claim_and_launch_is_taken_over_after_the_lease
     assert function.returncode == -signal.SIGKILL
     assert (orphan.state, orphan.attempt) == ("claimed", 1)
     assert (within_lease, after_lease, again) == (503, 200, 200)
-    assert (taken.state, taken.attempt, taken.job_id) == ("launched", 2, job_name(blob))
+    assert (taken.state, taken.attempt, taken.runner_job_id) == ("launched", 2, job_name(blob))
     assert [launch.job_name for launch in dataflow_env.launches] == [job_name(blob)] * 2
     assert list(dataflow_env.jobs) == [job_name(blob)]

@@ -61,7 +61,7 @@ def test_duckdb_load_failing_midway_keeps_the_old_rows_and_a_rerun_loads_once(
     inject, message = LOAD_FAULTS[fault]
     inject(rows, dead)
     load = LoadWarehouseFn(
-        contract, new.source, settings, job_id=new.job_name, started_at=new.started_at,
+        contract, new.source, settings, job_name=new.job_name, started_at=new.started_at,
         staging_dir=str(staging_dir(new, settings)),
     )  # fmt: skip
 
@@ -99,7 +99,7 @@ def test_bigquery_load_failing_midway_keeps_the_old_rows_and_a_retry_loads_once(
     def load_step(request: LaunchRequest) -> LoadWarehouseFn:
         directory = str(staging_dir(request, settings))
         return LoadWarehouseFn(
-            contract, request.source, settings, job_id=request.job_name,
+            contract, request.source, settings, job_name=request.job_name,
             started_at=request.started_at, staging_dir=directory,
         )  # fmt: skip
 
@@ -143,7 +143,7 @@ def test_load_step_retried_after_being_superseded_changes_nothing(
     run_in_process(newer, settings)
     rows, dead = stage(contract, older, settings)
     load = LoadWarehouseFn(
-        contract, older.source, settings, job_id=older.job_name, started_at=older.started_at,
+        contract, older.source, settings, job_name=older.job_name, started_at=older.started_at,
         staging_dir=str(staging_dir(older, settings)),
     )  # fmt: skip
     [first] = load.process(None, rows, dead, [])  # the older job finished last

@@ -74,7 +74,7 @@ def test_current_result_reports_a_pipeline_that_died_unsettled(gcs: GcsBuckets) 
         client, settings, landed.event_key, bucket=landed.bucket, name=landed.name,
         generation=landed.generation, dataset=landed.dataset,
     )  # fmt: skip
-    set_claim_state(client, settings, landed.event_key, LAUNCHED, job_id="local-1")
+    set_claim_state(client, settings, landed.event_key, LAUNCHED, runner_job_id="local-1")
 
     result = current_result(client, settings, landed)
 

@@ -66,7 +66,7 @@ HOSTILE = {
     "sql": "x'); DROP TABLE sluice.ingestion_log; --.csv",
     "quotes": "\"double\" 'single' `back`.csv",
     "shell": f"$(touch {CANARY}); `touch {CANARY}`; echo > {CANARY}.csv",
-    "flags": "x.csv --dataset=server_logs --warehouse_target=/tmp/evil\n--job_id=evil",
+    "flags": "x.csv --dataset=server_logs --warehouse_target=/tmp/evil\n--job_name=evil",
     "long-ascii": "a" * (GCS_MAX_NAME_BYTES - len(PREFIX)),
     "long-unicode": "é" * ((GCS_MAX_NAME_BYTES - len(PREFIX)) // 2),
 }
@@ -126,8 +126,8 @@ def test_local_launch_passes_a_hostile_name_as_one_argument_and_stages_under_the
     assert argv[:2] == ["-m", "local.pipeline"]
     assert len(argv) == 2 + len(launch_parameters(request, settings, launcher="local"))
     assert (params.input, params.source.uri, params.event_key) == (uri, uri, key)
-    assert (params.dataset, params.job_id) == ("kiva_loans", request.job_name)
-    assert JOB_NAME.fullmatch(params.job_id)
+    assert (params.dataset, params.job_name) == ("kiva_loans", request.job_name)
+    assert JOB_NAME.fullmatch(params.job_name)
     root = str(settings.staging_root.absolute())
     assert params.staging_dir == f"{root}/kiva_loans/{request.job_name}"
     assert os.path.normpath(params.staging_dir) == params.staging_dir

@@ -12,7 +12,7 @@ from sluice.schema import (
     IngestionRecord,
     SourceRef,
     dead_letter_schema,
-    ingest_job_id,
+    job_name_for,
     processed_schema,
 )
 
@@ -71,16 +71,16 @@ def test_ingestion_record_refuses_unknown_status() -> None:
 def test_ingest_job_id_is_deterministic_per_generation() -> None:
     source = SourceRef("gs://b/incoming/kiva_loans/x.csv", 7)
 
-    first = ingest_job_id("kiva_loans", source)
+    first = job_name_for("kiva_loans", source)
 
-    assert first == ingest_job_id("kiva_loans", source)
-    assert first != ingest_job_id("kiva_loans", SourceRef(source.uri, 8))
+    assert first == job_name_for("kiva_loans", source)
+    assert first != job_name_for("kiva_loans", SourceRef(source.uri, 8))
     assert first.startswith("sluice-kiva-loans-")
 
 
 def test_ingest_job_id_is_a_valid_dataflow_job_name_for_any_dataset() -> None:
     names = [
-        ingest_job_id(dataset, SourceRef("/tmp/x.csv", 1))
+        job_name_for(dataset, SourceRef("/tmp/x.csv", 1))
         for dataset in ("kiva_loans", "Very_Long_Dataset_Name_" * 5, "__", "Ünïcode")
     ]
 

@@ -90,7 +90,9 @@ def launched(gcs: GcsBuckets, name: str, *, replay: str | None = None) -> tuple[
         gcs.client, settings, key, bucket=gcs.landing.name, name=name,
         generation=blob.generation, dataset=DATASET,
     )  # fmt: skip
-    return blob, set_claim_state(gcs.client, settings, key, LAUNCHED, job_id=job_of(blob, replay))
+    return blob, set_claim_state(
+        gcs.client, settings, key, LAUNCHED, runner_job_id=job_of(blob, replay)
+    )
 
 
 def job_of(blob: Blob, replay: str | None = None) -> str:
@@ -135,7 +137,11 @@ def test_sweep_relaunches_a_dead_local_job_with_the_request_on_upload_built(
     assert (request.job_name, request.event_key, request.test) == (job, claim.event_key, True)
     assert request.source == SourceRef(f"gs://{gcs.landing.name}/{name}", blob.generation)
     assert request.split_index == f"gs://{gcs.pipeline.name}/{split_index_name(claim.event_key)}"
-    assert (after.state, after.pipeline_attempts, after.job_id) == (LAUNCHED, 2, "local-job-1")
+    assert (after.state, after.pipeline_attempts, after.runner_job_id) == (
+        LAUNCHED,
+        2,
+        "local-job-1",
+    )
 
 
 def test_sweep_two_concurrent_sweeps_relaunch_once(
@@ -249,7 +255,7 @@ def test_sweep_touches_no_young_claim_and_reads_only_old_launched_ones(
     assert (early.checked, early_launches) == (0, [])
     assert sorted(due) == sorted(claim_object_name(c.event_key) for c in (stuck, old))
     assert report.relaunched == 2
-    assert {r.job_name for r in local_launcher.requests} == {job_of(old_blob), stuck.job_id}
+    assert {r.job_name for r in local_launcher.requests} == {job_of(old_blob), stuck.runner_job_id}
     assert read_claim(gcs.client, settings, old.event_key).pipeline_attempts == 2
 
 
@@ -289,7 +295,7 @@ def test_sweep_asks_dataflow_for_the_job_state_and_relaunches_only_an_ended_job(
 ) -> None:
     blob, claim = launched(gcs, PREFIX + "a.csv")
     settings = load_settings()
-    swap_claim(gcs.client, settings, claim, job_id="df-1")  # the id the launch returned
+    swap_claim(gcs.client, settings, claim, runner_job_id="df-1")  # the id the launch returned
     launch_ok = {"status": "200"}, json.dumps({"job": {"id": "df-2"}})
     http = RecordingHttp([dataflow_job(state), launch_ok])
     # Dataflow launches need BigQuery settings; the sweep reads the log in the test's DuckDB.
@@ -306,4 +312,6 @@ def test_sweep_asks_dataflow_for_the_job_state_and_relaunches_only_an_ended_job(
     assert (report.running, report.relaunched) == (1 - relaunched, relaunched)
     launches = [body["launchParameter"]["jobName"] for _, _, body in http.requests[1:]]
     assert launches == [job_of(blob)] * relaunched
-    assert (after.job_id, after.pipeline_attempts) == (("df-2", 2) if relaunched else ("df-1", 1))
+    assert (after.runner_job_id, after.pipeline_attempts) == (
+        ("df-2", 2) if relaunched else ("df-1", 1)
+    )

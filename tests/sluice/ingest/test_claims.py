@@ -105,10 +105,10 @@ def test_claim_event_duplicate_within_lease_is_in_progress(gcs: GcsBuckets) -> N
 def test_claim_event_duplicate_of_settled_claim_is_none(gcs: GcsBuckets) -> None:
     settings = load_settings()
     take(gcs, settings)
-    set_claim_state(gcs.client, settings, KEY, "launched", job_id="job-1")
+    set_claim_state(gcs.client, settings, KEY, "launched", runner_job_id="job-1")
 
     assert take(gcs, settings) is None
-    assert read_claim(gcs.client, settings, KEY).job_id == "job-1"
+    assert read_claim(gcs.client, settings, KEY).runner_job_id == "job-1"
 
 
 def test_claim_event_concurrent_claimers_have_exactly_one_winner(gcs: GcsBuckets) -> None:
@@ -161,11 +161,11 @@ def test_set_claim_state_walks_claimed_launched_loaded(gcs: GcsBuckets) -> None:
     settings = load_settings()
     take(gcs, settings)
 
-    launched = set_claim_state(gcs.client, settings, KEY, "launched", job_id="job-7")
+    launched = set_claim_state(gcs.client, settings, KEY, "launched", runner_job_id="job-7")
     loaded = set_claim_state(gcs.client, settings, KEY, "loaded")
 
-    assert launched.state == "launched" and launched.job_id == "job-7"
-    assert loaded.state == "loaded" and loaded.job_id == "job-7"
+    assert launched.state == "launched" and launched.runner_job_id == "job-7"
+    assert loaded.state == "loaded" and loaded.runner_job_id == "job-7"
     assert read_claim(gcs.client, settings, KEY) == loaded
 
 
@@ -210,14 +210,14 @@ def test_set_claim_state_refuses_unknown_states_fields_and_missing_claims(
 def test_set_claim_state_concurrent_writers_lose_no_update(gcs: GcsBuckets) -> None:
     settings = load_settings()
     take(gcs, settings)
-    set_claim_state(gcs.client, settings, KEY, "launched", job_id="job-0")
+    set_claim_state(gcs.client, settings, KEY, "launched", runner_job_id="job-0")
     job_ids = iter([f"job-{i}" for i in range(1, 6)])
     lock = threading.Lock()
 
     def mark() -> Claim:
         with lock:
             job_id = next(job_ids)
-        return set_claim_state(gcs.client, settings, KEY, "launched", job_id=job_id)
+        return set_claim_state(gcs.client, settings, KEY, "launched", runner_job_id=job_id)
 
     results = run_together(5, mark)
 
@@ -245,7 +245,7 @@ def test_release_claim_of_a_claim_that_moved_on_is_refused(gcs: GcsBuckets) -> N
     settings = load_settings()
     first = take(gcs, settings)
     assert first is not None
-    set_claim_state(gcs.client, settings, KEY, "launched", job_id="job-1")
+    set_claim_state(gcs.client, settings, KEY, "launched", runner_job_id="job-1")
 
     assert release_claim(gcs.client, settings, first) is False
     assert read_claim(gcs.client, settings, KEY).state == "launched"

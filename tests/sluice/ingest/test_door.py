@@ -56,7 +56,7 @@ def test_handle_object_accepted_file_launches_once_and_marks_claim(
     outcome = handle(blob)
 
     key = event_key(gcs.landing.name, blob.name, blob.generation)
-    assert (outcome.status, outcome.event_key, outcome.job_id) == ("launched", key, "job-1")
+    assert (outcome.status, outcome.event_key, outcome.runner_job_id) == ("launched", key, "job-1")
     [request] = launcher.requests
     assert request.input_uri == f"gs://{gcs.landing.name}/{blob.name}"
     assert (request.dataset, request.source.generation, request.event_key) == (
@@ -65,7 +65,11 @@ def test_handle_object_accepted_file_launches_once_and_marks_claim(
         key,
     )
     claim = read_claim(gcs.client, load_settings(), key)
-    assert (claim.state, claim.job_id, claim.dataset) == ("launched", "job-1", "kiva_lenders")
+    assert (claim.state, claim.runner_job_id, claim.dataset) == (
+        "launched",
+        "job-1",
+        "kiva_lenders",
+    )
     assert ingestion_rows() == []  # the pipeline writes the loaded row, not the function
 
 
@@ -256,8 +260,9 @@ def test_handle_object_already_running_job_counts_as_launched(
 
     outcome = handle(blob)
 
-    assert outcome.status == "launched" and outcome.job_id.startswith("sluice-kiva-lenders-")
-    assert read_claim(gcs.client, load_settings(), outcome.event_key).job_id == outcome.job_id
+    assert outcome.status == "launched" and outcome.runner_job_id.startswith("sluice-kiva-lenders-")
+    claim = read_claim(gcs.client, load_settings(), outcome.event_key)
+    assert claim.runner_job_id == outcome.runner_job_id
 
 
 def test_handle_object_replay_gets_its_own_claim_and_job(

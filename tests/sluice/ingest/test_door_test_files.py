@@ -14,7 +14,7 @@ from sluice.contracts import load_contract
 from sluice.errors import ConfigError
 from sluice.ingest.door import handle_object
 from sluice.ingest.launch import LaunchRequest, launch_parameters
-from sluice.schema import SourceRef, ingest_job_id
+from sluice.schema import SourceRef, job_name_for
 from sluice.settings import Settings, load_settings
 from tests.beam.conftest import SAMPLE_BAD_HEADER, SAMPLE_LOANS, TINY_LOANS_CONTRACT
 from tests.sluice.ingest.upload_doubles import (
@@ -140,7 +140,7 @@ def run_to_completion(blob: Blob, settings: Settings) -> str:
     outcome = handle(blob, settings)
     if outcome.status == "launched":
         source = SourceRef(f"gs://{blob.bucket.name}/{blob.name}", blob.generation)
-        job_name = ingest_job_id("tiny_loans", source)
+        job_name = job_name_for("tiny_loans", source)
         code = LocalLauncher(settings).wait(job_name, timeout=180)
         assert code == 0, (settings.home / "logs" / f"{job_name}.log").read_text()
     return outcome.status

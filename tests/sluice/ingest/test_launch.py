@@ -26,7 +26,7 @@ from sluice.errors import ConfigError, PermanentError, TransientError
 from sluice.ingest.claims import claim_event, event_key, read_claim
 from sluice.ingest.dataflow import DataflowLauncher
 from sluice.ingest.launch import LaunchRequest, launch_parameters, launcher_from_settings
-from sluice.schema import SourceRef, ingest_job_id
+from sluice.schema import SourceRef, job_name_for
 from sluice.settings import REPO_ROOT, Settings, load_settings
 from tests.beam.conftest import SAMPLE_LOANS, TINY_LOANS_CONTRACT
 from tests.http_fakes import JsonHandler
@@ -114,7 +114,7 @@ def test_launch_parameters_resolve_in_the_pipeline_as_launched(
     resolved = resolve_params(parser.parse_args([f"--{k}={v}" for k, v in params.items()]))
 
     assert resolved.source == SOURCE and resolved.input == SOURCE.uri
-    assert resolved.job_id == ingest_job_id("kiva_loans", SOURCE) == request_.job_name
+    assert resolved.job_name == job_name_for("kiva_loans", SOURCE) == request_.job_name
     assert (resolved.event_key, resolved.started_at) == (KEY, STARTED)
     assert resolved.staging_location == str((isolated_env / "staging").absolute())
     assert resolved.settings.duckdb_file == (isolated_env / "warehouse.duckdb").absolute()
@@ -162,7 +162,7 @@ def test_dataflow_launch_sends_the_flex_template_request(request_: LaunchRequest
                 "warehouse": "bigquery",
                 "warehouse_target": "warehouse-proj",
                 "warehouse_dataset": "sluice",
-                "job_id": request_.job_name,
+                "job_name": request_.job_name,
                 "started_at": "2026-11-24T10:15:03+00:00",
                 "pipeline_bucket": "sluice-pipeline",
                 "event_key": KEY,
@@ -177,7 +177,7 @@ def test_dataflow_launch_sends_the_flex_template_request(request_: LaunchRequest
             },
         }
     }
-    assert (result.job_id, result.already_running) == ("2026-11-24_02_15_03-123", False)
+    assert (result.runner_job_id, result.already_running) == ("2026-11-24_02_15_03-123", False)
 
 
 def test_dataflow_launch_retries_a_503_then_succeeds(request_: LaunchRequest) -> None:
@@ -187,7 +187,7 @@ def test_dataflow_launch_retries_a_503_then_succeeds(request_: LaunchRequest) ->
 
     result = launcher.launch(request_)
 
-    assert result.job_id == "2026-11-24_02_15_03-123"
+    assert result.runner_job_id == "2026-11-24_02_15_03-123"
     first, second = http.request_sequence
     assert first[2] == second[2]
     assert len(sleeps) == 1 and 0 <= sleeps[0] <= 0.01
@@ -209,7 +209,7 @@ def test_dataflow_launch_counts_a_409_as_already_running(request_: LaunchRequest
 
     result = launcher.launch(request_)
 
-    assert (result.already_running, result.job_id, result.job_name) == (
+    assert (result.already_running, result.runner_job_id, result.job_name) == (
         True,
         None,
         request_.job_name,
@@ -308,7 +308,7 @@ def test_dataflow_launch_reaches_the_endpoint_override(
 
     result = launcher.launch(request_)
 
-    assert (result.job_id, result.already_running) == ("fake-job-1", False)
+    assert (result.runner_job_id, result.already_running) == ("fake-job-1", False)
     [first, second] = FakeDataflow.received
     assert first == second
     assert first[0] == f"{LAUNCH_PATH}?alt=json"

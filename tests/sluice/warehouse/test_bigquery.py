@@ -392,7 +392,7 @@ def test_latest_ingestion_is_one_parameterised_query_read_as_a_record(
     fake.query_schema = LOG_SCHEMA
     fake.query_rows = [[cell(value) for value in written.as_dict().values()]]
 
-    found = bq.latest_ingestion(SOURCE, job_id=written.job_id)
+    found = bq.latest_ingestion(SOURCE, job_name=written.job_id)
 
     assert found == written
     [job] = fake.job_inserts()

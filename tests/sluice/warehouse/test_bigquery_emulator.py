@@ -184,7 +184,7 @@ def test_emulator_typed_reads_of_the_ingestion_log(
     assert latest is not None and (latest.status, latest.rows_loaded, latest.rows_dead) == (
         "loaded", 3, 1,
     )  # fmt: skip
-    assert emu.latest_ingestion(SOURCE_A, job_id="another-job") is None
+    assert emu.latest_ingestion(SOURCE_A, job_name="another-job") is None
     assert [(r.source_uri, r.status) for r in log] == [
         (SOURCE_B.uri, "rejected"),
         (SOURCE_A.uri, "loaded"),

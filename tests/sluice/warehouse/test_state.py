@@ -92,8 +92,8 @@ def test_latest_ingestion_of_a_job_ignores_other_jobs(
     # record_ingestion keeps one row per uri+generation: the replay's row replaced job-1's.
     written = logged(warehouse, contract, SOURCE_A, job_id="job-replay", finished_at=T0, loaded=3)
 
-    assert warehouse.latest_ingestion(SOURCE_A, job_id="job-replay") == written
-    assert warehouse.latest_ingestion(SOURCE_A, job_id="job-1") is None
+    assert warehouse.latest_ingestion(SOURCE_A, job_name="job-replay") == written
+    assert warehouse.latest_ingestion(SOURCE_A, job_name="job-1") is None
     assert warehouse.latest_ingestion(SOURCE_B) is None
 
 
