@@ -75,8 +75,8 @@ locals {
     SLUICE_WAREHOUSE                = "bigquery"
     SLUICE_BQ_PROJECT               = var.project_id
     SLUICE_BQ_LOCATION              = local.bq_location
-    SLUICE_WAREHOUSE_DATASET                  = google_bigquery_dataset.processed.dataset_id
-    SLUICE_COOKED_WAREHOUSE_DATASET           = google_bigquery_dataset.cooked.dataset_id
+    SLUICE_WAREHOUSE_DATASET        = google_bigquery_dataset.processed.dataset_id
+    SLUICE_COOKED_WAREHOUSE_DATASET = google_bigquery_dataset.cooked.dataset_id
     SLUICE_LANDING_BUCKET           = google_storage_bucket.landing.name
     SLUICE_PIPELINE_BUCKET          = google_storage_bucket.pipeline.name
     SLUICE_LAUNCHER                 = "dataflow"
@@ -151,10 +151,10 @@ resource "google_cloud_run_service_iam_member" "on_upload_invoker" {
 # The dashboard reads the warehouse as cook does.
 locals {
   warehouse_reader_environment = {
-    SLUICE_HOME           = "/tmp/sluice"
-    SLUICE_WAREHOUSE      = "bigquery"
-    SLUICE_BQ_PROJECT     = var.project_id
-    SLUICE_BQ_LOCATION    = local.bq_location
+    SLUICE_HOME                     = "/tmp/sluice"
+    SLUICE_WAREHOUSE                = "bigquery"
+    SLUICE_BQ_PROJECT               = var.project_id
+    SLUICE_BQ_LOCATION              = local.bq_location
     SLUICE_WAREHOUSE_DATASET        = google_bigquery_dataset.processed.dataset_id
     SLUICE_COOKED_WAREHOUSE_DATASET = google_bigquery_dataset.cooked.dataset_id
   }

@@ -121,7 +121,7 @@ def test_staging_dataset_is_the_one_the_bigquery_adapter_loads_into(infra: Infra
     staging = infra.resources["google_bigquery_dataset.staging"]
 
     # BigQueryWarehouse.staging_dataset is f"{dataset}_staging".
-    assert infra.locals["staging_dataset"] == "${var.dataset}_staging"
+    assert infra.locals["staging_dataset"] == "${var.warehouse_dataset}_staging"
     assert reference(staging["dataset_id"]) == "local.staging_dataset"
     assert staging["default_table_expiration_ms"] == STAGING_EXPIRATION_MS
 
@@ -132,7 +132,7 @@ def test_datasets_are_the_processed_cooked_staging_and_test_ones(infra: Infra) -
     }
 
     assert ids == {
-        "processed": "${var.dataset}",
+        "processed": "${var.warehouse_dataset}",
         "staging": "${local.staging_dataset}",
         "cooked": "${var.cooked_warehouse_dataset}",
         "test": "${var.test_warehouse_dataset}",
