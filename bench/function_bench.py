@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parent.parent
 IMPORT_BUDGET_SECONDS = 1.0
@@ -168,7 +169,8 @@ def deploy_archive() -> dict[str, Any]:
 
 
 def requirement_closure(requirements: Path) -> dict[str, int]:
-    """Installed bytes of every distribution requirements.txt pulls in, by name."""
+    """Installed bytes of every distribution requirements.txt pulls in, by normalised name
+    (tests/infra/test_functions.py uses the names: the function's runtime)."""
     pending = [
         Requirement(line.split("#")[0].strip())
         for line in requirements.read_text(encoding="utf-8").splitlines()
@@ -177,7 +179,7 @@ def requirement_closure(requirements: Path) -> dict[str, int]:
     sizes: dict[str, int] = {}
     while pending:
         requirement = pending.pop()
-        key = requirement.name.lower().replace("_", "-")
+        key = canonicalize_name(requirement.name)
         if key in sizes:
             continue
         try:

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 from functions_framework import _function_registry
-from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 import main
+from bench.function_bench import requirement_closure
 from sluice.ingest.dataflow import require_dataflow_settings
 from sluice.settings import PREFIX, REPO_ROOT, Settings, load_settings
 from tests.infra.terraform_model import INFRA, Infra, interpolations, reference, references
@@ -69,34 +69,9 @@ except ConfigError as exc:
 """
 
 
-def runtime_distributions(requirements: Path) -> set[str]:
-    """Every distribution requirements.txt pulls in (installed here), normalised names."""
-    pending = [
-        Requirement(line.split("#")[0].strip())
-        for line in requirements.read_text(encoding="utf-8").splitlines()
-        if line.split("#")[0].strip()
-    ]
-    found: set[str] = set()
-    while pending:
-        requirement = pending.pop()
-        key = canonicalize_name(requirement.name)
-        if key in found:
-            continue
-        try:
-            distribution = metadata.distribution(requirement.name)
-        except metadata.PackageNotFoundError:
-            continue  # a platform-only dependency not installed here
-        found.add(key)
-        for text in distribution.requires or []:
-            needed = Requirement(text)
-            if needed.marker is None or needed.marker.evaluate({"extra": ""}):
-                pending.append(needed)
-    return found
-
-
 def non_runtime_modules() -> list[str]:
     """Top-level modules installed here that no distribution of requirements.txt provides."""
-    runtime = runtime_distributions(REPO_ROOT / "requirements.txt")
+    runtime = set(requirement_closure(REPO_ROOT / "requirements.txt"))
     return sorted(
         name
         for name, distributions in metadata.packages_distributions().items()
@@ -344,7 +319,7 @@ def test_functions_runtime_requirements_hold_no_apache_beam() -> None:
 
 
 def test_functions_runtime_closure_holds_no_duckdb_nor_beam() -> None:
-    closure = runtime_distributions(REPO_ROOT / "requirements.txt")
+    closure = set(requirement_closure(REPO_ROOT / "requirements.txt"))
 
     assert not {"duckdb", "apache-beam"} & closure
     assert {"functions-framework", "google-cloud-bigquery"} <= closure
