@@ -37,6 +37,7 @@ FORMATS_DIR = Path(__file__).parent / "records" / "formats"
 """One module per input format (``sluice.records.formats``)."""
 HEADER_POLICIES = ("reject", "ignore")
 PARTITION_GRANULARITIES = ("DAY", "MONTH", "YEAR")
+CONTRACT_SUFFIXES = (".yaml", ".yml")
 
 
 @dataclass(frozen=True)
@@ -185,32 +186,144 @@ def load_contract(path: Path) -> Contract:
     """Read and check one contract file."""
     try:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ContractError(f"{path}: cannot read contract: {exc}") from None
     if not isinstance(raw, dict):
         raise ContractError(f"{path}: expected a mapping, found {type(raw).__name__}")
     return _build_contract(raw, Path(path))
 
 
-def load_contracts(directory: Path) -> dict[str, Contract]:
-    """Every contract in ``directory``, by dataset name."""
-    contracts: dict[str, Contract] = {}
-    for path in sorted(Path(directory).glob("*.yaml")):
-        contract = load_contract(path)
-        if contract.name in contracts:
-            raise ContractError(f"{path}: dataset {contract.name!r} is defined twice")
-        contracts[contract.name] = contract
-    if not contracts:
+def contract_files(directory: Path) -> list[Path]:
+    """The contract files of ``directory``: ``*.yaml`` and ``*.yml``, by name.
+
+    A name starting with ``.`` is never a contract: an editor's lock file (``.#x.yaml``) or
+    macOS's metadata file (``._x.yaml``) beside one must not break the datasets.
+    """
+    return sorted(
+        path
+        for path in Path(directory).iterdir()
+        if path.suffix in CONTRACT_SUFFIXES and not path.name.startswith(".") and path.is_file()
+    )
+
+
+@dataclass(frozen=True)
+class BrokenContract:
+    """A contract file that could not be used, and why; its dataset alone is out of service."""
+
+    path: Path
+    reason: str
+    """What was expected and what was found (without the file name)."""
+    dataset: str
+    """The ``name`` key if the YAML parses to one, else the file stem."""
+    landing_prefix: str
+    """Where the dataset's files land, as far as the file tells (``incoming/<dataset>/``)."""
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
+
+    def as_dict(self) -> dict[str, str]:
+        """The JSON form that ``sluice status``, ``sluice cook`` and the cook function print."""
+        return {
+            "file": str(self.path),
+            "dataset": self.dataset,
+            "landing_prefix": self.landing_prefix,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class ContractSet:
+    """The usable contracts of a directory, by dataset name, and the broken contract files."""
+
+    contracts: dict[str, Contract]
+    broken: tuple[BrokenContract, ...] = ()
+
+    def contract(self, name: str) -> Contract:
+        """The contract called ``name``; a broken one's error names its file and reason."""
+        for broken in self.broken:
+            if broken.dataset == name and name not in self.contracts:
+                raise ContractError(f"dataset {name!r} has a broken contract: {broken}")
+        return get_contract(self.contracts, name)
+
+    def broken_for_object(self, object_name: str) -> BrokenContract | None:
+        """The broken contract whose landing prefix holds ``object_name``, unless a usable
+        contract's prefix holds it more closely (the longest prefix wins, as for contracts)."""
+        good = contract_for_object(object_name, self.contracts)
+        longest = len(good.landing_prefix) if good else -1
+        matches = [
+            b
+            for b in self.broken
+            if object_name.startswith(b.landing_prefix) and len(b.landing_prefix) > longest
+        ]
+        return max(matches, key=lambda b: len(b.landing_prefix), default=None)
+
+
+def load_contract_set(directory: Path) -> ContractSet:
+    """Every contract file of ``directory``, each on its own: a broken file (bad YAML, a
+    failed check, a dataset defined twice, a table name another dataset has) is kept with
+    its reason and every other dataset still loads. Only an empty directory is an error."""
+    paths = contract_files(directory)
+    if not paths:
         raise ContractError(f"{directory}: expected contract files (*.yaml), found none")
-    tables = {c.dead_letter_table for c in contracts.values()}
-    processed = [c.table for c in contracts.values()]
-    clash = sorted((tables & set(processed)) | {t for t in processed if processed.count(t) > 1})
+    contracts: dict[str, Contract] = {}
+    broken: list[BrokenContract] = []
+    for path in paths:
+        try:
+            contract = load_contract(path)
+            _check_distinct(contract, contracts)
+        except ContractError as exc:
+            broken.append(_broken_contract(path, str(exc)))
+            continue
+        except (TypeError, ValueError, AttributeError) as exc:
+            # A shape the checks did not foresee (a list where a mapping goes): still one file.
+            broken.append(_broken_contract(path, f"expected a valid contract, found {exc}"))
+            continue
+        contracts[contract.name] = contract
+    return ContractSet(contracts, tuple(broken))
+
+
+def load_contracts(directory: Path) -> dict[str, Contract]:
+    """Every contract in ``directory``, by dataset name; all or nothing: the first broken
+    contract file is raised (``load_contract_set`` keeps the others usable instead)."""
+    contract_set = load_contract_set(directory)
+    if contract_set.broken:
+        raise ContractError(str(contract_set.broken[0]))
+    return contract_set.contracts
+
+
+def _check_distinct(contract: Contract, contracts: dict[str, Contract]) -> None:
+    """Refuse ``contract`` when its dataset or a table name is already taken."""
+    if contract.name in contracts:
+        other = contracts[contract.name].source_path
+        raise ContractError(
+            f"{contract.source_path}: dataset {contract.name!r} is defined twice (also in {other})"
+        )
+    taken = {c.table for c in contracts.values()} | {
+        c.dead_letter_table for c in contracts.values()
+    }
+    clash = sorted({contract.table, contract.dead_letter_table} & taken)
     if clash:
         raise ContractError(
-            f"{directory}: table name(s) {', '.join(clash)} clash with another dataset's "
-            "table or dead-letter table; expected distinct table names"
+            f"{contract.source_path}: table name(s) {', '.join(clash)} clash with another "
+            "dataset's table or dead-letter table; expected distinct table names"
         )
-    return contracts
+
+
+def _broken_contract(path: Path, message: str) -> BrokenContract:
+    """A broken file's record: its dataset and landing prefix from just its ``name`` and
+    ``landing_prefix`` keys when the YAML parses to them, else from the file stem."""
+    reason = message.removeprefix(f"{path}: ")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        raw = None
+    raw = raw if isinstance(raw, dict) else {}
+    name = raw.get("name")
+    dataset = name if isinstance(name, str) and NAME_PATTERN.fullmatch(name) else path.stem
+    prefix = raw.get("landing_prefix")
+    if not isinstance(prefix, str) or not prefix:
+        prefix = f"incoming/{dataset}/"
+    return BrokenContract(path, reason, dataset, prefix)
 
 
 def get_contract(contracts: dict[str, Contract], name: str) -> Contract:
