@@ -1,13 +1,17 @@
 """``cook``: the scheduled HTTP handler. Sweep, rebuild the cooked tables, check the alerts.
 
 The work is in ``sluice.cook``; this module maps its errors to HTTP statuses for Cloud
-Scheduler (503 retryable, 500 for a person to fix).
+Scheduler (503 retryable, 500 for a person to fix). A failed summary stops neither the others
+nor the alert check: the answer always carries the full report, and its status is 500 when a
+summary failed for a reason a person must fix (a bad SQL file: the job shows as failed in
+Cloud Scheduler, whose retry rebuilds the same tables harmlessly), 503 when a failure was a
+transient warehouse fault, 200 otherwise. Broken contracts are listed and logged at ERROR,
+but the cook of every other dataset succeeded, so they alone answer 200.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from typing import Any
 
 import flask
@@ -19,9 +23,11 @@ log = logging.getLogger(__name__)
 @functions_framework.http
 def cook(request: flask.Request) -> tuple[dict[str, Any], int]:
     """HTTP (Cloud Scheduler): sweep the claims of pipelines that died (``sluice.cook.sweep``),
-    rebuild every cooked table, then check the data alerts; JSON ``{"tables": [...],
-    "alerts": [...], "sweep": {...}}`` (the alerts open after this check, the sweep's counts).
-    The sweep runs first, so a file it gives up on is in the log the alerts read."""
+    rebuild every cooked table it can, then check the data alerts; JSON ``{"tables": [...],
+    "failed": [...], "skipped": [...], "broken_contracts": [...], "alerts": [...],
+    "sweep": {...}}`` (the alerts open after this check, the sweep's counts), plus ``error``
+    (one line per failed summary) when one failed. The sweep runs first, so a file it gives
+    up on is in the log the alerts read."""
     _configure_logging()
     from sluice.cook.summaries import cook_and_check_alerts
     from sluice.cook.sweep import sweep_stuck_claims
@@ -42,11 +48,11 @@ def cook(request: flask.Request) -> tuple[dict[str, Any], int]:
         return {"error": "\n".join([str(exc), *getattr(exc, "__notes__", [])])}, (
             503 if isinstance(exc, TransientError) else 500
         )
-    return {
-        "tables": [asdict(table) for table in report.tables],
-        "alerts": [alert.as_dict() for alert in report.alerts],
-        "sweep": swept.as_dict(),
-    }, 200
+    answer = {**report.as_dict(), "sweep": swept.as_dict()}
+    if not report.failed:
+        return answer, 200
+    answer["error"] = "\n".join(str(failure) for failure in report.failed)
+    return answer, 503 if any(failure.transient for failure in report.failed) else 500
 
 
 def _configure_logging() -> None:

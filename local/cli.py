@@ -3,6 +3,7 @@
     sluice generate DATASET --rows N --out PATH [--seed S] [--gzip] [--dirty F]
     sluice ingest PATH... --dataset NAME [--json]
     sluice cook [--json]
+    sluice check
     sluice query "SQL" [--json]
     sluice status [--json] [--limit N]
     sluice up
@@ -14,7 +15,10 @@ Settings come from ``SLUICE_*`` environment variables (see ``sluice.settings``).
 and ``replay`` talk to the local stack that ``sluice up`` runs for the same SLUICE_HOME
 unless SLUICE_GCS_ENDPOINT is set (no stack and no endpoint: Google Cloud Storage). Errors
 are one line on stderr and exit code 2 (also a ``--wait`` that timed out); ``ingest``,
-``upload`` and ``replay`` exit 1 when any file was rejected or its pipeline failed.
+``upload`` and ``replay`` exit 1 when any file was rejected or its pipeline failed, ``cook``
+when a summary failed. A broken contract file puts only its own dataset out of service:
+``status`` and ``cook`` list it; ``check`` prints every broken contract and SQL file and
+exits 2 when there is one.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from local import output, stack_commands
-from sluice.contracts import get_contract, load_contracts
+from sluice.contracts import load_contract_set
 from sluice.errors import SluiceError
 from sluice.settings import load_settings
 from sluice.warehouse import connected_warehouse
@@ -58,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cook = commands.add_parser("cook", help="rebuild every cooked summary table")
     cook.add_argument("--json", action="store_true")
+
+    commands.add_parser(
+        "check", help="check every contract and SQL file; one line per problem, exit 2 if any"
+    )
 
     query = commands.add_parser("query", help="run BigQuery-dialect SQL on the warehouse")
     query.add_argument("sql")
@@ -130,7 +138,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from local.ingest import ingest_file
 
     settings = load_settings()
-    contract = get_contract(load_contracts(settings.contracts_dir), args.dataset)
+    contract = load_contract_set(settings.contracts_dir).contract(args.dataset)
     outcomes = []
     for path in args.paths:
         with output.console.status(f"ingesting {path} as {contract.name}"):
@@ -160,16 +168,46 @@ def cmd_cook(args: argparse.Namespace) -> int:
     settings = load_settings()
     with connected_warehouse(settings) as warehouse, output.console.status("cooking summaries"):
         report = cook_and_check_alerts(warehouse, settings)
-    rows = [
-        {"table": t.table, "rows": t.rows, "seconds": round(t.seconds, 3)} for t in report.tables
-    ]
-    alerts = [alert.as_dict() for alert in report.alerts]
+    answer = report.as_dict()
     if args.json:
-        output.print_json({"tables": rows, "alerts": alerts})
+        output.print_json(answer)
     else:
+        rows = [
+            {"table": t.table, "rows": t.rows, "seconds": round(t.seconds, 3)}
+            for t in report.tables
+        ]
         output.print_table(rows, title="cooked tables")
-        output.print_table(_alert_rows(alerts), title="open alerts")
-    return 0
+        if report.failed:
+            output.print_table(answer["failed"], title="failed summaries")
+        if report.skipped:
+            output.print_table(answer["skipped"], title="skipped summaries")
+        _print_broken_contracts(answer["broken_contracts"])
+        output.print_table(_alert_rows(answer["alerts"]), title="open alerts")
+    return 1 if report.failed else 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """sluice check: every contract and SQL file, one line per problem; exit 2 if any."""
+    from sluice.cook.summaries import plan_summaries
+    from sluice.errors import ContractError
+
+    settings = load_settings()
+    problems: list[str] = []
+    try:
+        problems += [str(broken) for broken in load_contract_set(settings.contracts_dir).broken]
+    except ContractError as exc:  # no contract file at all
+        problems.append(str(exc))
+    try:
+        problems += [str(failure) for failure in plan_summaries(settings.sql_dir)[1]]
+    except OSError as exc:
+        problems.append(f"{settings.sql_dir}: cannot read the SQL files: {exc}")
+    for problem in problems:
+        output.console.print(problem, markup=False, highlight=False, soft_wrap=True)
+    if not problems:
+        output.console.print(
+            f"ok: {settings.contracts_dir} and {settings.sql_dir}", markup=False, soft_wrap=True
+        )
+    return 2 if problems else 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -187,18 +225,27 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """sluice status."""
     settings = load_settings()
+    contract_set = load_contract_set(settings.contracts_dir)
     with connected_warehouse(settings) as warehouse:
-        for contract in load_contracts(settings.contracts_dir).values():
+        for contract in contract_set.contracts.values():
             warehouse.ensure_tables(contract)
         records = warehouse.ingestion_log(args.limit)
         alerts = warehouse.open_alerts()
     rows = [{key: record.as_dict()[key] for key in STATUS_COLUMNS} for record in records]
+    broken = [b.as_dict() for b in contract_set.broken]
     if args.json:
-        output.print_json({"ingestion_log": rows, "alerts": alerts})
+        output.print_json({"ingestion_log": rows, "alerts": alerts, "broken_contracts": broken})
     else:
         output.print_table(rows, title="ingestion log")
+        _print_broken_contracts(broken)
         output.print_table(_alert_rows(alerts), title="open alerts (as of the last cook)")
     return 0
+
+
+def _print_broken_contracts(broken: list[dict[str, str]]) -> None:
+    """The broken contract files, when there are any (their datasets are out of service)."""
+    if broken:
+        output.print_table(broken, title="broken contracts (their datasets are skipped)")
 
 
 def _alert_rows(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -220,6 +267,7 @@ COMMANDS = {
     "generate": cmd_generate,
     "ingest": cmd_ingest,
     "cook": cmd_cook,
+    "check": cmd_check,
     "query": cmd_query,
     "status": cmd_status,
     "up": stack_commands.cmd_up,

@@ -15,7 +15,7 @@ from typing import Any
 
 from local import output
 from local.ingest import ingest_file
-from sluice.contracts import get_contract, load_contracts
+from sluice.contracts import load_contract_set
 from sluice.cook.summaries import cook
 from sluice.dashboard.page import render_dashboard
 from sluice.errors import TransientError
@@ -140,12 +140,12 @@ def _upload_and_wait(settings: Settings) -> list[dict[str, Any]]:
     from local.landing import upload_file, wait_for_outcomes
     from sluice.gcs import storage_client
 
-    contracts = load_contracts(settings.contracts_dir)
+    contracts = load_contract_set(settings.contracts_dir)
     client = storage_client(settings)
     landed = []
     for dataset, path in sample_files():
         with output.console.status(f"uploading {path.name} to gs://{settings.landing_bucket}"):
-            landed.append(upload_file(client, settings, path, get_contract(contracts, dataset)))
+            landed.append(upload_file(client, settings, path, contracts.contract(dataset)))
     with output.console.status("validating and loading (on_upload, then the pipeline)"):
         results = wait_for_outcomes(client, settings, landed, timeout=DEMO_TIMEOUT_SECONDS)
     unsettled = [f"{r.landed.uri} is {r.state!r}" for r in results if not r.final]
@@ -168,11 +168,11 @@ def _upload_and_wait(settings: Settings) -> list[dict[str, Any]]:
 
 def _ingest_directly(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Validate and run the pipeline in this process, then cook (no stack)."""
-    contracts = load_contracts(settings.contracts_dir)
+    contracts = load_contract_set(settings.contracts_dir)
     ingested = []
     for dataset, path in sample_files():
         with output.console.status(f"ingesting {path.name} as {dataset}"):
-            outcome = ingest_file(path, get_contract(contracts, dataset), settings)
+            outcome = ingest_file(path, contracts.contract(dataset), settings)
         ingested.append({"file": path.name, **_counts(outcome.record)})
     with connected_warehouse(settings) as warehouse, output.console.status("cooking summaries"):
         tables = cook(warehouse, settings)

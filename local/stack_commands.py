@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from local import output
-from sluice.contracts import get_contract, load_contracts
+from sluice.contracts import load_contract_set
 from sluice.errors import ConfigError
 from sluice.settings import Settings, load_settings
 
@@ -87,7 +87,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
     from local.landing import UPLOAD_CHUNK_BYTES, LandingResult, upload_file
 
     settings = _stack_settings()
-    contract = get_contract(load_contracts(settings.contracts_dir), args.dataset)
+    contract = load_contract_set(settings.contracts_dir).contract(args.dataset)
     client = _storage_client(settings)
     landed = []
     for path in args.paths:

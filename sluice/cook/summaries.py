@@ -12,17 +12,23 @@ names its files), or a read of a cooked table no file builds, is refused before 
 readers see the previous summary or the new one, never a half-built table, and cooking twice
 over the same data gives the same tables.
 
-Sources that were never ingested: before any SQL runs, ``cook`` ensures every contract's
-tables (and the ingestion log) exist, created empty when missing. A summary of a dataset that
-has not arrived yet is therefore an empty table rather than an error that would stop the
-summaries of the datasets that did arrive. Any other failure stops the run at that file (its
-name is added to the exception) and is raised as is, so a transient warehouse fault reaches
-the scheduler as a retry; later files may depend on the failed one, so they do not run.
+Sources that were never ingested: before any SQL runs, ``cook`` ensures every usable
+contract's tables (and the ingestion log) exist, created empty when missing. A summary of a
+dataset that has not arrived yet is therefore an empty table rather than an error.
+
+One bad file never stops the others (``cook_every_summary``): a summary that cannot be named,
+read, parsed or ordered (a cycle, a read of a cooked table no file builds), or whose SQL the
+warehouse refuses, is reported as failed, in one line naming its file and the reason; the
+summaries that read it, directly or not, are skipped; every other summary is built. Files
+whose name starts with ``.`` (an editor's lock file) are not summaries. ``cook`` is the
+all-or-nothing form: it raises the first failure, its file named in a note.
 
 After the summaries, ``cook_and_check_alerts`` checks every contract's freshness and
-dead-letter rules (``sluice.cook.alerts``): the scheduled ``cook`` function and ``sluice cook``
-report both the tables and the open alerts. The check depends only on the ingestion log and
-the time, so cooking twice at the same time gives the same report.
+dead-letter rules (``sluice.cook.alerts``), even when summaries failed: the scheduled ``cook``
+function and ``sluice cook`` report the tables, the failed and skipped summaries, the broken
+contracts (``sluice.contracts.load_contract_set``) and the open alerts. The check depends
+only on the ingestion log and the time, so cooking twice at the same time gives the same
+report.
 """
 
 from __future__ import annotations
@@ -32,16 +38,17 @@ import heapq
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
-from sluice.contracts import load_contracts
+from sluice.contracts import BrokenContract, Contract, load_contract_set
 from sluice.cook.alerts import Alert, check_alerts
-from sluice.errors import ConfigError
+from sluice.errors import ConfigError, SluiceError, TransientError
 from sluice.settings import Settings
 from sluice.warehouse import Warehouse
 
@@ -63,16 +70,86 @@ class CookedTable:
 
 
 @dataclass
+class FailedSummary:
+    """A summary that could not be built: its file and why, in one line."""
+
+    file: str
+    reason: str
+    table: str | None = None
+    """The table it builds, when its file name says."""
+    error: SluiceError | None = field(default=None, repr=False, compare=False)
+    """The exception, for the all-or-nothing ``cook`` to raise."""
+
+    @property
+    def transient(self) -> bool:
+        """True when a retry may succeed (a warehouse fault, not the file)."""
+        return isinstance(self.error, TransientError)
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form of ``sluice cook --json`` and the cook function."""
+        return {"file": self.file, "table": self.table, "reason": self.reason}
+
+
+@dataclass
+class SkippedSummary:
+    """A summary not built because a cooked table it reads failed or was skipped."""
+
+    file: str
+    table: str
+    reads: list[str]
+    """The failed or skipped tables it reads."""
+
+    def __str__(self) -> str:
+        return f"{self.file}: skipped, it reads {', '.join(self.reads)}, which was not built"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form of ``sluice cook --json`` and the cook function."""
+        return {"file": self.file, "table": self.table, "reads": self.reads}
+
+
+@dataclass
+class CookResult:
+    """The summaries of one cook: built, failed, and skipped because of a failure."""
+
+    tables: list[CookedTable]
+    failed: list[FailedSummary] = field(default_factory=list)
+    skipped: list[SkippedSummary] = field(default_factory=list)
+
+
+@dataclass
 class CookReport:
-    """What one cook did: the rebuilt tables, then the data alerts open after it."""
+    """What one cook did: the summaries (built, failed, skipped), the contracts it could not
+    use, then the data alerts open after it."""
 
     tables: list[CookedTable]
     alerts: list[Alert]
+    failed: list[FailedSummary] = field(default_factory=list)
+    skipped: list[SkippedSummary] = field(default_factory=list)
+    broken_contracts: list[BrokenContract] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON answer of the cook function and ``sluice cook --json``."""
+        return {
+            "tables": [asdict(table) for table in self.tables],
+            "failed": [failure.as_dict() for failure in self.failed],
+            "skipped": [skipped.as_dict() for skipped in self.skipped],
+            "broken_contracts": [broken.as_dict() for broken in self.broken_contracts],
+            "alerts": [alert.as_dict() for alert in self.alerts],
+        }
+
+
+def sql_files(sql_dir: Path) -> list[Path]:
+    """The ``*.sql`` files of ``sql_dir`` by name, without ``.``-files (an editor's lock)."""
+    paths = Path(sql_dir).glob("*.sql")
+    return sorted((p for p in paths if not p.name.startswith(".")), key=lambda p: p.name)
 
 
 def summary_files(sql_dir: Path) -> list[Path]:
     """The summary SQL files of ``sql_dir`` in run (lexical) order."""
-    paths = sorted(Path(sql_dir).glob("*.sql"), key=lambda p: p.name)
+    paths = sql_files(sql_dir)
     for path in paths:
         if not _SUMMARY_NAME.match(path.name):
             raise ConfigError(
@@ -117,14 +194,24 @@ def cooked_reads(path: Path, table: str, sql: str) -> set[str]:
     for statement in statements:
         if statement is None:  # an empty statement, e.g. after a trailing ';'
             continue
+        if isinstance(statement, exp.Command):  # sqlglot's fallback for what it cannot parse
+            first = " ".join(statement.sql(dialect="bigquery").split())[:80]
+            raise ConfigError(
+                f"{path}: expected BigQuery SQL, found a statement sqlglot cannot parse: {first}"
+            )
         for found in statement.find_all(exp.Table):
             if found.db == _COOKED and not found.catalog:
                 reads.add(found.name)
     return reads - {table}
 
 
-def dependency_order(scripts: list[tuple[Path, str, str]]) -> list[tuple[Path, str, str]]:
+def dependency_order(
+    scripts: list[tuple[Path, str, str]], *, not_built: frozenset[str] = frozenset()
+) -> list[tuple[Path, str, str]]:
     """(path, table, sql) sorted so every summary runs after the cooked tables it reads.
+
+    Reads of ``not_built`` tables (summaries that failed) do not order anything: what reads
+    them is skipped when it comes up.
 
     ``graphlib.TopologicalSorter`` over sqlglot's table walk; of the summaries ready to run,
     the earliest in ``scripts`` (file-name order) goes first, so the order is stable.
@@ -133,7 +220,7 @@ def dependency_order(scripts: list[tuple[Path, str, str]]) -> list[tuple[Path, s
     position = {table: i for i, (_, table, _) in enumerate(scripts)}
     needs: dict[str, set[str]] = {}
     for path, table, sql in scripts:
-        reads = cooked_reads(path, table, sql)
+        reads = cooked_reads(path, table, sql) - not_built
         unknown = sorted(reads - set(built))
         if unknown:
             raise ConfigError(
@@ -145,7 +232,9 @@ def dependency_order(scripts: list[tuple[Path, str, str]]) -> list[tuple[Path, s
     try:
         sorter.prepare()
     except graphlib.CycleError as exc:
-        raise _cycle_error(exc.args[1], needs, built, position) from None
+        error = _cycle_error(exc.args[1], needs, built, position)
+        members = [(built[table], table) for table in set(exc.args[1])]
+        raise _CycleFound(error, members) from None
     ready = [(position[table], table) for table in sorter.get_ready()]
     heapq.heapify(ready)
     ordered: list[tuple[Path, str, str]] = []
@@ -171,23 +260,89 @@ def _cycle_error(
     )
 
 
-def cook(warehouse: Warehouse, settings: Settings) -> list[CookedTable]:
-    """Rebuild every cooked table from ``settings.sql_dir``; one entry per table, in order."""
-    scripts = dependency_order(
-        [(path, table_name(path), read_summary(path)) for path in summary_files(settings.sql_dir)]
-    )
-    for contract in load_contracts(settings.contracts_dir).values():
+def plan_summaries(
+    sql_dir: Path,
+) -> tuple[list[tuple[Path, str, str, set[str]]], list[FailedSummary]]:
+    """Every summary file of ``sql_dir`` checked on its own, without a warehouse: the ones
+    that can run as (path, table, sql, cooked reads) in dependency order, and the failures
+    (a bad name, a wrong target table, a parse error, a read of a cooked table no file
+    builds, a cycle). ``sluice check`` reports the failures; ``cook_every_summary`` runs
+    the rest."""
+    failed: list[FailedSummary] = []
+    checked: list[tuple[Path, str, str, set[str]]] = []
+    named: set[str] = set()
+    for path in sql_files(sql_dir):
+        match = _SUMMARY_NAME.match(path.name)
+        table = match.group(2) if match else None
+        if table:
+            named.add(table)
+        try:
+            if table is None:
+                table_name(path)  # raises the naming error
+            sql = read_summary(path)
+            checked.append((path, str(table), sql, cooked_reads(path, str(table), sql)))
+        except (ConfigError, OSError, UnicodeDecodeError) as exc:
+            failed.append(_failure(path, table, exc))
+    usable: list[tuple[Path, str, str, set[str]]] = []
+    for path, table, sql, reads in checked:
+        unknown = sorted(reads - named)
+        if unknown:
+            error = ConfigError(
+                f"{path}: reads cooked table(s) {', '.join(unknown)}, expected tables that"
+                f" a summary file builds ({', '.join(sorted(named))})"
+            )
+            failed.append(_failure(path, table, error))
+        else:
+            usable.append((path, table, sql, reads))
+    while True:
+        try:
+            not_built = frozenset(named - {table for _, table, _, _ in usable})
+            scripts = [(path, table, sql) for path, table, sql, _ in usable]
+            ordered = dependency_order(scripts, not_built=not_built)
+        except _CycleFound as cycle:
+            failed.extend(_failure(path, table, cycle.error) for path, table in cycle.members)
+            usable = [u for u in usable if (u[0], u[1]) not in cycle.members]
+            continue
+        reads_of = {table: reads for _, table, _, reads in usable}
+        return [(path, table, sql, reads_of[table]) for path, table, sql in ordered], failed
+
+
+class _CycleFound(ConfigError):
+    """``dependency_order``'s cycle error, with the (path, table) of each member."""
+
+    def __init__(self, error: ConfigError, members: list[tuple[Path, str]]) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.members = members
+
+
+def cook_every_summary(
+    warehouse: Warehouse, settings: Settings, contracts: dict[str, Contract]
+) -> CookResult:
+    """Build every summary of ``settings.sql_dir`` that can be built, in dependency order;
+    a failure (logged at ERROR, one line naming its file) skips only what reads it."""
+    scripts, failed = plan_summaries(settings.sql_dir)
+    for contract in contracts.values():
         warehouse.ensure_tables(contract)
     # ensure_tables is about the processed dataset; make sure the cooked one exists too.
     warehouse.run_script("CREATE SCHEMA IF NOT EXISTS {cooked_dataset}")
+    not_built = {failure.table for failure in failed if failure.table}
+    skipped: list[SkippedSummary] = []
     seconds: dict[str, float] = {}
-    for path, table, sql in scripts:
+    for path, table, sql, reads in scripts:
+        missing = sorted(reads & not_built)
+        if missing:
+            skipped.append(SkippedSummary(str(path), table, missing))
+            not_built.add(table)
+            continue
         started = time.perf_counter()
         try:
             warehouse.run_script(sql)
-        except Exception as exc:
+        except SluiceError as exc:
             exc.add_note(f"while cooking {table} from {path}")
-            raise
+            failed.append(_failure(path, table, exc))
+            not_built.add(table)
+            continue
         seconds[table] = time.perf_counter() - started
     rows = count_rows(warehouse, list(seconds))
     cooked = [CookedTable(table, rows[table], spent) for table, spent in seconds.items()]
@@ -199,7 +354,30 @@ def cook(warehouse: Warehouse, settings: Settings) -> list[CookedTable]:
             result.seconds,
             extra={"labels": {"table": result.table}},
         )
-    return cooked
+    for failure in failed:
+        log.error("summary failed: %s", failure, extra={"labels": {"table": failure.table}})
+    for skip in skipped:
+        log.error("summary skipped: %s", skip, extra={"labels": {"table": skip.table}})
+    return CookResult(cooked, failed, skipped)
+
+
+def cook(warehouse: Warehouse, settings: Settings) -> list[CookedTable]:
+    """Rebuild every cooked table from ``settings.sql_dir``, all or nothing: the first
+    failure is raised (its file named); one entry per table, in order."""
+    contracts = load_contract_set(settings.contracts_dir).contracts
+    result = cook_every_summary(warehouse, settings, contracts)
+    if result.failed:
+        first = result.failed[0]
+        raise first.error or ConfigError(str(first))
+    return result.tables
+
+
+def _failure(path: Path, table: str | None, exc: Exception) -> FailedSummary:
+    """One line naming the file: the message without its own copy of the path, lines joined."""
+    message = " ".join(str(exc).split())
+    message = message.removeprefix(f"{path}: ").removeprefix(f"{path.name}: ")
+    error = exc if isinstance(exc, SluiceError) else ConfigError(f"{path}: {message}")
+    return FailedSummary(str(path), message, table, error)
 
 
 def count_rows(warehouse: Warehouse, tables: list[str]) -> dict[str, int]:
@@ -216,8 +394,14 @@ def count_rows(warehouse: Warehouse, tables: list[str]) -> dict[str, int]:
 def cook_and_check_alerts(
     warehouse: Warehouse, settings: Settings, now: datetime | None = None
 ) -> CookReport:
-    """Rebuild every cooked table, then check every contract's alert rules at ``now``."""
-    tables = cook(warehouse, settings)
-    # cook has ensured every contract's tables, which the check reads.
-    alerts = check_alerts(warehouse, load_contracts(settings.contracts_dir), now)
-    return CookReport(tables, alerts)
+    """Rebuild every cooked table that can be built, then check every usable contract's
+    alert rules at ``now``, whatever failed; broken contracts are logged at ERROR and listed."""
+    contract_set = load_contract_set(settings.contracts_dir)
+    for broken in contract_set.broken:
+        log.error("broken contract, dataset %s skipped: %s", broken.dataset, broken)
+    result = cook_every_summary(warehouse, settings, contract_set.contracts)
+    # cook_every_summary has ensured every usable contract's tables, which the check reads.
+    alerts = check_alerts(warehouse, contract_set.contracts, now)
+    return CookReport(
+        result.tables, alerts, result.failed, result.skipped, list(contract_set.broken)
+    )

@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sluice.contracts import Contract, contract_for_object, load_contracts
+from sluice.contracts import BrokenContract, Contract, contract_for_object, load_contract_set
 from sluice.errors import PermanentError, TransientError
 from sluice.gcs import gcs_faults, gs_uri, open_object, storage_client
 from sluice.ingest import launch
@@ -115,10 +115,17 @@ def handle_object(
     replay: str | None = None,
 ) -> UploadOutcome:
     """Claim, validate and quarantine or launch one landing object generation."""
-    contracts = load_contracts(settings.contracts_dir)
+    contract_set = load_contract_set(settings.contracts_dir)
+    contracts = contract_set.contracts
+    broken = contract_set.broken_for_object(name)
+    if broken is not None:
+        # Its dataset alone is out of service: every other dataset's files go on.
+        contracts = {**contracts, broken.dataset: _placeholder(broken)}
     reason = ignore_reason(bucket, name, event_time, settings, contracts)
     if reason:
         return _ignored(bucket, name, generation, reason)
+    if broken is not None:
+        return _quarantine_for_broken_contract(bucket, name, generation, broken, settings)
     contract = contract_for_object(name, contracts)
     assert contract is not None  # ignore_reason has checked it
     key = event_key(bucket, name, generation, replay)
@@ -143,6 +150,53 @@ def handle_object(
             )
             return UploadOutcome("duplicate", bucket, name, generation, key, contract.name)
         return _Ingest(client, settings, contract, claim, replay).run()
+
+
+def _placeholder(broken: BrokenContract) -> Contract:
+    """A stand-in for a broken contract, so ``ignore_reason`` sees its landing prefix."""
+    return Contract(broken.dataset, 0, broken.landing_prefix, (), source_path=broken.path)
+
+
+def _quarantine_for_broken_contract(
+    bucket: str, name: str, generation: int, broken: BrokenContract, settings: Settings
+) -> UploadOutcome:
+    """Acknowledge a file whose dataset's contract is broken: a redelivery cannot help until
+    a person fixes the file, so it is quarantined (``sluice replay`` re-ingests it after the
+    fix) with a reason naming the broken contract file, and logged at ERROR."""
+    reason = f"contract {broken.path.name} is broken: {broken}"
+    with event_labels(dataset=broken.dataset):
+        details = {
+            "accepted": False,
+            "reason": reason,
+            "dataset": broken.dataset,
+            "contract_file": str(broken.path),
+            "bucket": bucket,
+            "object": name,
+            "generation": generation,
+            "source_uri": gs_uri(bucket, name),
+            "time": datetime.now(UTC).isoformat(),
+        }
+        from google.api_core.exceptions import NotFound
+
+        try:
+            quarantined: str | None = quarantine_object(
+                storage_client(settings), settings, bucket, name, generation, details
+            )
+        except NotFound:
+            quarantined, reason = None, f"{VANISHED}; {reason}"
+        message = f"rejected {gs_uri(bucket, name)}: {reason}"
+        log_event(
+            LOG, logging.ERROR, message, outcome=REJECTED, reason=reason, quarantine=quarantined
+        )
+    return UploadOutcome(
+        REJECTED,
+        bucket,
+        name,
+        generation,
+        dataset=broken.dataset,
+        reason=reason,
+        quarantine_uri=quarantined,
+    )
 
 
 def ignore_reason(
