@@ -40,6 +40,7 @@ up: $(STAMP)  ## the local stack (bucket, events, functions) until Ctrl-C
 
 # Under CI=true a test whose tool is missing fails instead of skipping (tests/conftest.py).
 test: $(STAMP) $(BQEMU_STAMP) $(CHECKS_STAMP) lint  ## everything CI runs
+	$(VENV)/bin/sluice check
 	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: $(STAMP) lint  ## skip slow and emulator tests
