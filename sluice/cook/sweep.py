@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sluice.contracts import Contract, get_contract, load_contracts
+from sluice.contracts import Contract, ContractSet, load_contract_set
 from sluice.errors import MissingTable, PermanentError
 from sluice.gcs import gcs_faults, gs_uri
 from sluice.ingest import launch
@@ -181,7 +181,7 @@ class _Sweep:
         self.launcher = launcher
         self.now = now
         self.cutoff = now - timedelta(seconds=settings.job_check_after_seconds)
-        self._contracts: dict[str, Contract] | None = None
+        self._contracts: ContractSet | None = None
 
     def is_due(self, claim: Claim) -> bool:
         """A ``launched`` claim unchanged since the cutoff."""
@@ -275,5 +275,5 @@ class _Sweep:
 
     def _contract(self, dataset: str) -> Contract:
         if self._contracts is None:
-            self._contracts = load_contracts(self.settings.contracts_dir)
-        return get_contract(self._contracts, dataset)
+            self._contracts = load_contract_set(self.settings.contracts_dir)
+        return self._contracts.contract(dataset)

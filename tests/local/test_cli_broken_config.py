@@ -46,3 +46,17 @@ def test_check_of_the_shipped_files_exits_0(capsys: pytest.CaptureFixture[str]) 
     code, out, _ = run_cli(capsys, "check")
 
     assert code == 0 and out.startswith("ok:")
+
+
+def test_ingest_of_another_dataset_loads_despite_a_broken_contract(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_broken_contracts(monkeypatch, tmp_path)
+    lenders = tmp_path / "lenders.csv"
+    lenders.write_text('loan_id,lenders\n1,"ann, bob"\n2,carl\n', encoding="utf-8")
+
+    code, out, _ = run_cli(capsys, "ingest", str(lenders), "--dataset=kiva_lenders", "--json")
+
+    [result] = json.loads(out)
+    assert code == 0
+    assert (result["status"], result["rows_loaded"], result["rows_dead"]) == ("loaded", 2, 0)
