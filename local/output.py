@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,8 +35,21 @@ def _json_default(value: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    """Write ``data`` as one JSON document on stdout."""
-    sys.stdout.write(json.dumps(data, default=_json_default, ensure_ascii=False) + "\n")
+    """Write ``data`` as one JSON document on stdout: always valid JSON, so a value with no
+    finite number (NaN, Infinity: JSON has neither) is written as null."""
+    text = json.dumps(_finite(data), default=_json_default, ensure_ascii=False, allow_nan=False)
+    sys.stdout.write(text + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite number (float or Decimal) replaced by None."""
+    if isinstance(value, float | Decimal) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _cell(value: Any) -> str:
