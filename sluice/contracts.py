@@ -17,6 +17,7 @@ Value rules shared by every consumer:
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -488,10 +489,12 @@ def _require(raw: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
-def known_formats() -> list[str]:
+@functools.cache
+def known_formats() -> tuple[str, ...]:
     """The input formats there is a module for. Looked up as files, not imported: the
-    formats read contracts, so importing them here would make the two import each other."""
-    return sorted(p.stem for p in FORMATS_DIR.glob("*.py") if not p.stem.startswith("_"))
+    formats read contracts, so importing them here would make the two import each other.
+    Listed once per process: every contract and every parsed range asks."""
+    return tuple(sorted(p.stem for p in FORMATS_DIR.glob("*.py") if not p.stem.startswith("_")))
 
 
 def _check_format(name: Any, where: str) -> str:

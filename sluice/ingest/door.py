@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -117,14 +117,15 @@ def handle_object(
     """Claim, validate and quarantine or launch one landing object generation."""
     contract_set = load_contract_set(settings.contracts_dir)
     contracts = contract_set.contracts
+    # A broken contract's prefix is still ours: its files are quarantined, not ignored.
+    prefixes = [c.landing_prefix for c in contracts.values()]
+    prefixes += [b.landing_prefix for b in contract_set.broken]
+    reason = ignore_reason(bucket, name, event_time, settings, prefixes)
+    if reason:
+        return _ignored(bucket, name, generation, reason)
     broken = contract_set.broken_for_object(name)
     if broken is not None:
         # Its dataset alone is out of service: every other dataset's files go on.
-        contracts = {**contracts, broken.dataset: _placeholder(broken)}
-    reason = ignore_reason(bucket, name, event_time, settings, contracts)
-    if reason:
-        return _ignored(bucket, name, generation, reason)
-    if broken is not None:
         return _quarantine_for_broken_contract(bucket, name, generation, broken, settings)
     contract = contract_for_object(name, contracts)
     assert contract is not None  # ignore_reason has checked it
@@ -152,17 +153,14 @@ def handle_object(
         return _Ingest(client, settings, contract, claim, replay).run()
 
 
-def _placeholder(broken: BrokenContract) -> Contract:
-    """A stand-in for a broken contract, so ``ignore_reason`` sees its landing prefix."""
-    return Contract(broken.dataset, 0, broken.landing_prefix, (), source_path=broken.path)
-
-
 def _quarantine_for_broken_contract(
     bucket: str, name: str, generation: int, broken: BrokenContract, settings: Settings
 ) -> UploadOutcome:
     """Acknowledge a file whose dataset's contract is broken: a redelivery cannot help until
     a person fixes the file, so it is quarantined (``sluice replay`` re-ingests it after the
     fix) with a reason naming the broken contract file, and logged at ERROR."""
+    from google.api_core.exceptions import NotFound
+
     reason = f"contract {broken.path.name} is broken: {broken}"
     with event_labels(dataset=broken.dataset):
         details = {
@@ -176,8 +174,6 @@ def _quarantine_for_broken_contract(
             "source_uri": gs_uri(bucket, name),
             "time": datetime.now(UTC).isoformat(),
         }
-        from google.api_core.exceptions import NotFound
-
         try:
             quarantined: str | None = quarantine_object(
                 storage_client(settings), settings, bucket, name, generation, details
@@ -204,17 +200,18 @@ def ignore_reason(
     name: str,
     event_time: datetime | None,
     settings: Settings,
-    contracts: dict[str, Contract],
+    landing_prefixes: Sequence[str],
 ) -> str | None:
-    """Why the object is not ours to ingest, or None when it is."""
+    """Why the object is not ours to ingest (not under one of ``landing_prefixes``, ...), or
+    None when it is."""
     if bucket == settings.pipeline_bucket:  # first, so even a misconfiguration cannot loop
         return f"expected bucket {settings.landing_bucket}, found the pipeline bucket {bucket}"
     if bucket != settings.landing_bucket:
         return f"expected bucket {settings.landing_bucket}, found {bucket}"
     if not name or name.endswith("/"):
         return f"expected an object, found a folder placeholder {name!r}"
-    if contract_for_object(name, contracts) is None:
-        prefixes = ", ".join(sorted(c.landing_prefix for c in contracts.values()))
+    if not any(name.startswith(prefix) for prefix in landing_prefixes):
+        prefixes = ", ".join(sorted(landing_prefixes))
         return f"expected an object under a dataset prefix ({prefixes}), found {name}"
     if event_time is not None:
         age = datetime.now(UTC) - event_time
