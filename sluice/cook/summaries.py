@@ -205,29 +205,33 @@ def cooked_reads(path: Path, table: str, sql: str) -> set[str]:
     return reads - {table}
 
 
-def dependency_order(
-    scripts: list[tuple[Path, str, str]], *, not_built: frozenset[str] = frozenset()
-) -> list[tuple[Path, str, str]]:
+def dependency_order(scripts: list[tuple[Path, str, str]]) -> list[tuple[Path, str, str]]:
     """(path, table, sql) sorted so every summary runs after the cooked tables it reads.
-
-    Reads of ``not_built`` tables (summaries that failed) do not order anything: what reads
-    them is skipped when it comes up.
 
     ``graphlib.TopologicalSorter`` over sqlglot's table walk; of the summaries ready to run,
     the earliest in ``scripts`` (file-name order) goes first, so the order is stable.
     """
-    built = {table: path for path, table, _ in scripts}
-    position = {table: i for i, (_, table, _) in enumerate(scripts)}
+    built = {table for _, table, _ in scripts}
     needs: dict[str, set[str]] = {}
     for path, table, sql in scripts:
-        reads = cooked_reads(path, table, sql) - not_built
-        unknown = sorted(reads - set(built))
+        reads = cooked_reads(path, table, sql)
+        unknown = sorted(reads - built)
         if unknown:
             raise ConfigError(
                 f"{path}: reads cooked table(s) {', '.join(unknown)}, expected tables that"
                 f" a summary file builds ({', '.join(sorted(built))})"
             )
         needs[table] = reads
+    return _in_order(scripts, needs)
+
+
+def _in_order(
+    scripts: list[tuple[Path, str, str]], needs: dict[str, set[str]]
+) -> list[tuple[Path, str, str]]:
+    """``scripts`` topologically sorted by ``needs`` (table -> the cooked tables it waits
+    for), ties in ``scripts`` order; ``_CycleFound`` names a cycle's files."""
+    built = {table: path for path, table, _ in scripts}
+    position = {table: i for i, (_, table, _) in enumerate(scripts)}
     sorter = graphlib.TopologicalSorter(needs)
     try:
         sorter.prepare()
@@ -296,9 +300,12 @@ def plan_summaries(
             usable.append((path, table, sql, reads))
     while True:
         try:
-            not_built = frozenset(named - {table for _, table, _, _ in usable})
+            # Reads of tables that will not be built order nothing: their readers are
+            # skipped when they come up.
+            not_built = named - {table for _, table, _, _ in usable}
             scripts = [(path, table, sql) for path, table, sql, _ in usable]
-            ordered = dependency_order(scripts, not_built=not_built)
+            needs = {table: reads - not_built for _, table, _, reads in usable}
+            ordered = _in_order(scripts, needs)
         except _CycleFound as cycle:
             failed.extend(_failure(path, table, cycle.error) for path, table in cycle.members)
             usable = [u for u in usable if (u[0], u[1]) not in cycle.members]
@@ -308,7 +315,7 @@ def plan_summaries(
 
 
 class _CycleFound(ConfigError):
-    """``dependency_order``'s cycle error, with the (path, table) of each member."""
+    """A dependency cycle's error, with the (path, table) of each member."""
 
     def __init__(self, error: ConfigError, members: list[tuple[Path, str]]) -> None:
         super().__init__(str(error))
