@@ -29,7 +29,6 @@ from sluice.gcs import is_local_path
 from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
 from sluice.warehouse import Warehouse, connected_warehouse
-from sluice.warehouse.loads import SUPERSEDED
 
 LOG = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class LoadWarehouseFn(beam.DoFn):
             # A retried bundle whose earlier attempt committed, then removed the staging
             # (a load a newer generation had superseded committed its log row too).
             earlier = find_ingestion_record(warehouse, self._source, self._job_name)
-            if earlier is not None and (earlier.status == "loaded" or earlier.reason == SUPERSEDED):
+            if earlier is not None and earlier.status in ("loaded", "superseded"):
                 return earlier
         record = self._record(
             "loaded", sum(n for _, n in staged_rows), sum(n for _, n in staged_dead)
@@ -110,7 +109,7 @@ class LoadWarehouseFn(beam.DoFn):
             sorted(path for path, _ in staged_dead),
             record,
         )
-        # What the warehouse logged: a load overtaken by a newer generation is 'rejected'.
+        # What the warehouse logged: a load overtaken by a newer generation is 'superseded'.
         return find_ingestion_record(warehouse, self._source, self._job_name) or record
 
     def _record(

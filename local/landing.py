@@ -21,7 +21,7 @@ from local.jobs import LocalJobs
 from sluice.contracts import Contract
 from sluice.errors import ConfigError, MissingTable
 from sluice.gcs import gcs_faults, gs_uri, parse_gs_uri
-from sluice.ingest.claims import LAUNCHED, LOADED, REJECTED, event_key, read_claim
+from sluice.ingest.claims import LAUNCHED, SETTLED_STATES, event_key, read_claim
 from sluice.ingest.door import UploadOutcome, handle_object
 from sluice.ingest.launch import LaunchRequest
 from sluice.schema import SourceRef
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 """Resumable-upload chunk (a multiple of 256 KiB): the progress bar moves once per chunk."""
-FINAL_STATES = (LOADED, REJECTED)
 FAILED = "failed"
 """A local pipeline process that ended without settling its claim."""
 
@@ -80,7 +79,7 @@ class LandingResult:
     @property
     def final(self) -> bool:
         """True once nothing more will happen to the object without a new upload or replay."""
-        return self.state in (*FINAL_STATES, FAILED)
+        return self.state in SETTLED_STATES or self.state == FAILED
 
     def as_row(self) -> dict[str, Any]:
         """The result as one output row."""
@@ -192,7 +191,7 @@ def current_result(
             log_file = LocalJobs(settings).log_file(landed.job_name)
             reason = f"the pipeline ended without loading; see {log_file}"
             return LandingResult(landed, FAILED, reason=reason)
-    if claim.state not in FINAL_STATES:
+    if claim.state not in SETTLED_STATES:
         return LandingResult(landed, claim.state)
     return _with_log_counts(settings, LandingResult(landed, claim.state, reason=claim.reason))
 

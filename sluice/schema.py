@@ -43,6 +43,9 @@ DUCKDB_TYPES = {
 }
 
 INGESTION_LOG_TABLE = "ingestion_log"
+INGESTION_STATUSES = ("loaded", "rejected", "superseded")
+"""How a file's load ended: its rows are in, it failed (the reason says why), or a newer
+generation of it (a newer snapshot, for ``write: replace_dataset``) was already loaded."""
 ALERTS_TABLE = "alerts"
 """Data alerts by (dataset, rule), in the processed dataset; checked by ``sluice.cook.alerts``,
 read and written only through ``sluice.warehouse.state``."""
@@ -122,7 +125,7 @@ class IngestionRecord:
     source_uri: str
     source_generation: int
     status: str
-    """``loaded`` or ``rejected``."""
+    """One of ``INGESTION_STATUSES``."""
     rows_in: int
     rows_loaded: int
     rows_dead: int
@@ -132,8 +135,10 @@ class IngestionRecord:
     finished_at: datetime
 
     def __post_init__(self) -> None:
-        if self.status not in ("loaded", "rejected"):
-            raise ValueError(f"status: expected 'loaded' or 'rejected', found {self.status!r}")
+        if self.status not in INGESTION_STATUSES:
+            raise ValueError(
+                f"status: expected one of {', '.join(INGESTION_STATUSES)}, found {self.status!r}"
+            )
         if self.rows_in != self.rows_loaded + self.rows_dead:
             raise ValueError(
                 f"rows_in ({self.rows_in}) must equal rows_loaded ({self.rows_loaded})"

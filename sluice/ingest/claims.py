@@ -46,12 +46,16 @@ LOG = logging.getLogger(__name__)
 
 CLAIMS_PREFIX = "claims/"
 CLAIMED, LAUNCHED, REJECTED, LOADED = "claimed", "launched", "rejected", "loaded"
+SUPERSEDED = "superseded"
+"""A load that found a newer generation (or, for a snapshot dataset, a newer snapshot) already
+loaded: nothing to do, and nothing wrong."""
+SETTLED_STATES = frozenset({LOADED, REJECTED, SUPERSEDED})
+"""The states a claim ends in: the file needs nothing more."""
 NEXT_STATES: dict[str, frozenset[str]] = {
-    CLAIMED: frozenset({LAUNCHED, REJECTED, LOADED}),
+    CLAIMED: frozenset({LAUNCHED, *SETTLED_STATES}),
     # Re-marking the same state is allowed: a retried step repeats its write.
-    LAUNCHED: frozenset({LAUNCHED, LOADED, REJECTED}),
-    REJECTED: frozenset({REJECTED}),
-    LOADED: frozenset({LOADED}),
+    LAUNCHED: frozenset({LAUNCHED, *SETTLED_STATES}),
+    **{state: frozenset({state}) for state in SETTLED_STATES},
 }
 SETTABLE_FIELDS = frozenset({"runner_job_id", "reason"})
 RELEASED_AT = datetime(1970, 1, 1, tzinfo=UTC)

@@ -42,8 +42,8 @@ from sluice.gcs import gcs_faults, gs_uri, open_object, storage_client
 from sluice.ingest import launch
 from sluice.ingest.claims import (
     LAUNCHED,
-    LOADED,
     REJECTED,
+    SETTLED_STATES,
     Claim,
     ClaimInProgress,
     ClaimStateError,
@@ -370,7 +370,7 @@ class _Ingest:
         except ClaimStateError:
             # A fast pipeline may have marked the claim loaded (or rejected) already.
             current = read_claim(self.client, self.settings, self.claim.event_key)
-            if current is None or current.state not in (LOADED, REJECTED):
+            if current is None or current.state not in SETTLED_STATES:
                 raise
             LOG.info("pipeline already finished (%s) before its launch was recorded", current.state)
 

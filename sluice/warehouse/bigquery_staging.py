@@ -40,7 +40,7 @@ def replace_script(contract: Contract, targets: dict[str, str], staged: dict[str
         f" AND status = 'loaded' AND source_generation > {generation})"
     )
     log_names = ingestion_log_schema().names
-    superseded = {"status": "'rejected'", "rows_in": "0", "rows_loaded": "0", "rows_dead": "0"}
+    superseded = {"status": "'superseded'", "rows_in": "0", "rows_loaded": "0", "rows_dead": "0"}
     superseded_values = ", ".join(
         superseded.get(name, f"`{name}`") if name != "reason" else f"'{SUPERSEDED}'"
         for name in log_names

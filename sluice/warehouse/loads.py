@@ -34,13 +34,14 @@ def load_key(dataset: str, record: IngestionRecord) -> str:
 
 SUPERSEDED = "superseded: a newer generation of this object is already loaded"
 """Reason of a load that arrives after a newer generation of the same object was loaded
-(jobs may finish out of order): it replaces nothing and is logged as rejected."""
+(jobs may finish out of order): it replaces nothing and is logged with status
+``superseded``, an outcome of its own: nothing failed."""
 
 
 def superseded_record(record: IngestionRecord) -> IngestionRecord:
     """The log row of a load that a newer generation already superseded: nothing loaded."""
     return dataclasses.replace(
-        record, status="rejected", rows_in=0, rows_loaded=0, rows_dead=0, reason=SUPERSEDED
+        record, status="superseded", rows_in=0, rows_loaded=0, rows_dead=0, reason=SUPERSEDED
     )
 
 

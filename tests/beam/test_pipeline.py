@@ -310,6 +310,6 @@ def test_run_of_an_older_generation_finishing_last_leaves_the_newer_rows(tmp_pat
             "SELECT _source_generation, count(*) FROM sluice.server_logs GROUP BY 1"
         ).fetchall()
     assert (first.status, first.rows_loaded) == ("loaded", 3)
-    assert (late.status, late.rows_loaded) == ("rejected", 0)
+    assert (late.status, late.rows_loaded) == ("superseded", 0)
     assert late.reason.startswith("superseded")
     assert rows == [(2000, 3)]

@@ -142,7 +142,7 @@ def test_on_upload_older_generation_after_newer_leaves_the_newer_rows(
     assert (statuses, codes) == ([200, 200], [0, 0])
     assert loaded_ids(settings) == [(loan_id, newer.generation) for loan_id in range(100, 105)]
     assert log_rows(settings) == [
-        (older.generation, "rejected", 0, 0, SUPERSEDED),
+        (older.generation, "superseded", 0, 0, SUPERSEDED),
         (newer.generation, "loaded", 5, 1, None),
     ]
     assert (claim_of(gcs, older).state, claim_of(gcs, newer).state) == ("rejected", "loaded")

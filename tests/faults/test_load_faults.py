@@ -152,7 +152,7 @@ def test_load_step_retried_after_being_superseded_changes_nothing(
     # Its worker is lost after the load removed the staging: Beam retries the bundle.
     [again] = load.process(None, rows, dead, [])
 
-    assert (first.status, first.reason) == ("rejected", SUPERSEDED)
+    assert (first.status, first.reason) == ("superseded", SUPERSEDED)
     assert again == first
     assert duckdb_state(settings) == state
     assert loaded_ids(settings) == [(loan_id, 2000) for loan_id in range(50, 55)]

@@ -17,7 +17,13 @@ from local.landing import (
 )
 from sluice.contracts import Contract
 from sluice.gcs import storage_client
-from sluice.ingest.claims import LAUNCHED, REJECTED, claim_event, set_claim_state
+from sluice.ingest.claims import (
+    LAUNCHED,
+    REJECTED,
+    SUPERSEDED,
+    claim_event,
+    set_claim_state,
+)
 from sluice.settings import load_settings
 
 if TYPE_CHECKING:
@@ -100,3 +106,20 @@ def test_wait_for_outcomes_returns_rejections_with_their_reason(gcs: GcsBuckets)
     assert result.state == REJECTED
     assert result.reason == "header: expected 'loan_id'"
     assert result.rows_in is None  # no ingestion-log row was written for it
+
+
+def test_a_superseded_load_is_final_and_not_a_rejection(gcs: GcsBuckets) -> None:
+    """A generation replaced by a newer upload ends: `upload --wait` stops waiting for it."""
+    settings = load_settings()
+    client = storage_client(settings)
+    landed = LandedObject(gcs.landing.name, "incoming/kiva_loans/c.csv", 9, "kiva_loans")
+    claim_event(
+        client, settings, landed.event_key, bucket=landed.bucket, name=landed.name,
+        generation=landed.generation, dataset=landed.dataset,
+    )  # fmt: skip
+    set_claim_state(client, settings, landed.event_key, LAUNCHED, runner_job_id="local-1")
+    set_claim_state(client, settings, landed.event_key, SUPERSEDED, reason="superseded")
+
+    [result] = wait_for_outcomes(client, settings, [landed], timeout=5)
+
+    assert (result.state, result.final) == (SUPERSEDED, True)

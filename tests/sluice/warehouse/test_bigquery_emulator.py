@@ -164,7 +164,7 @@ def test_emulator_load_of_an_older_generation_after_a_newer_one_replaces_nothing
     assert count(emu, "server_logs", SOURCE_A.uri) == 3
     assert count(emu, "server_logs_dead_letter", SOURCE_A.uri) == 1
     assert log == [
-        {"source_generation": SOURCE_A.generation, "status": "rejected", "rows_loaded": 0,
+        {"source_generation": SOURCE_A.generation, "status": "superseded", "rows_loaded": 0,
          "reason": SUPERSEDED},
         {"source_generation": newer.generation, "status": "loaded", "rows_loaded": 3,
          "reason": None},

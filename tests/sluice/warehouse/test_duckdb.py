@@ -334,6 +334,6 @@ def test_load_of_an_older_generation_after_a_newer_one_replaces_nothing(
     assert count(warehouse, "server_logs") == 3
     assert count(warehouse, "server_logs_dead_letter") == 1
     assert log == [
-        (SOURCE_A.generation, "rejected", 0, SUPERSEDED),
+        (SOURCE_A.generation, "superseded", 0, SUPERSEDED),
         (newer.generation, "loaded", 3, None),
     ]
