@@ -37,6 +37,13 @@ DEAD_LETTER_KEYS = ("max_rate", "window_hours")
 FORMATS_DIR = Path(__file__).parent / "records" / "formats"
 """One module per input format (``sluice.records.formats``)."""
 HEADER_POLICIES = ("reject", "ignore")
+WRITE_MODES = ("append", "merge", "replace_dataset")
+"""How a file's rows meet the table (see ``Contract.write``)."""
+KEY_TYPES = ("string", "integer", "date", "timestamp", "boolean")
+"""Types a primary-key column may have: exact ones (a float key would match by accident)."""
+MAX_HOURS = 24 * 366 * 10
+"""The longest window or silence a rule may name: ten years, in hours. Longer ones would
+reach before year 1 when subtracted from now."""
 PARTITION_GRANULARITIES = ("DAY", "MONTH", "YEAR")
 CONTRACT_SUFFIXES = (".yaml", ".yml")
 
@@ -107,6 +114,14 @@ class Contract:
     source_path: Path | None = None
     format: str = "csv"
     """The input format: the module ``sluice/records/formats/<format>.py`` reads it."""
+    write: str = "append"
+    """How a file's rows meet the table. ``append``: each file adds its rows (a reload of the
+    same object replaces its own rows). ``merge``: one row per ``primary_key``; the version
+    from the newest file (by generation) wins, with that file's lineage. ``replace_dataset``:
+    each file is a full snapshot; the newest file's rows are the table."""
+    primary_key: tuple[str, ...] = ()
+    """The columns that identify a row under ``write: merge``; unique within a file (a
+    repeated key is a dead letter naming the line that used it first)."""
 
     @property
     def column_names(self) -> list[str]:
@@ -346,7 +361,7 @@ def contract_for_object(object_name: str, contracts: dict[str, Contract]) -> Con
 def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
     where = f"{path}"
     name = _check_name(_require(raw, "name", str, where), f"{where}: name")
-    version = _require(raw, "version", int, where)
+    version = _whole_number(_require(raw, "version", int, where), f"{where}: version")
     raw_columns = _require(raw, "columns", list, where)
     columns = tuple(_build_column(c, f"{where}: column {i + 1}") for i, c in enumerate(raw_columns))
     names = [c.name for c in columns]
@@ -367,12 +382,7 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
     granularity = str(table.get("partition_granularity", "DAY")).upper()
     _check_choice(granularity, PARTITION_GRANULARITIES, f"{where}: table.partition_granularity")
     cluster = tuple(table.get("cluster_by") or ())
-    table_version = table.get("table_version", 1)
-    if isinstance(table_version, bool) or not isinstance(table_version, int) or table_version < 1:
-        raise ContractError(
-            f"{where}: table.table_version: expected a whole number 1 or more, "
-            f"found {table_version!r}"
-        )
+    table_version = _whole_number(table.get("table_version", 1), f"{where}: table.table_version")
     for col_name in ([partition] if partition else []) + list(cluster):
         if col_name not in names:
             raise ContractError(
@@ -384,6 +394,7 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
     ):
         raise ContractError(f"{where}: partition_by {partition!r} must be a date or timestamp")
     freshness = _build_freshness(raw.get("freshness"), f"{where}: freshness")
+    write, primary_key = _build_write(raw, columns, where)
     dead = _mapping(raw.get("dead_letter"), DEAD_LETTER_KEYS, f"{where}: dead_letter")
     max_rate = _number(dead, "max_rate", f"{where}: dead_letter", 0.05, allow_zero=True)
     if max_rate > 1:
@@ -404,9 +415,44 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
         table_version=table_version,
         freshness=freshness,
         dead_letter_max_rate=max_rate,
-        dead_letter_window_hours=_number(dead, "window_hours", f"{where}: dead_letter", 24.0),
+        dead_letter_window_hours=_hours(dead, "window_hours", f"{where}: dead_letter", 24.0),
         source_path=path,
+        write=write,
+        primary_key=primary_key,
     )
+
+
+def _build_write(
+    raw: dict[str, Any], columns: tuple[Column, ...], where: str
+) -> tuple[str, tuple[str, ...]]:
+    """The ``write`` mode and ``primary_key`` columns, checked against each other and the
+    columns: a key is required by ``merge`` and means nothing to the other modes."""
+    write = raw.get("write", "append")
+    _check_choice(write, WRITE_MODES, f"{where}: write")
+    key = raw.get("primary_key", [])
+    key = [key] if isinstance(key, str) else key
+    if not isinstance(key, list) or not all(isinstance(name, str) for name in key):
+        raise ContractError(f"{where}: primary_key: expected a list of column names, found {key!r}")
+    if write == "merge" and not key:
+        raise ContractError(f"{where}: write: merge needs a primary_key, found none")
+    if key and write != "merge":
+        raise ContractError(f"{where}: primary_key applies to write: merge, found write: {write}")
+    by_name = {column.name: column for column in columns}
+    for name in key:
+        column = by_name.get(name)
+        if column is None:
+            raise ContractError(
+                f"{where}: primary_key refers to column {name!r}, expected one of the columns"
+            )
+        if column.nullable or not column.required or column.type not in KEY_TYPES:
+            raise ContractError(
+                f"{where}: primary_key column {name!r}: expected a required, non-nullable "
+                f"{'/'.join(KEY_TYPES)} column, found {'nullable ' if column.nullable else ''}"
+                f"{'optional ' if not column.required else ''}{column.type}"
+            )
+    if len(set(key)) != len(key):
+        raise ContractError(f"{where}: primary_key names a column twice: {key!r}")
+    return write, tuple(key)
 
 
 def _build_freshness(raw: Any, where: str) -> FreshnessRule:
@@ -417,9 +463,9 @@ def _build_freshness(raw: Any, where: str) -> FreshnessRule:
             f"{where}: window_hours applies to min_rows_per_hour, found no min_rows_per_hour"
         )
     return FreshnessRule(
-        max_hours_without_file=_number(values, "max_hours_without_file", where, None),
+        max_hours_without_file=_hours(values, "max_hours_without_file", where, None),
         min_rows_per_hour=rows_per_hour,
-        window_hours=_number(values, "window_hours", where, 1.0),
+        window_hours=_hours(values, "window_hours", where, 1.0),
     )
 
 
@@ -457,6 +503,31 @@ def _number(
     return float(value)
 
 
+def _hours(values: dict[str, Any], key: str, where: str, default: Any) -> Any:
+    """``values[key]``: a number of hours more than 0 and at most ``MAX_HOURS``."""
+    hours = _number(values, key, where, default)
+    if hours is not None and hours > MAX_HOURS:
+        raise ContractError(
+            f"{where}.{key}: expected at most {MAX_HOURS} hours (ten years), found {hours:g}"
+        )
+    return hours
+
+
+def _whole_number(value: Any, where: str) -> int:
+    """``value`` as a whole number 1 or more (YAML's ``2``, never ``2.0``, ``'2'`` or ``true``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ContractError(f"{where}: expected a whole number 1 or more, found {value!r}")
+    return value
+
+
+def _flag(raw: dict[str, Any], key: str, where: str) -> bool:
+    """``raw[key]`` (default true) as YAML's true or false; ``'no'`` in quotes is not false."""
+    value = raw.get(key, True)
+    if not isinstance(value, bool):
+        raise ContractError(f"{where}: {key}: expected true or false, found {value!r}")
+    return value
+
+
 def _build_column(raw: Any, where: str) -> Column:
     if not isinstance(raw, dict):
         raise ContractError(f"{where}: expected a mapping, found {raw!r}")
@@ -468,14 +539,18 @@ def _build_column(raw: Any, where: str) -> Column:
     if col_type == "timestamp" and not fmt:
         raise ContractError(f"{where}: a timestamp column needs a format (strptime or iso8601)")
     allowed = raw.get("allowed")
+    if allowed is not None and not isinstance(allowed, list):
+        raise ContractError(f"{where}: allowed: expected a list of values, found {allowed!r}")
+    if fmt is not None and not isinstance(fmt, str):
+        raise ContractError(f"{where}: format: expected text, found {fmt!r}")
     return Column(
         name=name,
         type=col_type,
-        required=bool(raw.get("required", True)),
-        nullable=bool(raw.get("nullable", True)),
+        required=_flag(raw, "required", where),
+        nullable=_flag(raw, "nullable", where),
         allowed=tuple(str(v) for v in allowed) if allowed else None,
         format=fmt,
-        since=int(raw.get("since", 1)),
+        since=_whole_number(raw.get("since", 1), f"{where}: since"),
         description=str(raw.get("description", "")).strip(),
     )
 

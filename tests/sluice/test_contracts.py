@@ -351,3 +351,106 @@ def test_load_contracts_refuses_a_versioned_table_named_like_another_dataset(
 
     with pytest.raises(ContractError, match="orders_v2 clash"):
         load_contracts(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            MINIMAL + "dead_letter: {window_hours: 1.0e+9}\n",
+            "dead_letter.window_hours: expected at most 87840 hours (ten years), found 1e+09",
+        ),
+        (
+            MINIMAL + "freshness: {min_rows_per_hour: 1, window_hours: 1.0e+9}\n",
+            "freshness.window_hours: expected at most 87840 hours (ten years), found 1e+09",
+        ),
+        (
+            MINIMAL + "freshness: {max_hours_without_file: 1.0e+12}\n",
+            "freshness.max_hours_without_file: expected at most 87840 hours",
+        ),
+        (
+            "name: x\nversion: 2\ncolumns:\n  - {name: a, type: string, since: two}\n",
+            "since: expected a whole number 1 or more, found 'two'",
+        ),
+        (
+            "name: x\nversion: 0\ncolumns:\n  - {name: a, type: string}\n",
+            "version: expected a whole number 1 or more, found 0",
+        ),
+        (
+            "name: x\nversion: 1\ncolumns:\n  - {name: a, type: string, nullable: 'no'}\n",
+            "nullable: expected true or false, found 'no'",
+        ),
+        (
+            "name: x\nversion: 1\ncolumns:\n  - {name: a, type: string, allowed: abc}\n",
+            "allowed: expected a list of values, found 'abc'",
+        ),
+    ],
+)
+def test_load_contract_refuses_values_out_of_bounds(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """Each passed the checks once and then crashed a later step with a traceback."""
+    path = write_contract(tmp_path, text)
+
+    with pytest.raises(ContractError) as error:
+        load_contract(path)
+
+    assert message in str(error.value)
+
+
+KEYED = "name: x\nversion: 1\ncolumns:\n  - {name: id, type: integer, nullable: false}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "write", "key"),
+    [
+        (KEYED, "append", ()),
+        (KEYED + "write: merge\nprimary_key: [id]\n", "merge", ("id",)),
+        (KEYED + "write: merge\nprimary_key: id\n", "merge", ("id",)),
+        (KEYED + "write: replace_dataset\n", "replace_dataset", ()),
+    ],
+)
+def test_load_contract_reads_the_write_mode(
+    tmp_path: Path, text: str, write: str, key: tuple[str, ...]
+) -> None:
+    contract = load_contract(write_contract(tmp_path, text))
+
+    assert (contract.write, contract.primary_key) == (write, key)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (KEYED + "write: upsert\n", "write: expected one of append, merge, replace_dataset"),
+        (KEYED + "write: merge\n", "write: merge needs a primary_key, found none"),
+        (KEYED + "primary_key: [id]\n", "primary_key applies to write: merge, found write: append"),
+        (
+            KEYED + "write: merge\nprimary_key: [nope]\n",
+            "primary_key refers to column 'nope', expected one of the columns",
+        ),
+        (
+            MINIMAL + "write: merge\nprimary_key: [a]\n",
+            "primary_key column 'a': expected a required, non-nullable",
+        ),
+        (
+            "name: x\nversion: 1\ncolumns:\n  - {name: f, type: float, nullable: false}\n"
+            "write: merge\nprimary_key: [f]\n",
+            "found float",
+        ),
+        (KEYED + "write: merge\nprimary_key: [id, id]\n", "primary_key names a column twice"),
+    ],
+)
+def test_load_contract_refuses_a_bad_write_mode(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ContractError) as error:
+        load_contract(write_contract(tmp_path, text))
+
+    assert message in str(error.value)
+
+
+def test_kiva_contracts_merge_on_loan_id(contracts: dict[str, Contract]) -> None:
+    """Kiva's exports are full snapshots: a second day's file repeats most loans."""
+    assert {name: (c.write, c.primary_key) for name, c in contracts.items()} == {
+        "kiva_loans": ("merge", ("loan_id",)),
+        "kiva_lenders": ("merge", ("loan_id",)),
+        "server_logs": ("append", ()),
+    }
