@@ -19,13 +19,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import apache_beam as beam
-from apache_beam.io.filesystem import BeamIOError
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import BeamIOError, CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsList, PBegin, PCollection
 
-from beam.transforms import DEAD, REJECTED, ROWS, tagged
+from beam.ranges import open_source
+from beam.transforms import DEAD, REJECTED, ROWS, tagged, write_parquet
 from sluice.contracts import Contract
+from sluice.errors import WarehouseError
 from sluice.gcs import is_local_path
+from sluice.records import keys
+from sluice.records.csvscan import open_decompressed
+from sluice.records.parse import dead_letter_table
 from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
 from sluice.warehouse import Warehouse, connected_warehouse
@@ -46,6 +53,7 @@ class LoadWarehouseFn(beam.DoFn):
         started_at: datetime,
         staging_dir: str,
         event_key: str | None = None,
+        input_path: str | None = None,
     ) -> None:
         self._contract = contract
         self._source = source
@@ -54,6 +62,8 @@ class LoadWarehouseFn(beam.DoFn):
         self._started_at = started_at
         self._staging_dir = staging_dir
         self._event_key = event_key
+        self._input_path = input_path or source.uri
+        """Where the file's bytes are read from when repeated keys need their text."""
 
     def process(
         self,
@@ -99,6 +109,8 @@ class LoadWarehouseFn(beam.DoFn):
             earlier = find_ingestion_record(warehouse, self._source, self._job_name)
             if earlier is not None and earlier.status in ("loaded", "superseded"):
                 return earlier
+        if self._contract.write == "merge":
+            staged_rows, staged_dead = self._repeated_keys_to_dead_letters(staged_rows, staged_dead)
         record = self._record(
             "loaded", sum(n for _, n in staged_rows), sum(n for _, n in staged_dead)
         )
@@ -111,6 +123,53 @@ class LoadWarehouseFn(beam.DoFn):
         )
         # What the warehouse logged: a load overtaken by a newer generation is 'superseded'.
         return find_ingestion_record(warehouse, self._source, self._job_name) or record
+
+    def _repeated_keys_to_dead_letters(
+        self, staged_rows: list[tuple[str, int]], staged_dead: list[tuple[str, int]]
+    ) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """Staged files with every record whose primary key an earlier line of the file
+        used moved to a dead letter (``sluice.records.keys``); unchanged without repeats."""
+        columns = [*self._contract.primary_key, keys.LINE]
+        reasons = keys.repeated_keys(
+            [_read_parquet(path, columns) for path, _ in staged_rows], self._contract
+        )
+        if not reasons:
+            return staged_rows, staged_dead
+        with open_source(
+            self._input_path, self._source, self._settings, chunk_bytes=self._settings.chunk_bytes
+        ) as raw:
+            texts = keys.record_texts(
+                open_decompressed(raw),
+                self._contract,
+                reasons,
+                chunk_bytes=self._settings.chunk_bytes,
+                max_record_bytes=self._settings.max_record_bytes,
+            )
+        kept: list[tuple[str, int]] = []
+        for path, count in staged_rows:
+            rows = _read_parquet(path)
+            unique = keys.without_lines(rows, reasons)
+            if unique.num_rows == count:
+                kept.append((path, count))
+            elif unique.num_rows:
+                # A fixed name: a retried load step rewrites the same file.
+                kept.append((write_parquet(unique, f"{path}.unique.parquet"), unique.num_rows))
+        lines = sorted(reasons)
+        dead = dead_letter_table(
+            self._source,
+            self._contract,
+            self._started_at,
+            lines=lines,
+            raw_texts=[texts.get(line, "") for line in lines],
+            reasons=[reasons[line] for line in lines],
+        )
+        path = write_parquet(
+            dead, FileSystems.join(self._staging_dir, "dead-repeated-keys.parquet")
+        )
+        LOG.warning(
+            "%s: %d record(s) repeat a primary key; dead-lettered", self._source.uri, len(lines)
+        )
+        return kept, [*staged_dead, (path, dead.num_rows)]
 
     def _record(
         self, status: str, loaded: int, dead: int, reason: str | None = None
@@ -149,6 +208,18 @@ def split_staged(
     for kind, payload in staged:
         by_kind[kind].append(payload)
     return by_kind[ROWS], by_kind[DEAD], by_kind[REJECTED]
+
+
+def _read_parquet(path: str, columns: list[str] | None = None) -> pa.Table:
+    """A staged file (or some of its columns); a missing or broken one is a WarehouseError,
+    as the adapters' own check of staged files would report it."""
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as stream:
+            return pq.read_table(stream, columns=columns)
+    except (BeamIOError, FileNotFoundError):
+        raise WarehouseError(f"staged file {path}: expected a Parquet file, found none") from None
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise WarehouseError(f"staged file {path}: expected Parquet, {exc}") from None
 
 
 def find_ingestion_record(

@@ -116,6 +116,7 @@ def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pip
         started_at=params.started_at,
         staging_dir=params.staging_dir,
         event_key=params.event_key,
+        input_path=params.input,
     )
     _ = pipeline | "Load warehouse" >> IngestionRecords(
         load, staged_rows, staged_dead, parsed.rejected

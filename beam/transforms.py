@@ -182,13 +182,19 @@ class StageParquetFn(beam.DoFn):
         if table.num_rows == 0:
             return
         path = FileSystems.join(self._directory, f"{self._kind}-{uuid.uuid4().hex}.parquet")
-        buffer = pa.BufferOutputStream()
-        pq.write_table(table, buffer)
-        # One write of the finished file: GCS writers need no seek, and retries are whole.
-        with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
-            out.write(buffer.getvalue().to_pybytes())
+        write_parquet(table, path)
         LOG.debug("staged %d %s to %s", table.num_rows, self._kind, path)
         yield path, table.num_rows
+
+
+def write_parquet(table: pa.Table, path: str) -> str:
+    """Write ``table`` as one Parquet file at ``path`` (local or ``gs://``); the path."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(table, buffer)
+    # One write of the finished file: GCS writers need no seek, and retries are whole.
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
+        out.write(buffer.getvalue().to_pybytes())
+    return path
 
 
 class ByteRanges(beam.PTransform):

@@ -220,11 +220,36 @@ def _dead_letters(
 ) -> pa.Table:
     """One dead letter per record in ``problems``, in file order."""
     order = sorted(problems)
-    raw_texts = [chunk.record_bytes(i).decode("utf-8", errors="replace") for i in order]
-    uri, generation, version, ingested = _lineage(source, contract, ingested_at, len(order))
-    lines = pa.array(chunk.lines[order] if order else [], pa.int64())
-    reasons = pa.array([problems[i] for i in order], pa.string())
-    arrays = [uri, generation, lines, pa.array(raw_texts, pa.string()), reasons, version, ingested]
+    return dead_letter_table(
+        source,
+        contract,
+        ingested_at,
+        lines=chunk.lines[order].tolist() if order else [],
+        raw_texts=[chunk.record_bytes(i).decode("utf-8", errors="replace") for i in order],
+        reasons=[problems[i] for i in order],
+    )
+
+
+def dead_letter_table(
+    source: SourceRef,
+    contract: Contract,
+    ingested_at: datetime,
+    *,
+    lines: list[int],
+    raw_texts: list[str],
+    reasons: list[str],
+) -> pa.Table:
+    """Dead letters of ``source``: one per line, with its exact text and the reason."""
+    uri, generation, version, ingested = _lineage(source, contract, ingested_at, len(lines))
+    arrays = [
+        uri,
+        generation,
+        pa.array(lines, pa.int64()),
+        pa.array(raw_texts, pa.string()),
+        pa.array(reasons, pa.string()),
+        version,
+        ingested,
+    ]
     return pa.Table.from_arrays(arrays, schema=dead_letter_schema())
 
 

@@ -21,33 +21,39 @@ from sluice.schema import (
     IngestionRecord,
     dead_letter_schema,
     ingestion_log_schema,
-    processed_schema,
 )
 from sluice.warehouse.loads import SUPERSEDED
+from sluice.warehouse.write_modes import newer_load, write_rows
 
 
 def replace_script(contract: Contract, targets: dict[str, str], staged: dict[str, str]) -> str:
-    """The transaction replacing a source's rows, dead letters and log row with staged ones.
+    """The transaction loading a source's staged rows (as the contract's ``write`` mode says,
+    ``sluice.warehouse.write_modes``) and replacing its dead letters and log row.
 
     ``targets`` and ``staged`` map ``rows``, ``dead`` and ``log`` to quoted table names.
     """
     uri = f"(SELECT source_uri FROM {staged['log']})"
     generation = f"(SELECT source_generation FROM {staged['log']})"
-    # Jobs may finish out of order: when a newer generation of the object is already loaded,
-    # every statement below is a no-op but the one logging this load as superseded.
-    newer = (
-        f"EXISTS (SELECT 1 FROM {targets['log']} WHERE source_uri = {uri}"
-        f" AND status = 'loaded' AND source_generation > {generation})"
-    )
+    # Jobs may finish out of order: when a newer load supersedes this one, every statement
+    # below is a no-op but the one logging this load as superseded.
+    newer = newer_load(contract, targets["log"], uri, generation)
     log_names = ingestion_log_schema().names
     superseded = {"status": "'superseded'", "rows_in": "0", "rows_loaded": "0", "rows_dead": "0"}
     superseded_values = ", ".join(
         superseded.get(name, f"`{name}`") if name != "reason" else f"'{SUPERSEDED}'"
         for name in log_names
     )
+    rows = write_rows(
+        contract,
+        rows=targets["rows"],
+        staged=staged["rows"],
+        uri=uri,
+        generation=generation,
+        quote=lambda name: f"`{name}`",
+        guard=f"NOT {newer}",
+    )
     statements = [
         "BEGIN TRANSACTION",
-        f"DELETE FROM {targets['rows']} WHERE _source_uri = {uri} AND NOT {newer}",
         f"DELETE FROM {targets['dead']} WHERE source_uri = {uri} AND NOT {newer}",
         f"DELETE FROM {targets['log']} WHERE source_uri = {uri}"
         f" AND source_generation = {generation} AND {newer}",
@@ -55,9 +61,7 @@ def replace_script(contract: Contract, targets: dict[str, str], staged: dict[str
         f" SELECT {superseded_values} FROM {staged['log']} WHERE {newer}",
         f"DELETE FROM {targets['log']} WHERE source_uri = {uri} AND NOT {newer}"
         f" AND (status = 'loaded' OR source_generation = {generation})",
-        _insert_select(
-            targets["rows"], staged["rows"], processed_schema(contract).names, f"NOT {newer}"
-        ),
+        *rows,
         _insert_select(targets["dead"], staged["dead"], dead_letter_schema().names, f"NOT {newer}"),
         _insert_select(targets["log"], staged["log"], log_names, f"NOT {newer}"),
         "COMMIT TRANSACTION",

@@ -53,6 +53,7 @@ from sluice.warehouse.loads import (
     superseded_record,
 )
 from sluice.warehouse.state import StateTables
+from sluice.warehouse.write_modes import newer_load, write_rows
 
 log = logging.getLogger(__name__)
 
@@ -99,43 +100,47 @@ class DuckDBWarehouse(StateTables):
         dead_files: list[str],
         record: IngestionRecord,
     ) -> None:
-        """Replace every row of ``source.uri`` with the staged files, in one transaction."""
+        """Load the staged files as the contract's ``write`` mode says, and replace the
+        file's dead letters and log row, in one transaction (``sluice.warehouse.write_modes``)."""
         check_load_record(contract, source, record)
         check_staged_files(rows_files, processed_schema(contract))
         check_staged_files(dead_files, dead_letter_schema())
-        uri = {"uri": source.uri}
+        values = {"uri": source.uri, "generation": source.generation}
         with self._transaction() as con:
-            newer = con.execute(
-                f"SELECT max(source_generation) FROM {self._table(INGESTION_LOG_TABLE)}"
-                " WHERE source_uri = $uri AND status = 'loaded'"
-                " AND source_generation > $generation",
-                {**uri, "generation": source.generation},
-            ).fetchone()[0]
-            if newer is not None:
+            log_table = self._table(INGESTION_LOG_TABLE)
+            superseded = newer_load(contract, log_table, "$uri", "$generation")
+            if con.execute(f"SELECT {superseded}", values).fetchone()[0]:
                 # Jobs may finish out of order: the newest generation's rows stay.
                 self._replace_record(con, superseded_record(record))
-                log.warning("%s#%d: %s (%d)", source.uri, source.generation, SUPERSEDED, newer)
+                log.warning("%s#%d: %s", source.uri, source.generation, SUPERSEDED)
                 return
             # A table is a set (BigQuery keeps no order either): letting DuckDB write the
             # rows in any order halves the insert of a big file on 2 cores.
             con.execute("SET preserve_insertion_order = false")
-            con.execute(f"DELETE FROM {self._table(contract.table)} WHERE _source_uri = $uri", uri)
+            loaded = self._count_parquet(con, rows_files)
+            statements = write_rows(
+                contract,
+                rows=self._table(contract.table),
+                staged=self._staged_rows(contract, rows_files),
+                uri="$uri",
+                generation="$generation",
+                quote=quote,
+            )
+            for statement in statements:
+                con.execute(statement, _used({**values, "files": rows_files}, statement))
             con.execute(
                 f"DELETE FROM {self._table(contract.dead_letter_table)} WHERE source_uri = $uri",
-                uri,
+                {"uri": source.uri},
             )
             con.execute(
-                f"DELETE FROM {self._table(INGESTION_LOG_TABLE)} WHERE source_uri = $uri"
+                f"DELETE FROM {log_table} WHERE source_uri = $uri"
                 " AND (status = 'loaded' OR source_generation = $generation)",
-                {**uri, "generation": source.generation},
-            )
-            loaded = self._insert_parquet(
-                con, contract.table, processed_schema(contract), rows_files
+                values,
             )
             dead = self._insert_parquet(
                 con, contract.dead_letter_table, dead_letter_schema(), dead_files
             )
-            # The log must never disagree with the tables: a mismatch rolls everything back.
+            # The log must never disagree with the staged files: a mismatch rolls back.
             check_counts(source, record, loaded, dead)
             self._insert_record(con, record)
         log.info("loaded %s: %d rows, %d dead letters", source.uri, loaded, dead)
@@ -207,6 +212,22 @@ class DuckDBWarehouse(StateTables):
             con.execute(
                 f"ALTER TABLE {self._table(name)} ADD COLUMN {quote(col)} {DUCKDB_TYPES[kind]}"
             )
+
+    def _staged_rows(self, contract: Contract, files: list[str]) -> str:
+        """The staged rows as a relation: ``read_parquet($files)``, or none without files."""
+        if files:
+            return "read_parquet($files)"
+        names = ", ".join(quote(name) for name in processed_schema(contract).names)
+        return f"(SELECT {names} FROM {self._table(contract.table)} WHERE FALSE)"
+
+    @staticmethod
+    def _count_parquet(con: duckdb.DuckDBPyConnection, files: list[str]) -> int:
+        """Rows in the staged files, from their footers."""
+        if not files:
+            return 0
+        return int(
+            con.execute("SELECT count(*) FROM read_parquet($files)", {"files": files}).fetchone()[0]
+        )
 
     def _insert_parquet(
         self, con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema, files: list[str]
@@ -292,6 +313,11 @@ def catalog_types(con: duckdb.DuckDBPyConnection) -> CatalogTypes:
     for schema, table, column, data_type in rows:
         catalog.setdefault(schema, {}).setdefault(table, {})[column] = data_type
     return catalog
+
+
+def _used(values: dict[str, Any], statement: str) -> dict[str, Any]:
+    """The parameters ``statement`` names: DuckDB refuses any it does not."""
+    return {name: value for name, value in values.items() if f"${name}" in statement}
 
 
 def _execute(

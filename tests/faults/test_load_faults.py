@@ -37,8 +37,8 @@ from tests.faults.fault_helpers import (
 from tests.sluice.warehouse.conftest import EMULATOR_PROJECT, bq_emulator  # noqa: F401
 
 LOAD_FAULTS = {
-    # read_parquet fails inside the transaction, after the source's old rows were deleted
-    "rows-file-corrupt": (lambda rows, dead: corrupt(rows[1][0]), "DuckDB rolled back"),
+    # kiva_lenders merges on loan_id: reading the staged keys finds the file broken first
+    "rows-file-corrupt": (lambda rows, dead: corrupt(rows[1][0]), "expected Parquet"),
     # ... after this load's rows were inserted, while inserting its dead letters
     "dead-file-corrupt": (lambda rows, dead: corrupt(dead[0][0]), "DuckDB rolled back"),
     # the first staged file is what a retried bundle checks for a committed earlier attempt

@@ -48,7 +48,29 @@ IDENTIFIER_BUILDERS = {"quote", "_table", "_staging_table"}
 """Calls that quote an identifier (DuckDB double quotes, BigQuery backticks)."""
 REVIEWED = {
     # Column lists, placeholders ($name / @name) and type names built from the schema.
-    "sluice/warehouse/duckdb.py": {"definitions", "names", "placeholders"},
+    "sluice/warehouse/duckdb.py": {
+        "definitions",
+        "names",
+        "placeholders",
+        "log_table",  # self._table(...)
+        "superseded",  # write_modes.newer_load over $uri and $generation
+    },
+    # Quoted table names and $name / subquery expressions passed in, fragments made of them,
+    # column names through the caller's quote, and a dataset name the contract checked.
+    "sluice/warehouse/write_modes.py": {
+        "log",
+        "rows",
+        "staged",
+        "uri",
+        "generation",
+        "guard",
+        "later",
+        "older",
+        "same_key",
+        "names",
+        "insert",
+        "contract.name",
+    },
     "sluice/warehouse/bigquery.py": {"source", "updates", "names", "inserts"},
     # Quoted table names passed in, and SQL fragments made of them (the script has no values).
     "sluice/warehouse/bigquery_staging.py": {

@@ -237,13 +237,16 @@ def test_load_replacing_source_runs_one_transaction_with_no_values_in_sql(
     assert tx["jobReference"]["jobId"] == f"sluice_tx_{key}_0"
     sql = tx["configuration"]["query"]["query"]
     staged_log = f"`proj-1.sluice_staging._staging_{key}_log`"
-    assert sql.startswith("BEGIN TRANSACTION;\nDELETE FROM `proj-1.sluice.kiva_loans`")
+    assert sql.startswith("BEGIN TRANSACTION;\nDELETE FROM `proj-1.sluice.kiva_loans_dead_letter`")
     assert f"WHERE _source_uri = (SELECT source_uri FROM {staged_log})" in sql
-    assert f"FROM `proj-1.sluice_staging._staging_{key}_rows` WHERE NOT EXISTS" in sql
+    # kiva_loans merges on loan_id: an older file's version of a staged key goes first
+    assert "DELETE FROM `proj-1.sluice.kiva_loans` AS existing WHERE NOT EXISTS" in sql
+    assert f"FROM `proj-1.sluice_staging._staging_{key}_rows` AS incoming WHERE NOT EXISTS" in sql
     assert sql.endswith("COMMIT TRANSACTION;")
     # rows, dead letters, the log row, and the superseded row a newer generation makes
-    assert sql.count("INSERT INTO") == 4 and sql.count("DELETE FROM") == 4
-    assert sql.count("AND source_generation > (SELECT source_generation") == 8
+    assert sql.count("INSERT INTO") == 4 and sql.count("DELETE FROM") == 5
+    # every statement is guarded by "no newer generation is loaded"
+    assert sql.count("AND source_generation > (SELECT source_generation") == 9
     assert SOURCE.uri not in sql
     dropped = {r.path.rsplit("/", 1)[1] for r in fake.sent("DELETE", "/tables/")}
     assert dropped == {f"_staging_{key}_{kind}" for kind in ("rows", "dead", "log")}
