@@ -28,7 +28,7 @@ from apache_beam.pvalue import AsList, PBegin, PCollection
 from beam.ranges import open_source
 from beam.transforms import DEAD, REJECTED, ROWS, tagged, write_parquet
 from sluice.contracts import Contract
-from sluice.errors import WarehouseError
+from sluice.errors import ContractError, WarehouseError
 from sluice.gcs import is_local_path
 from sluice.records import keys
 from sluice.records.csvscan import open_decompressed
@@ -97,7 +97,12 @@ class LoadWarehouseFn(beam.DoFn):
         staged_dead: list[tuple[str, int]],
         rejections: list[str],
     ) -> IngestionRecord:
-        warehouse.ensure_tables(self._contract)
+        try:
+            warehouse.ensure_tables(self._contract)
+        except ContractError as exc:
+            # A breaking change to the table: every retry would fail the same way, so the
+            # file is rejected now, with the fix in the reason (declare a table_version).
+            rejections = [*rejections, str(exc)]
         if rejections:
             record = self._record("rejected", 0, 0, "; ".join(sorted(set(rejections))))
             warehouse.record_ingestion(record)

@@ -6,6 +6,7 @@ file's version. A loan repeated within one file is a dead letter naming its firs
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,7 @@ import pytest
 
 from beam.pipeline import run
 from sluice.schema import IngestionRecord
+from sluice.settings import REPO_ROOT
 
 HEADER = "loan_id,lenders\n"
 
@@ -92,3 +94,23 @@ def test_a_key_repeated_within_a_file_is_a_dead_letter_naming_the_first_line(
     assert query(tmp_path, "SELECT count(*), count(DISTINCT loan_id) FROM sluice.kiva_lenders") == [
         (396, 396)
     ]
+
+
+def test_a_breaking_contract_change_rejects_the_file_at_once_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retrying cannot help, so the file is rejected on the first run, not after N."""
+    contracts = tmp_path / "contracts"
+    shutil.copytree(REPO_ROOT / "contracts", contracts)
+    monkeypatch.setenv("SLUICE_CONTRACTS_DIR", str(contracts))
+    ingest(tmp_path, lenders_file(tmp_path / "day1.csv", [(1, "ann")]), 1000)
+    path = contracts / "kiva_lenders.yaml"
+    path.write_text(
+        path.read_text().replace("{name: lenders, type: string", "{name: lenders, type: integer")
+    )
+
+    record = ingest(tmp_path, lenders_file(tmp_path / "day2.csv", [(2, "7")]), 2000)
+
+    assert (record.status, record.rows_loaded) == ("rejected", 0)
+    assert "breaking change" in record.reason and "declare table_version: 2" in record.reason
+    assert query(tmp_path, "SELECT loan_id FROM sluice.kiva_lenders") == [(1,)]
