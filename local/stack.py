@@ -10,6 +10,11 @@ root, exactly as a developer would by hand, and a loop calling ``cook`` every
 ``SLUICE_*``, with the stack's storage endpoint and ``launcher=local``. Logs go to
 ``<home>/logs/``; ports come from settings (0: a free port).
 
+Once every part answers, the stack sweeps the claims once (``sluice.cook.sweep``) without the
+usual check delay: no job of an earlier run can still be running unseen (a stack stops its
+jobs, and one that died has its leftover jobs stopped here), so a file an earlier run left
+``launched`` (the stack killed mid-load) is relaunched at once, not at the next cook.
+
 While it runs, ``<home>/stack.json`` names its endpoints; ``sluice upload`` and ``sluice
 replay`` read it when ``SLUICE_GCS_ENDPOINT`` is unset. Leaving the context (or Ctrl-C on
 ``sluice up``) stops everything, pipeline jobs included: no process outlives the stack.
@@ -33,6 +38,7 @@ from typing import Any
 from local.bridge import EventBridge, RetryPolicy
 from local.jobs import LocalJobs, settings_environ
 from local.services import Service, free_port, pid_alive, stop_process_group
+from sluice.cook.sweep import sweep_stuck_claims
 from sluice.errors import ConfigError, SluiceError, TransientError
 from sluice.gcs import storage_client
 from sluice.settings import REPO_ROOT, Settings
@@ -129,6 +135,9 @@ class LocalStack:
             )
         if other is not None:
             stop_leftovers(other)
+            # Its pipeline jobs too: they outlive it (own sessions) and the start-up sweep
+            # would leave a running one alone, though its storage endpoint is gone.
+            self._stop_pipeline_jobs()
         try:
             self._start_all()
         except BaseException:
@@ -149,6 +158,7 @@ class LocalStack:
         upload.wait_until_answering(self.upload_url + "robots.txt", START_TIMEOUT)
         cook.wait_until_answering(self.cook_url + "robots.txt", START_TIMEOUT)
         dashboard.wait_until_answering(self.dashboard_url + "robots.txt", START_TIMEOUT)
+        self._sweep_at_start()
         self._cook_loop = threading.Thread(target=self._cook_forever, name="cook-loop", daemon=True)
         self._cook_loop.start()
         self._write_stack_file()
@@ -246,6 +256,22 @@ class LocalStack:
             # A bucket kept from an earlier run (the filesystem backend persists) is fine.
             with contextlib.suppress(Conflict):
                 client.create_bucket(bucket, timeout=10)
+
+    def _sweep_at_start(self) -> None:
+        """Relaunch (or settle) the files an earlier run left ``launched``, without waiting
+        for ``job_check_after_seconds``: a job still running is left alone, as in any sweep."""
+        try:
+            report = sweep_stuck_claims(
+                storage_client(self.settings), self.settings, check_after_seconds=0
+            )
+        except SluiceError as exc:
+            log.error("start-up sweep failed (the next cook sweeps again): %s", exc)
+            return
+        log.info(
+            "start-up sweep relaunched %d file(s) an earlier run left mid-pipeline: %s",
+            report.relaunched,
+            report.as_dict(),
+        )
 
     def _cook_forever(self) -> None:
         interval = self.settings.cook_interval_seconds

@@ -24,6 +24,10 @@ that has not changed for ``settings.job_check_after_seconds``. For each one, in 
 A fault on one claim is logged with its event key and counted (``failed``); the sweep goes on.
 Only listing the claims may raise (``TransientError`` from Cloud Storage), so the scheduler
 retries the whole cook.
+
+The local stack also sweeps once at its start with ``check_after_seconds=0``: every job of
+its previous run has stopped by then (or still runs, which step 1 tells), so a file that run
+left mid-pipeline resumes at once instead of after the check delay and the next cook.
 """
 
 from __future__ import annotations
@@ -95,13 +99,19 @@ def sweep_stuck_claims(
     settings: Settings,
     launcher: launch.Launcher | None = None,
     now: datetime | None = None,
+    *,
+    check_after_seconds: int | None = None,
 ) -> SweepReport:
     """Settle, leave, relaunch or give up every ``launched`` claim unchanged for
-    ``settings.job_check_after_seconds``; what it did, as counts."""
+    ``check_after_seconds`` (default ``settings.job_check_after_seconds``); what it did, as
+    counts."""
     now = now or datetime.now(UTC)
-    sweep = _Sweep(client, settings, launcher or launch.launcher_from_settings(settings), now)
+    cutoff = check_cutoff(settings, now, check_after_seconds)
+    sweep = _Sweep(
+        client, settings, launcher or launch.launcher_from_settings(settings), now, cutoff
+    )
     report = SweepReport()
-    for name in stuck_claim_names(client, settings, now):
+    for name in stuck_claim_names(client, settings, now, check_after_seconds=check_after_seconds):
         claim = None
         try:
             claim = read_claim_object(client, settings, name)
@@ -124,10 +134,23 @@ def sweep_stuck_claims(
     return report
 
 
-def stuck_claim_names(client: storage.Client, settings: Settings, now: datetime) -> list[str]:
+def check_cutoff(settings: Settings, now: datetime, check_after_seconds: int | None) -> datetime:
+    """The time a ``launched`` claim must be unchanged since to have its job checked."""
+    if check_after_seconds is None:
+        check_after_seconds = settings.job_check_after_seconds
+    return now - timedelta(seconds=check_after_seconds)
+
+
+def stuck_claim_names(
+    client: storage.Client,
+    settings: Settings,
+    now: datetime,
+    *,
+    check_after_seconds: int | None = None,
+) -> list[str]:
     """Claim objects that may be stuck: ``launched`` (or older than state metadata) and not
-    written since ``now - settings.job_check_after_seconds``; read from one listing."""
-    cutoff = now - timedelta(seconds=settings.job_check_after_seconds)
+    written since ``check_cutoff``; read from one listing."""
+    cutoff = check_cutoff(settings, now, check_after_seconds)
     with gcs_faults(f"listing claims in gs://{settings.pipeline_bucket}/{CLAIMS_PREFIX}"):
         blobs = list(
             client.list_blobs(
@@ -175,12 +198,13 @@ class _Sweep:
         settings: Settings,
         launcher: launch.Launcher,
         now: datetime,
+        cutoff: datetime,
     ) -> None:
         self.client = client
         self.settings = settings
         self.launcher = launcher
         self.now = now
-        self.cutoff = now - timedelta(seconds=settings.job_check_after_seconds)
+        self.cutoff = cutoff
         self._contracts: ContractSet | None = None
 
     def is_due(self, claim: Claim) -> bool:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import json
 import logging
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -21,12 +24,16 @@ from google.cloud import storage
 from local.eventarc import storage_event
 from local.generate import generate
 from local.jobs import LocalJobs
+from local.landing import LandedObject
 from local.services import pid_alive
 from local.stack import LocalStack, settings_for_stack, stack_file
 from sluice.errors import ConfigError, WarehouseError
+from sluice.gcs import storage_client
+from sluice.ingest.claims import LAUNCHED, LOADED, Claim, read_claim
 from sluice.settings import Settings
 from sluice.warehouse.duckdb import DuckDBWarehouse
 from tests.local.conftest import TEST_RETRY, process_group_members, stack_settings
+from tests.local.test_stack_commands import start_up
 
 NO_SUCH_PID = 2**22 + 1
 """Above Linux's largest pid_max: never a live process."""
@@ -52,20 +59,36 @@ def record_count(data: bytes) -> int:
     return sum(1 for _ in csv.DictReader(io.StringIO(data.decode("utf-8"), newline="")))
 
 
+def log_rows(settings: Settings) -> list[dict]:
+    """Every ingestion-log row so far; none before the table exists."""
+    try:
+        return DuckDBWarehouse(settings).query(LOG_SQL)
+    except WarehouseError:
+        return []
+
+
 def wait_for_log_rows(settings: Settings, uris: set[str], timeout: float) -> dict[str, dict]:
     """Ingestion-log rows of ``uris`` once every one has a final row (fails after timeout)."""
     deadline = time.monotonic() + timeout
     rows: dict[str, dict] = {}
     while time.monotonic() < deadline:
-        try:
-            found = DuckDBWarehouse(settings).query(LOG_SQL)
-        except WarehouseError:
-            found = []  # no ingestion_log table yet
-        rows = {row["source_uri"]: row for row in found if row["source_uri"] in uris}
+        rows = {row["source_uri"]: row for row in log_rows(settings) if row["source_uri"] in uris}
         if set(rows) == uris:
             return rows
         time.sleep(0.5)
     pytest.fail(f"expected final log rows for {sorted(uris)}, found {sorted(rows)}")
+
+
+def wait_for_claim(settings: Settings, landed: LandedObject, state: str, timeout: float) -> Claim:
+    """The claim of ``landed`` once it is in ``state`` (fails after timeout)."""
+    client, deadline = storage_client(settings), time.monotonic() + timeout
+    claim = None
+    while time.monotonic() < deadline:
+        claim = read_claim(client, settings, landed.event_key)
+        if claim is not None and claim.state == state:
+            return claim
+        time.sleep(0.05)
+    pytest.fail(f"expected the claim of {landed.uri} {state}, found {claim}")
 
 
 def cooked_tables(settings: Settings) -> list[str]:
@@ -169,6 +192,57 @@ def test_stack_replaces_leftovers_of_a_stack_that_died(tmp_path: Path) -> None:
 
     assert leftover.wait(timeout=5) != 0  # stopped by a signal, not finished
     assert endpoint == stack.gcs_endpoint
+
+
+def test_stack_stops_pipeline_jobs_left_by_a_stack_that_died(tmp_path: Path) -> None:
+    settings = stack_settings(tmp_path / "home", SLUICE_COOK_INTERVAL_SECONDS="0")
+    jobs = LocalJobs(settings)
+    job = "sluice-test-job-0123456789abcdef"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)", job]
+    pid = jobs.start(job, sleeper, cwd=tmp_path)  # its stack was killed: nothing stopped it
+    stack_file(settings).write_text(json.dumps({"pid": NO_SUCH_PID, "services": {}}))
+
+    with LocalStack(settings, retry=TEST_RETRY):
+        left_running = jobs.running_pid(job)
+
+    assert pid is not None and left_running is None
+    assert not pid_alive(pid)
+
+
+@pytest.mark.slow
+def test_stack_start_resumes_a_file_whose_stack_was_killed_mid_pipeline(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="local.stack")
+    source = generate("kiva_loans", 100, tmp_path / "l.csv", seed=7)
+    home = tmp_path / "home"
+    up, info = start_up(home)  # `sluice up`, with the default cook interval and check delay
+    settings = dataclasses.replace(stack_settings(home), gcs_endpoint=info["gcs_endpoint"])
+    landing = bare_client(info["gcs_endpoint"]).bucket(settings.landing_bucket)
+    blob = landing.blob("incoming/kiva_loans/interrupted.csv")
+    blob.upload_from_filename(source.path)
+    landed = LandedObject(settings.landing_bucket, blob.name, blob.generation, "kiva_loans")
+    wait_for_claim(settings, landed, LAUNCHED, timeout=60)
+    pid = LocalJobs(settings).running_pid(landed.job_name)
+    assert pid is not None
+    # The laptop goes down mid-load: the stack and its pipeline die at once, unstopped.
+    up.kill()
+    os.killpg(pid, signal.SIGKILL)
+    up.wait(timeout=10)
+    stuck = wait_for_claim(settings, landed, LAUNCHED, timeout=1)
+    nothing_loaded = log_rows(settings)
+
+    started = time.monotonic()
+    with LocalStack(stack_settings(home), retry=TEST_RETRY) as stack:
+        row = wait_for_log_rows(stack.settings, {landed.uri}, timeout=60)[landed.uri]
+        resumed_after = time.monotonic() - started
+        done = wait_for_claim(stack.settings, landed, LOADED, timeout=10)
+
+    assert (stuck.pipeline_attempts, nothing_loaded) == (1, [])
+    assert resumed_after < stack.settings.job_check_after_seconds / 10
+    assert (row["status"], row["rows_in"]) == ("loaded", source.rows)
+    assert done.pipeline_attempts == 2  # relaunched once, by the start-up sweep
+    assert "start-up sweep relaunched 1 file(s)" in caplog.text
 
 
 def test_stack_refuses_a_second_stack_for_the_same_home(local_stack: LocalStack) -> None:

@@ -259,6 +259,26 @@ def test_sweep_touches_no_young_claim_and_reads_only_old_launched_ones(
     assert read_claim(gcs.client, settings, old.event_key).pipeline_attempts == 2
 
 
+def test_sweep_without_check_delay_relaunches_young_claims_of_dead_jobs_only(
+    gcs: GcsBuckets, local_launcher: RecordingLocalLauncher
+) -> None:
+    settings = load_settings()
+    dead_blob, dead = launched(gcs, PREFIX + "dead.csv")
+    live_blob, live = launched(gcs, PREFIX + "live.csv")
+    run_job(settings, job_of(dead_blob), "pass")
+    LocalJobs(settings).wait(job_of(dead_blob), timeout=10)  # died without a log row
+    run_job(settings, job_of(live_blob), "import time; time.sleep(60)")
+
+    usual = sweep_stuck_claims(gcs.client, settings, local_launcher)  # both claims are young
+    at_once = sweep_stuck_claims(gcs.client, settings, local_launcher, check_after_seconds=0)
+
+    assert usual.checked == 0
+    assert (at_once.checked, at_once.running, at_once.relaunched) == (2, 1, 1)
+    assert [r.job_name for r in local_launcher.requests] == [job_of(dead_blob)]
+    assert read_claim(gcs.client, settings, dead.event_key).pipeline_attempts == 2
+    assert read_claim(gcs.client, settings, live.event_key) == live  # not even rewritten
+
+
 def test_sweep_logs_a_bad_claim_with_its_key_and_sweeps_the_rest(
     gcs: GcsBuckets, local_launcher: RecordingLocalLauncher, caplog: pytest.LogCaptureFixture
 ) -> None:
