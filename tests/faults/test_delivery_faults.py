@@ -145,4 +145,4 @@ def test_on_upload_older_generation_after_newer_leaves_the_newer_rows(
         (older.generation, "superseded", 0, 0, SUPERSEDED),
         (newer.generation, "loaded", 5, 1, None),
     ]
-    assert (claim_of(gcs, older).state, claim_of(gcs, newer).state) == ("rejected", "loaded")
+    assert (claim_of(gcs, older).state, claim_of(gcs, newer).state) == ("superseded", "loaded")
