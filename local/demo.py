@@ -10,15 +10,16 @@ stack (no ports, no child processes: quicker, and handy where the stack cannot r
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from local import output
 from local.ingest import ingest_file
-from sluice.contracts import load_contract_set
-from sluice.cook.summaries import cook
+from sluice.contracts import ContractSet, load_contract_set
+from sluice.cook.summaries import cook_and_check_alerts
 from sluice.dashboard.page import render_dashboard
-from sluice.errors import TransientError
+from sluice.errors import MissingTable, TransientError
 from sluice.settings import REPO_ROOT, Settings
 from sluice.warehouse import Warehouse, connected_warehouse
 
@@ -83,15 +84,38 @@ def sample_files(directory: Path = SAMPLES_DIR) -> list[tuple[str, Path]]:
     return [(p.name.split(".", 1)[0], p) for p in samples]
 
 
+@dataclass
+class DemoRun:
+    """What the demo did: the samples' outcomes, the cooked tables, and every problem (a
+    broken contract or SQL file, a failed or skipped summary) as one line each."""
+
+    ingested: list[dict[str, Any]] = field(default_factory=list)
+    cooked: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
 def run_demo(settings: Settings, *, direct: bool = False) -> int:
-    """Ingest every sample, cook, print the main summaries; 0 when every sample loaded."""
+    """Ingest every sample, cook, print the main summaries. A broken contract or summary
+    stops only its own dataset or table: the rest still loads, cooks and prints, then each
+    problem is printed on one line. 0 when every sample loaded, 1 when one was rejected,
+    2 when a contract or SQL file is broken."""
+    contracts = load_contract_set(settings.contracts_dir)
+    run = DemoRun(problems=[f"broken contract {broken}" for broken in contracts.broken])
+    for dataset, path in sample_files():
+        if dataset not in contracts.contracts:
+            empty = dict.fromkeys(("rows_in", "rows_loaded", "rows_dead"))
+            run.ingested.append({"file": path.name, "status": "broken contract", **empty})
     ingest = _ingest_directly if direct else _ingest_through_stack
-    ingested, cooked = ingest(settings)
-    output.print_table(ingested, title="ingested samples")
-    output.print_table(cooked, title="cooked tables")
+    ingest(settings, contracts, run)
+    output.print_table(run.ingested, title="ingested samples")
+    output.print_table(run.cooked, title="cooked tables")
     with connected_warehouse(settings) as warehouse:
         for title, sql in DEMO_VIEWS:
-            output.print_table(warehouse.query(sql), title=title)
+            try:
+                rows = warehouse.query(sql)
+            except MissingTable:
+                continue  # a summary that was not built: listed among the problems
+            output.print_table(rows, title=title)
         page = write_dashboard(warehouse, settings)
     output.console.print(
         f"\nWarehouse: {settings.duckdb_file}. Explore with, for example:\n"
@@ -104,7 +128,12 @@ def run_demo(settings: Settings, *, direct: bool = False) -> int:
     running = running_stack(settings)
     if running is not None and running.get("dashboard_url"):
         output.console.print(f"Dashboard of the running stack: {running['dashboard_url']}")
-    return 0 if all(row["status"] == "loaded" for row in ingested) else 1
+    for problem in run.problems:
+        output.print_error(problem)
+    if run.problems:
+        output.print_error("the other datasets and summaries are ready; see `sluice status`")
+        return 2
+    return 0 if all(row["status"] == "loaded" for row in run.ingested) else 1
 
 
 def write_dashboard(warehouse: Warehouse, settings: Settings) -> Path:
@@ -115,9 +144,9 @@ def write_dashboard(warehouse: Warehouse, settings: Settings) -> Path:
     return path
 
 
-def _ingest_through_stack(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _ingest_through_stack(settings: Settings, contracts: ContractSet, run: DemoRun) -> None:
     """Upload the samples, wait for their outcomes, cook over HTTP (the stack's own path)."""
-    from local.stack import LocalStack, call_cook, running_stack, settings_for_stack
+    from local.stack import LocalStack, call_cook_report, running_stack, settings_for_stack
 
     running = running_stack(settings)
     stack = None
@@ -126,24 +155,29 @@ def _ingest_through_stack(settings: Settings) -> tuple[list[dict[str, Any]], lis
             stack = LocalStack(settings).start()
     try:
         stack_settings = stack.settings if stack else settings_for_stack(settings)
-        ingested = _upload_and_wait(stack_settings)
+        run.ingested += _upload_and_wait(stack_settings, contracts)
         with output.console.status("cooking summaries (the cook function)"):
-            tables = call_cook(stack.cook_url if stack else running["cook_url"])
+            url = stack.cook_url if stack else running["cook_url"]
+            report = call_cook_report(url, with_failures=True)
     finally:
         if stack is not None:
             with output.console.status("stopping the local stack"):
                 stack.stop()
-    return ingested, [{"cooked table": t["table"], "rows": t["rows"]} for t in tables]
+    run.cooked += [{"cooked table": t["table"], "rows": t["rows"]} for t in report["tables"]]
+    run.problems += [f"{f['file']}: {f['reason']}" for f in report.get("failed", [])]
+    run.problems += [
+        f"{s['file']}: skipped, it reads {', '.join(s['reads'])}, which was not built"
+        for s in report.get("skipped", [])
+    ]
 
 
-def _upload_and_wait(settings: Settings) -> list[dict[str, Any]]:
+def _upload_and_wait(settings: Settings, contracts: ContractSet) -> list[dict[str, Any]]:
     from local.landing import upload_file, wait_for_outcomes
     from sluice.gcs import storage_client
 
-    contracts = load_contract_set(settings.contracts_dir)
     client = storage_client(settings)
     landed = []
-    for dataset, path in sample_files():
+    for dataset, path in _usable_samples(contracts):
         with output.console.status(f"uploading {path.name} to gs://{settings.landing_bucket}"):
             landed.append(upload_file(client, settings, path, contracts.contract(dataset)))
     with output.console.status("validating and loading (on_upload, then the pipeline)"):
@@ -166,17 +200,21 @@ def _upload_and_wait(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
-def _ingest_directly(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _ingest_directly(settings: Settings, contracts: ContractSet, run: DemoRun) -> None:
     """Validate and run the pipeline in this process, then cook (no stack)."""
-    contracts = load_contract_set(settings.contracts_dir)
-    ingested = []
-    for dataset, path in sample_files():
+    for dataset, path in _usable_samples(contracts):
         with output.console.status(f"ingesting {path.name} as {dataset}"):
             outcome = ingest_file(path, contracts.contract(dataset), settings)
-        ingested.append({"file": path.name, **_counts(outcome.record)})
+        run.ingested.append({"file": path.name, **_counts(outcome.record)})
     with connected_warehouse(settings) as warehouse, output.console.status("cooking summaries"):
-        tables = cook(warehouse, settings)
-    return ingested, [{"cooked table": t.table, "rows": t.rows} for t in tables]
+        report = cook_and_check_alerts(warehouse, settings)
+    run.cooked += [{"cooked table": t.table, "rows": t.rows} for t in report.tables]
+    run.problems += [str(problem) for problem in [*report.failed, *report.skipped]]
+
+
+def _usable_samples(contracts: ContractSet) -> list[tuple[str, Path]]:
+    """The samples whose dataset has a usable contract."""
+    return [(dataset, path) for dataset, path in sample_files() if dataset in contracts.contracts]
 
 
 def _counts(record) -> dict[str, object]:

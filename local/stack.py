@@ -308,8 +308,13 @@ def call_cook(url: str, timeout: float = 600.0) -> list[dict[str, Any]]:
     return call_cook_report(url, timeout)["tables"]
 
 
-def call_cook_report(url: str, timeout: float = 600.0) -> dict[str, Any]:
-    """POST to a cook function at ``url``; its whole answer (tables, alerts, sweep counts)."""
+def call_cook_report(
+    url: str, timeout: float = 600.0, *, with_failures: bool = False
+) -> dict[str, Any]:
+    """POST to a cook function at ``url``; its whole answer (tables, alerts, sweep counts).
+
+    A cook with a failed summary answers 500 with its full report; ``with_failures`` returns
+    that report (its ``failed`` and ``skipped`` lists say what) instead of raising."""
     request = urllib.request.Request(url, data=b"{}", method="POST")
     request.add_header("Content-Type", "application/json")
     try:
@@ -317,6 +322,13 @@ def call_cook_report(url: str, timeout: float = 600.0) -> dict[str, Any]:
             return json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", errors="replace")
+        if with_failures and exc.code == 500:
+            try:
+                report = json.loads(detail)
+            except ValueError:
+                report = None
+            if isinstance(report, dict) and "tables" in report:
+                return report
         error = TransientError if exc.code == 503 else SluiceError
         raise error(f"cook: expected 200 from {url}, found {exc.code}: {detail}") from exc
     except OSError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,13 @@ from local.demo import SAMPLES_DIR, sample_files
 from local.stack import LocalStack, stack_file
 from sluice.settings import Settings, load_settings
 from sluice.warehouse.duckdb import DuckDBWarehouse
+from tests.local.test_cli import run_cli
+from tests.sluice.broken_config import (
+    BROKEN_DATASET,
+    BROKEN_SQL,
+    use_broken_contracts,
+    use_broken_sql,
+)
 
 LOG_SQL = "SELECT source_uri, status, rows_in FROM {dataset}.ingestion_log ORDER BY source_uri"
 
@@ -74,3 +82,23 @@ def test_demo_direct_ingests_in_process(capsys, settings: Settings) -> None:
     assert "cooked tables" in out
     assert {name: ("loaded", n) for name, n in sample_records().items()} == logged(settings)
     assert all(uri.startswith(str(SAMPLES_DIR)) for uri in uris)
+
+
+@pytest.mark.slow
+def test_demo_with_a_broken_contract_sql_file_and_lock_files_loads_and_cooks_the_rest(
+    capsys, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_broken_contracts(monkeypatch, tmp_path)
+    use_broken_sql(monkeypatch, tmp_path)
+
+    code, out, errors = run_cli(capsys, "demo", "--direct")
+    status_code, status, _ = run_cli(capsys, "status", "--json")
+
+    loaded = logged(load_settings())
+    assert code == 2  # a setup error, reported after everything else was done
+    assert set(loaded) == {"kiva_lenders.csv", "kiva_loans.csv"}
+    assert all(state == "loaded" for state, _ in loaded.values())
+    assert "Kiva: top countries by amount funded" in out and "kiva_top_lenders" in out
+    assert f"{BROKEN_SQL}: expected BigQuery SQL" in out + errors
+    [broken] = json.loads(status)["broken_contracts"]
+    assert status_code == 0 and broken["file"].endswith(f"{BROKEN_DATASET}.yaml")
