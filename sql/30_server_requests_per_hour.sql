@@ -22,10 +22,15 @@ CREATE OR REPLACE TABLE {cooked_dataset}.server_requests_per_hour AS
 SELECT
   TIMESTAMP_TRUNC(`timestamp`, HOUR) AS hour,
   COUNT(*) AS requests,
-  -- Cast so both warehouses store INT64 (DuckDB widens SUM of BIGINT to HUGEINT).
-  CAST(SUM(bytes_sent) AS INT64) AS bytes_sent,
+  -- Summed wide: two requests of the largest INT64 byte count overflow an INT64 sum, which
+  -- fails the summary. BIGNUMERIC (DECIMAL(38, 5) on DuckDB) holds 10^14 of them, exactly.
+  SUM(CAST(bytes_sent AS BIGNUMERIC)) AS bytes_sent,
   COUNTIF(status >= 500 AND status < 600) AS server_errors,
   SAFE_DIVIDE(COUNTIF(status >= 500 AND status < 600), COUNT(*)) AS server_error_rate,
-  AVG(latency_ms) AS mean_latency_ms
+  -- Averaged in units of 2^64 ms: a sum of FLOAT64 latencies near the type's maximum
+  -- overflows (BigQuery raises, DuckDB gives Infinity), while the scaled sum cannot below
+  -- 2^64 rows; a power of two scales exactly (latencies under 1e-288 aside), so the mean is
+  -- the same number.
+  AVG(latency_ms * POW(2, -64)) * POW(2, 64) AS mean_latency_ms
 FROM {dataset}.server_logs
 GROUP BY hour;

@@ -17,7 +17,9 @@ CREATE OR REPLACE TABLE {cooked_dataset}.server_requests_per_day AS
 SELECT
   DATE(`timestamp`) AS day,
   COUNT(*) AS requests,
-  CAST(SUM(bytes_sent) AS INT64) AS bytes_sent,
+  -- Summed wide, as in server_requests_per_hour: an INT64 sum overflows at two requests of
+  -- the largest INT64 byte count.
+  SUM(CAST(bytes_sent AS BIGNUMERIC)) AS bytes_sent,
   -- Exact distinct count: BigQuery's COUNT(DISTINCT) is exact, unlike APPROX_COUNT_DISTINCT.
   COUNT(DISTINCT client_ip) AS unique_clients,
   COUNTIF(status >= 500 AND status < 600) AS server_errors,

@@ -19,7 +19,11 @@ WITH sketches AS (
     path,
     COUNT(*) AS requests,
     COUNT(latency_ms) AS timed_requests,
-    AVG(latency_ms) AS mean_latency_ms,
+    -- Averaged in units of 2^64 ms: a sum of FLOAT64 latencies near the type's maximum
+    -- overflows (BigQuery raises, DuckDB gives Infinity), while the scaled sum cannot below
+    -- 2^64 rows; a power of two scales exactly (latencies under 1e-288 aside), so the mean
+    -- is the same number.
+    AVG(latency_ms * POW(2, -64)) * POW(2, 64) AS mean_latency_ms,
     -- One sketch, three reads: 101 boundaries, so OFFSET(n) is the n-th percentile.
     APPROX_QUANTILES(latency_ms, 100) AS percentiles
   FROM {dataset}.server_logs

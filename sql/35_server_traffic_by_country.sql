@@ -16,7 +16,9 @@ SELECT
   country_code,
   COUNT(*) AS requests,
   SAFE_DIVIDE(COUNT(*), SUM(COUNT(*)) OVER ()) AS share_of_requests,
-  CAST(SUM(bytes_sent) AS INT64) AS bytes_sent,
+  -- Summed wide, as in server_requests_per_hour: an INT64 sum overflows at two requests of
+  -- the largest INT64 byte count.
+  SUM(CAST(bytes_sent AS BIGNUMERIC)) AS bytes_sent,
   COUNT(DISTINCT client_ip) AS unique_clients,
   COUNTIF(status >= 500 AND status < 600) AS server_errors
 FROM {dataset}.server_logs

@@ -17,7 +17,8 @@ contract's tables (and the ingestion log) exist, created empty when missing. A s
 dataset that has not arrived yet is therefore an empty table rather than an error.
 
 One bad file never stops the others (``cook_every_summary``): a summary that cannot be named,
-read, parsed or ordered (a cycle, a read of a cooked table no file builds), or whose SQL the
+read, parsed or ordered (a cycle, a read of a cooked table no file builds), that divides with
+a bare ``/`` instead of ``SAFE_DIVIDE`` (``sluice.cook.division``), or whose SQL the
 warehouse refuses, is reported as failed, in one line naming its file and the reason; the
 summaries that read it, directly or not, are skipped; every other summary is built. Files
 whose name starts with ``.`` (an editor's lock file) are not summaries. ``cook`` is the
@@ -48,6 +49,7 @@ from sqlglot import exp
 
 from sluice.contracts import BrokenContract, Contract, load_contract_set
 from sluice.cook.alerts import Alert, check_alerts
+from sluice.cook.division import refuse_bare_division
 from sluice.errors import ConfigError, SluiceError, TransientError
 from sluice.settings import Settings
 from sluice.warehouse import Warehouse
@@ -179,19 +181,15 @@ def read_summary(path: Path) -> str:
     return sql
 
 
-def cooked_reads(path: Path, table: str, sql: str) -> set[str]:
-    """The cooked tables a summary reads: sqlglot's table walk over the BigQuery parse.
-
-    Only tables qualified by ``{cooked_dataset}`` count; CTE names, processed tables and the
-    table the file builds do not.
-    """
+def parse_summary(path: Path, sql: str) -> list[exp.Expr]:
+    """The statements of a summary file, parsed as BigQuery with its placeholders as names."""
     parsable = sql.replace("{cooked_dataset}", _COOKED).replace("{dataset}", _PROCESSED)
     try:
-        statements = sqlglot.parse(parsable, read="bigquery")
+        trees = sqlglot.parse(parsable, read="bigquery")
     except sqlglot.errors.ParseError as exc:
         raise ConfigError(f"{path}: expected BigQuery SQL, found a parse error: {exc}") from exc
-    reads: set[str] = set()
-    for statement in statements:
+    statements: list[exp.Expr] = []
+    for statement in trees:
         if statement is None:  # an empty statement, e.g. after a trailing ';'
             continue
         if isinstance(statement, exp.Command):  # sqlglot's fallback for what it cannot parse
@@ -199,9 +197,26 @@ def cooked_reads(path: Path, table: str, sql: str) -> set[str]:
             raise ConfigError(
                 f"{path}: expected BigQuery SQL, found a statement sqlglot cannot parse: {first}"
             )
-        for found in statement.find_all(exp.Table):
-            if found.db == _COOKED and not found.catalog:
-                reads.add(found.name)
+        statements.append(statement)
+    return statements
+
+
+def cooked_reads(path: Path, table: str, sql: str) -> set[str]:
+    """The cooked tables a summary reads: sqlglot's table walk over the BigQuery parse.
+
+    Only tables qualified by ``{cooked_dataset}`` count; CTE names, processed tables and the
+    table the file builds do not.
+    """
+    return _cooked_reads(parse_summary(path, sql), table)
+
+
+def _cooked_reads(statements: list[exp.Expr], table: str) -> set[str]:
+    reads = {
+        found.name
+        for statement in statements
+        for found in statement.find_all(exp.Table)
+        if found.db == _COOKED and not found.catalog
+    }
     return reads - {table}
 
 
@@ -269,9 +284,9 @@ def plan_summaries(
 ) -> tuple[list[tuple[Path, str, str, set[str]]], list[FailedSummary]]:
     """Every summary file of ``sql_dir`` checked on its own, without a warehouse: the ones
     that can run as (path, table, sql, cooked reads) in dependency order, and the failures
-    (a bad name, a wrong target table, a parse error, a read of a cooked table no file
-    builds, a cycle). ``sluice check`` reports the failures; ``cook_every_summary`` runs
-    the rest."""
+    (a bad name, a wrong target table, a parse error, a bare ``a / b``, a read of a cooked
+    table no file builds, a cycle). ``sluice check`` reports the failures;
+    ``cook_every_summary`` runs the rest."""
     failed: list[FailedSummary] = []
     checked: list[tuple[Path, str, str, set[str]]] = []
     named: set[str] = set()
@@ -284,7 +299,9 @@ def plan_summaries(
             if table is None:
                 table_name(path)  # raises the naming error
             sql = read_summary(path)
-            checked.append((path, str(table), sql, cooked_reads(path, str(table), sql)))
+            statements = parse_summary(path, sql)
+            refuse_bare_division(path, statements)
+            checked.append((path, str(table), sql, _cooked_reads(statements, str(table))))
         except (ConfigError, OSError, UnicodeDecodeError) as exc:
             failed.append(_failure(path, table, exc))
     usable: list[tuple[Path, str, str, set[str]]] = []

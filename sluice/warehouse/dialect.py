@@ -20,6 +20,9 @@ the same text as ``schema.table``, so one rendering serves both backends and no 
   that ``schema`` says is DATE. Week units already come out right from sqlglot.
 - ``DATE(ts)`` follows the session time zone in DuckDB: every DuckDB connection must run
   ``SET TimeZone='UTC'`` (``DuckDBWarehouse`` does).
+- ``SAFE_DIVIDE(a, b)``: BigQuery answers NULL wherever ``a / b`` would raise, a zero
+  divisor or a FLOAT64 overflow (``1e308 / 1e-10``); sqlglot only guards the zero divisor,
+  and DuckDB's ``/`` gives Infinity on overflow, so a quotient that is not finite is NULL.
 """
 
 from __future__ import annotations
@@ -90,10 +93,12 @@ def _fix_bigquery_semantics(tree: exp.Expr, schema: CatalogTypes) -> None:
     annotate_types(tree, dialect="bigquery")
     # Reversed pre-order visits descendants before ancestors, so an outer rewrite copies an
     # inner node that is already fixed.
-    targets = [n for n in tree.find_all(exp.Extract, exp.DateTrunc, bfs=False)]
+    targets = [n for n in tree.find_all(exp.Extract, exp.DateTrunc, exp.SafeDivide, bfs=False)]
     for node in reversed(targets):
         if isinstance(node, exp.Extract):
             _fix_extract(node)
+        elif isinstance(node, exp.SafeDivide):
+            _fix_safe_divide(node)
         elif _is_calendar_unit(node) and _is_date_typed(node.this, tree, schema):
             node.replace(exp.Cast(this=node.copy(), to=exp.DataType.build("DATE")))
 
@@ -109,6 +114,20 @@ def _fix_extract(node: exp.Extract) -> None:
             this="STRFTIME", expressions=[operand.copy(), exp.Literal.string("%U")]
         )
         node.replace(exp.Cast(this=week, to=exp.DataType.build("BIGINT")))
+
+
+def _fix_safe_divide(node: exp.SafeDivide) -> None:
+    dividend, divisor = _operand(node.this), _operand(node.expression)
+    quotient = exp.Div(this=dividend, expression=divisor)
+    finite = exp.Anonymous(this="ISFINITE", expressions=[quotient])
+    # CASE WHEN b <> 0 AND ISFINITE(a / b) THEN a / b END: NULL (no ELSE) where BigQuery is.
+    when = exp.If(this=exp.and_(divisor.copy().neq(0), finite), true=quotient.copy())
+    node.replace(exp.Case(ifs=[when]))
+
+
+def _operand(node: exp.Expr) -> exp.Expr:
+    """A copy of ``node``, in parentheses when it is itself an operation (``a + b``)."""
+    return exp.paren(node.copy()) if isinstance(node, exp.Binary) else node.copy()
 
 
 def _is_calendar_unit(node: exp.DateTrunc) -> bool:

@@ -5,6 +5,7 @@ the edge cases the summaries must survive: Namibia's 'NA' beside a NULL country,
 and over-funded loans, missing or contradictory raised_time, every borrower gender mix, a
 loan listed twice in the lenders files, empty lender lists, a 5xx burst, statuses outside
 100-599, NULL latencies, rows one microsecond either side of midnight, rejected files.
+``build_extremes`` is a second, tiny data set of values at the limits of their types.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ STATUSES = [200] * 30 + [201, 204, 301, 304, 400, 404, 404, 500, 502, 99, 600]
 DAYS = [datetime(2026, 11, 23, tzinfo=UTC) + timedelta(days=i) for i in range(3)]
 TIE_DAY = datetime(2026, 11, 27, tzinfo=UTC)
 T0 = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)  # when the files were ingested
+_HOUR = timedelta(hours=1)
 
 
 @dataclass
@@ -193,6 +195,50 @@ def build() -> CookData:
             "kiva_lenders": kiva_lenders(rng, [loan["loan_id"] for loan in loans]),
             "server_logs": server_logs(rng),
         }
+    )
+
+
+INT64_MAX = 2**63 - 1
+FLOAT64_MAX = 1.7976931348623157e308
+FLOAT64_TINY = 5e-324  # the smallest positive FLOAT64 (subnormal)
+EXTREME_HOUR = DAYS[0] + timedelta(hours=5)
+
+
+def build_extremes() -> CookData:
+    """A few contract-valid rows at the limits of their types: two int64-max byte counts
+    and two 1e308 latencies in one hour, day, country and path; the int64 minimum and the
+    largest FLOAT64s of both signs; loan amounts whose sum or ratio FLOAT64 cannot hold;
+    a loan raised 10,000 years after it was posted."""
+    hour = EXTREME_HOUR
+    rng = random.Random(15)
+    huge = {"bytes_sent": INT64_MAX, "latency_ms": 1e308, "path": "/", "country_code": "US"}
+    limits = {"path": "/api/loans", "country_code": "DE"}
+    next_day = hour + timedelta(days=1)
+    requests = [
+        _request(rng, hour, 200, "10.0.0.1") | huge,
+        _request(rng, hour, 200, "10.0.0.2") | huge,
+        _request(rng, next_day, 503, None)
+        | limits
+        | {"bytes_sent": -(2**63), "latency_ms": FLOAT64_MAX},
+        _request(rng, next_day, 200, None) | limits | {"bytes_sent": 0, "latency_ms": -FLOAT64_MAX},
+        _request(rng, next_day + _HOUR, 200, None)
+        | limits
+        | {"bytes_sent": None, "latency_ms": FLOAT64_TINY, "path": "/static/app.js"},
+    ]
+    posted = datetime(2017, 1, 5, tzinfo=UTC)
+    first_moment = datetime(1, 1, 1, tzinfo=UTC)
+    last_moment = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+    loans = [
+        _loan(1, FLOAT64_MAX, FLOAT64_MAX, "Food", "KE", "Kenya", posted, posted, 0),
+        _loan(2, FLOAT64_MAX, FLOAT64_MAX, "Food", "KE", "Kenya", posted, posted, 1),
+        # A ratio beyond FLOAT64: funded 1e308 of a 5e-324 loan.
+        _loan(3, 1e308, FLOAT64_TINY, "Retail", "PE", "Peru", posted, None, 2),
+        _loan(4, 0.0, 0.0, "Health", None, None, posted, None, 3),
+        _loan(5, 25.0, 25.0, "Retail", "NA", "Namibia", first_moment, last_moment, 4),
+    ]
+    lenders = [{"loan_id": loan["loan_id"], "lenders": "lender000, lender001"} for loan in loans]
+    return CookData(
+        files={"kiva_loans": [loans], "kiva_lenders": [lenders], "server_logs": [requests]}
     )
 
 

@@ -105,6 +105,26 @@ def test_to_duckdb_date_of_a_timestamp_is_the_utc_date(con: duckdb.DuckDBPyConne
     assert rows == [(date(2024, 3, 15),)]
 
 
+@pytest.mark.parametrize(
+    ("dividend", "divisor", "bigquery_answer"),
+    [
+        ("3", "4", 0.75),
+        ("1", "0", None),  # a zero divisor: NULL, where DuckDB's / gives Infinity
+        ("0", "0", None),  # and NaN
+        ("CAST(1e308 AS FLOAT64)", "1e-10", None),  # an overflow: NULL, not Infinity
+        ("-1e308", "0.5", None),
+        ("NULL", "2", None),
+        ("1 + 2", "2 - 1", 3.0),  # operations as operands keep their precedence
+    ],
+)
+def test_to_duckdb_safe_divide_is_null_wherever_the_division_fails(
+    con: duckdb.DuckDBPyConnection, dividend: str, divisor: str, bigquery_answer: float | None
+) -> None:
+    rows = run(con, f"SELECT SAFE_DIVIDE({dividend}, {divisor})")
+
+    assert rows == [(bigquery_answer,)]
+
+
 def test_to_duckdb_turns_named_parameters_into_duckdb_parameters(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
