@@ -6,7 +6,9 @@ nor the alert check: the answer always carries the full report, and its status i
 summary failed for a reason a person must fix (a bad SQL file: the job shows as failed in
 Cloud Scheduler, whose retry rebuilds the same tables harmlessly), 503 when a failure was a
 transient warehouse fault, 200 otherwise. Broken contracts are listed and logged at ERROR,
-but the cook of every other dataset succeeded, so they alone answer 200.
+but the cook of every other dataset succeeded, so they alone answer 200. The body is always
+valid JSON, in the encoding of ``sluice --json`` (``sluice.finite_json``): a NaN or Infinity
+anywhere in the report is written as null, never as the bare ``NaN`` no strict reader parses.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 @functions_framework.http
-def cook(request: flask.Request) -> tuple[dict[str, Any], int]:
+def cook(request: flask.Request) -> flask.Response:
     """HTTP (Cloud Scheduler): sweep the claims of pipelines that died (``sluice.cook.sweep``),
     rebuild every cooked table it can, then check the data alerts; JSON ``{"tables": [...],
     "failed": [...], "skipped": [...], "broken_contracts": [...], "alerts": [...],
@@ -45,14 +47,22 @@ def cook(request: flask.Request) -> tuple[dict[str, Any], int]:
         # Any non-2xx makes Cloud Scheduler retry per its policy; 503 marks the retryable
         # faults, 500 the ones (bad SQL file, bad setting) a person has to fix.
         log.error("cook failed: %s", exc, exc_info=True)
-        return {"error": "\n".join([str(exc), *getattr(exc, "__notes__", [])])}, (
-            503 if isinstance(exc, TransientError) else 500
-        )
+        error = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
+        return _json_response({"error": error}, 503 if isinstance(exc, TransientError) else 500)
     answer = {**report.as_dict(), "sweep": swept.as_dict()}
     if not report.failed:
-        return answer, 200
+        return _json_response(answer, 200)
     answer["error"] = "\n".join(str(failure) for failure in report.failed)
-    return answer, 503 if any(failure.transient for failure in report.failed) else 500
+    return _json_response(
+        answer, 503 if any(failure.transient for failure in report.failed) else 500
+    )
+
+
+def _json_response(answer: dict[str, Any], status: int) -> flask.Response:
+    """``answer`` as a JSON body in the one shared encoding (flask's own writes ``NaN``)."""
+    from sluice.finite_json import finite_json
+
+    return flask.Response(finite_json(answer), status=status, mimetype="application/json")
 
 
 def _configure_logging() -> None:

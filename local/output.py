@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,34 +20,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from sluice.finite_json import finite_json
+
 console = Console()
 errors = Console(stderr=True)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    return str(value)
 
 
 def print_json(data: Any) -> None:
     """Write ``data`` as one JSON document on stdout: always valid JSON, so a value with no
     finite number (NaN, Infinity: JSON has neither) is written as null."""
-    text = json.dumps(_finite(data), default=_json_default, ensure_ascii=False, allow_nan=False)
-    sys.stdout.write(text + "\n")
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite number (float or Decimal) replaced by None."""
-    if isinstance(value, float | Decimal) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
+    sys.stdout.write(finite_json(data) + "\n")
 
 
 def _cell(value: Any) -> str:
@@ -59,6 +39,8 @@ def _cell(value: Any) -> str:
         return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
+    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        return f"{int(value):,}"  # a wide integer sum (BIGNUMERIC, DuckDB DECIMAL)
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     return str(value)

@@ -14,7 +14,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cloudevents.conversion import to_binary
@@ -23,6 +23,9 @@ from flask.testing import FlaskClient
 from google.cloud.storage import Blob
 
 from sluice.contracts import Contract
+from sluice.cook import summaries
+from sluice.cook.alerts import Alert
+from sluice.cook.summaries import CookedTable, CookReport
 from sluice.gcs import storage_client
 from sluice.ingest.claims import claim_event, event_key, read_claim
 from sluice.ingest.quarantine import REASON_SUFFIX, quarantine_name
@@ -139,6 +142,45 @@ def test_cook_http_bad_summary_file_is_500_with_reason(
 
     assert response.status_code == 500
     assert "10_broken.sql" in response.get_json()["error"]
+
+
+def strict_json(text: str) -> Any:
+    """Parse as a strict reader would: NaN and Infinity are not JSON."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_cook_http_of_extreme_rows_builds_every_table_in_strict_json(
+    gcs: GcsBuckets, settings: Settings, contracts: dict[str, Contract], tmp_path: Path
+) -> None:
+    data = cook_data.build_extremes()
+    cook_data.load(DuckDBWarehouse(settings), contracts, data, tmp_path / "staged")
+
+    response = http_client("cook").post("/")
+
+    answer = strict_json(response.get_data(as_text=True))
+    assert response.status_code == 200 and answer["failed"] == answer["skipped"] == []
+    assert len(answer["tables"]) == len(list((REPO_ROOT / "sql").glob("*.sql")))
+    assert answer["alerts"]  # checked after the summaries, as every cook does
+
+
+def test_cook_http_writes_nan_and_infinity_as_null(
+    gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = datetime(2026, 12, 3, tzinfo=UTC)
+    alert = Alert("server_logs", "min_rows_per_hour", "too few", float("inf"), 1.0, opened)
+    report = CookReport([CookedTable("t", 1, float("nan"))], [alert])
+    monkeypatch.setattr(summaries, "cook_and_check_alerts", lambda *args, **kwargs: report)
+
+    response = http_client("cook").post("/")
+
+    answer = strict_json(response.get_data(as_text=True))
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert answer["tables"] == [{"table": "t", "rows": 1, "seconds": None}]
+    assert answer["alerts"][0]["observed"] is None
 
 
 def test_main_import_is_light_and_fast() -> None:
