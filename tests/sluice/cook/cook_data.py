@@ -69,6 +69,10 @@ class CookData:
         """Every row of ``dataset``, all files together."""
         return [row for rows in self.files[dataset] for row in rows]
 
+    def latest(self, dataset: str, key: str) -> list[dict[str, Any]]:
+        """One row per ``key``: the last file's (``write: merge``; files load in order)."""
+        return list({row[key]: row for row in self.rows(dataset)}.values())
+
 
 def kiva_loans(rng: random.Random) -> list[dict[str, Any]]:
     """240 loans from Nov 2016 to Mar 2017 plus hand-placed edge cases."""

@@ -160,9 +160,10 @@ def test_cook_kiva_gender_mix(cooked: Cooked) -> None:
 
 
 def lender_sets(data: cook_data.CookData) -> dict[int, set[str]]:
-    """Loan id -> distinct named lenders, over every row of every lenders file."""
+    """Loan id -> distinct named lenders of its newest lenders row (kiva_lenders merges on
+    loan_id: a loan listed again in a later file takes that file's list)."""
     sets: dict[int, set[str]] = defaultdict(set)
-    for r in data.rows("kiva_lenders"):
+    for r in data.latest("kiva_lenders", "loan_id"):
         names = (r["lenders"] or "").split(",")
         sets[r["loan_id"]].update(n.strip() for n in names if n.strip())
     return sets
