@@ -52,7 +52,7 @@ from sluice.cook.alerts import Alert, check_alerts
 from sluice.cook.division import refuse_bare_division
 from sluice.errors import ConfigError, SluiceError, TransientError
 from sluice.settings import Settings
-from sluice.warehouse import Warehouse
+from sluice.warehouse import Warehouse, ensure_usable_tables
 
 log = logging.getLogger(__name__)
 
@@ -420,7 +420,8 @@ def cook_and_check_alerts(
 ) -> CookReport:
     """Rebuild every cooked table that can be built, then check every usable contract's
     alert rules at ``now``, whatever failed; broken contracts are logged at ERROR and listed."""
-    contract_set = load_contract_set(settings.contracts_dir)
+    # A contract its table cannot take (a breaking change) is broken like a bad file.
+    contract_set = ensure_usable_tables(warehouse, load_contract_set(settings.contracts_dir))
     for broken in contract_set.broken:
         log.error("broken contract, dataset %s skipped: %s", broken.dataset, broken)
     result = cook_every_summary(warehouse, settings, contract_set.contracts)

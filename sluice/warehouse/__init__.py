@@ -17,9 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
-from sluice.contracts import Contract
+from sluice.contracts import BrokenContract, Contract, ContractSet
+from sluice.errors import ContractError
 from sluice.schema import AlertRecord, IngestionRecord, SourceRef
 from sluice.settings import Settings
 from sluice.warehouse.state import Breach, LoadFacts, LoadWindow
@@ -41,9 +43,10 @@ class Warehouse(Protocol):
         dead_files: list[str],
         record: IngestionRecord,
     ) -> None:
-        """In one transaction: delete every processed and dead-letter row of
-        ``source.uri``, insert the staged Parquet files, and write ``record`` to the
-        ingestion log (replacing the source's earlier ``loaded`` row). All or nothing."""
+        """In one transaction: put the staged rows in as the contract's ``write`` mode says
+        (``sluice.warehouse.write_modes``), replace the dead letters of ``source.uri`` with
+        the staged ones, and write ``record`` to the ingestion log (replacing the source's
+        earlier ``loaded`` row; a superseded load logs only that). All or nothing."""
 
     def record_ingestion(self, record: IngestionRecord) -> None:
         """Write one ingestion-log row on its own (a rejected file), replacing any earlier
@@ -113,3 +116,20 @@ def warehouse_class(settings: Settings) -> type[Warehouse]:
             f" found {exc.name} missing; the deployed functions run SLUICE_WAREHOUSE=bigquery"
         ) from exc
     return DuckDBWarehouse
+
+
+def ensure_usable_tables(warehouse: Warehouse, contract_set: ContractSet) -> ContractSet:
+    """``contract_set`` with every usable contract's tables made sure of; a contract whose
+    change its table cannot take (``ensure_tables`` raises) joins the broken ones with that
+    reason, so only its own dataset is out of service."""
+    usable: dict[str, Contract] = {}
+    refused: list[BrokenContract] = []
+    for name, contract in contract_set.contracts.items():
+        try:
+            warehouse.ensure_tables(contract)
+        except ContractError as exc:
+            path = contract.source_path or Path(f"{name}.yaml")
+            refused.append(BrokenContract(path, str(exc), name, contract.landing_prefix))
+            continue
+        usable[name] = contract
+    return ContractSet(usable, (*contract_set.broken, *refused))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,24 @@ def test_cook_builds_every_other_summary_skips_dependants_and_checks_alerts(
     built = {t.table for t in report.tables}
     assert len(built) == len(list((REPO_ROOT / "sql").glob("*.sql"))) - 2
     assert {a["dataset"] for a in (alert.as_dict() for alert in report.alerts)} >= {"kiva_loans"}
+
+
+def test_a_breaking_contract_change_stops_only_its_own_dataset(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The table holds `lenders` as text; the edited contract says integer."""
+    contracts = tmp_path / "contracts"
+    shutil.copytree(REPO_ROOT / "contracts", contracts)
+    monkeypatch.setenv("SLUICE_CONTRACTS_DIR", str(contracts))
+    settings = load_settings()
+    warehouse = DuckDBWarehouse(settings)
+    cook_and_check_alerts(warehouse, settings)  # creates every table as the contracts say
+    path = contracts / "kiva_lenders.yaml"
+    path.write_text(path.read_text().replace("lenders, type: string", "lenders, type: integer"))
+
+    report = cook_and_check_alerts(warehouse, settings)
+
+    [broken] = report.broken_contracts
+    assert broken.dataset == "kiva_lenders" and "declare table_version: 2" in broken.reason
+    assert report.failed == [] and {t.table for t in report.tables} >= {"server_peak_hour"}
+    assert {alert.dataset for alert in report.alerts} >= {"kiva_loans", "server_logs"}
