@@ -18,6 +18,7 @@ SELECT
   DATE(finished_at) AS day,
   COUNTIF(status = 'loaded') AS files_loaded,
   COUNTIF(status = 'rejected') AS files_rejected,
+  COUNTIF(status = 'superseded') AS files_superseded,
   -- IFNULL: a day with only rejected files has no rows, which is 0, not unknown.
   IFNULL(CAST(SUM(rows_in) AS INT64), 0) AS rows_in,
   IFNULL(CAST(SUM(rows_loaded) AS INT64), 0) AS rows_loaded,

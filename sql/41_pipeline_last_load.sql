@@ -1,4 +1,5 @@
--- Freshness per dataset: the last successful load (and its file) and the last rejection.
+-- Freshness per dataset: the last successful load (and its file), the last rejection, and
+-- how many files were loaded, rejected or superseded.
 -- The freshness alert compares last_loaded_at with the contract's max_hours_without_file
 -- at check time; the age is not stored here so that cooking stays deterministic. A
 -- dataset that never appears in the ingestion log has no row: the alert treats a contract
@@ -41,6 +42,8 @@ per_dataset AS (
     dataset,
     COUNTIF(status = 'loaded') AS files_loaded,
     COUNTIF(status = 'rejected') AS files_rejected,
+    -- Overtaken by a newer generation or snapshot: done, not failed.
+    COUNTIF(status = 'superseded') AS files_superseded,
     MAX(IF(status = 'rejected', finished_at, NULL)) AS last_rejected_at
   FROM {dataset}.ingestion_log
   GROUP BY dataset
@@ -52,6 +55,7 @@ SELECT
   loaded.rows_loaded AS last_rows_loaded,
   per_dataset.files_loaded,
   per_dataset.files_rejected,
+  per_dataset.files_superseded,
   per_dataset.last_rejected_at
 FROM per_dataset
 LEFT JOIN loaded ON loaded.dataset = per_dataset.dataset AND loaded.recency = 1;

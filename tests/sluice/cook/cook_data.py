@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from sluice.contracts import Contract
 from sluice.schema import IngestionRecord, SourceRef, dead_letter_schema, processed_schema
 from sluice.warehouse import Warehouse
+from sluice.warehouse.loads import SUPERSEDED
 
 SECTORS = ["Agriculture", "Food", "Retail", "Services", "Education", "Health"]
 NEVER_RAISED_SECTOR = "Health"  # no loan of it has a raised_time: absent from time to fund
@@ -287,18 +288,24 @@ def load(warehouse: Warehouse, contracts: dict[str, Contract], data: CookData, o
             paths = [str(rows_path)], [str(dead_path)]
             warehouse.load_replacing_source(contract, source, *paths, record)
             data.records.append(record)
-    # Rejected files: one on a day that also has loads, one on a day with rejects only.
-    for dataset, day in (("server_logs", 2), ("kiva_lenders", 3)):
+    # Rejected files: one on a day that also has loads, one on a day with rejects only; and
+    # a load a newer generation overtook (superseded: neither loaded nor rejected).
+    ended = (
+        ("server_logs", 2, "rejected", "header: expected required column(s) 'loan_id'"),
+        ("kiva_lenders", 3, "rejected", "header: expected required column(s) 'loan_id'"),
+        ("kiva_loans", 1, "superseded", SUPERSEDED),
+    )
+    for dataset, day, status, reason in ended:
         finished = T0 + timedelta(days=day, hours=5)
         record = IngestionRecord(
             dataset=dataset,
-            source_uri=f"gs://landing/incoming/{dataset}/bad.csv",
+            source_uri=f"gs://landing/incoming/{dataset}/{status}.csv",
             source_generation=7,
-            status="rejected",
+            status=status,
             rows_in=0,
             rows_loaded=0,
             rows_dead=0,
-            reason="header: expected required column(s) 'loan_id'",
+            reason=reason,
             job_id="",
             started_at=finished,
             finished_at=finished,

@@ -322,6 +322,7 @@ def test_cook_pipeline_loads_per_day(cooked: Cooked) -> None:
         expected[key] = {
             "files_loaded": sum(r.status == "loaded" for r in g),
             "files_rejected": sum(r.status == "rejected" for r in g),
+            "files_superseded": sum(r.status == "superseded" for r in g),
             "rows_in": rows_in,
             "rows_loaded": sum(r.rows_loaded for r in g),
             "rows_dead": dead,
@@ -345,6 +346,7 @@ def test_cook_pipeline_last_load(cooked: Cooked) -> None:
             "last_rows_loaded": loaded.rows_loaded,
             "files_loaded": sum(r.status == "loaded" for r in g),
             "files_rejected": len(rejected),
+            "files_superseded": sum(r.status == "superseded" for r in g),
             "last_rejected_at": max(rejected) if rejected else None,
         }
     assert_matches(keyed(cooked.table("pipeline_last_load"), "dataset"), expected)
