@@ -6,8 +6,9 @@
   (a time without one is ambiguous). Stored in UTC.
 
 A ``format`` is strptime-style: ``%Y`` (4 digits), ``%m %d %H %M %S`` (2 digits each),
-``%f`` (1-6 digits), ``%z`` (``Z``, ``+hhmm`` or ``+hh:mm``), ``%%``; any other character
-must appear as is. Times in a format without ``%z`` are UTC. Impossible dates and times
+``%b`` (the English month abbreviation, ``Jan`` to ``Dec`` in any letter case, as access logs
+write it), ``%f`` (1-6 digits), ``%z`` (``Z``, ``+hhmm`` or ``+hh:mm``), ``%%``; any other
+character must appear as is. Times in a format without ``%z`` are UTC. Impossible dates and times
 (February 30, hour 24, second 60, offset +25:00) fail; they never roll over.
 
 Dates and timestamps are read by ``_parse_temporal`` with numpy on the array's bytes: every
@@ -67,6 +68,8 @@ class _Layout:
     choices: tuple[tuple[int, np.ndarray], ...]
     """(position, the two bytes allowed there): ``T`` or space, the offset sign."""
     digit_positions: np.ndarray
+    month_name: int | None
+    """Position of the first of the three letters of ``%b``, if the format has it."""
     fields: dict[str, list[int]]
     """Field (Y m d H M S f oh om) -> indexes into ``digit_positions``."""
     sign: int | None
@@ -75,11 +78,16 @@ class _Layout:
 
 
 _DIGITS = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2}
-_DATE_DIRECTIVES = "%Y %m %d %%"
-_TIME_DIRECTIVES = "%Y %m %d %H %M %S %f %z %%"
+_DATE_DIRECTIVES = "%Y %m %b %d %%"
+_TIME_DIRECTIVES = "%Y %m %b %d %H %M %S %f %z %%"
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH_KEYS = np.array([int.from_bytes(name.encode(), "big") for name in _MONTH_NAMES])
+"""The lower-case abbreviations as 24-bit numbers (sorted: searchsorted finds a month)."""
+_MONTH_ORDER = np.argsort(_MONTH_KEYS)
 _SIGN = np.frombuffer(b"+-", dtype=np.uint8)
 _Atom = tuple[str, str]
-"""("digit", field) | ("one of", bytes allowed) | ("literal", text): one byte position each."""
+"""("digit", field) | ("one of", bytes allowed) | ("literal", text): one byte position each;
+("month name", "b"): three positions."""
 _ZONES = [
     [("literal", "Z")],
     [("one of", "+-"), *[("digit", "oh")] * 2, ("literal", ":"), *[("digit", "om")] * 2],
@@ -110,6 +118,8 @@ def _strptime_pieces(fmt: str, kind: str) -> tuple[list[list[list[_Atom]]], set[
             pieces.append([[("digit", "f")] * k for k in range(6, 0, -1)])
         elif name == "z":
             pieces.append(_ZONES)
+        elif name == "b":
+            pieces.append([[("month name", "b")]])
         else:
             pieces.append([[("digit", name)] * _DIGITS[name]])
     return pieces, seen
@@ -118,8 +128,8 @@ def _strptime_pieces(fmt: str, kind: str) -> tuple[list[list[list[_Atom]]], set[
 def _format_pieces(fmt: str, kind: str) -> list[list[list[_Atom]]]:
     if fmt != "iso8601":
         pieces, seen = _strptime_pieces(fmt, kind)
-        if not {"Y", "m", "d"} <= seen:
-            raise ContractError(f"format {fmt!r}: expected %Y, %m and %d")
+        if not {"Y", "d"} <= seen or len({"m", "b"} & seen) != 1:
+            raise ContractError(f"format {fmt!r}: expected %Y, %d and one of %m or %b")
         return pieces
     date, _ = _strptime_pieces("%Y-%m-%d", kind)
     if kind == "date":
@@ -144,10 +154,13 @@ def _build_layout(atoms: list[_Atom], as_days: bool) -> _Layout:
     choices: list[tuple[int, np.ndarray]] = []
     digit_positions: list[int] = []
     fields: dict[str, list[int]] = {}
-    sign = None
+    sign = month_name = None
     for kind, value in atoms:
         position = len(literal_positions) + len(choices) + len(digit_positions)
-        if kind == "digit":
+        position += 3 if month_name is not None else 0
+        if kind == "month name":
+            month_name = position
+        elif kind == "digit":
             fields.setdefault(value, []).append(len(digit_positions))
             digit_positions.append(position)
         elif kind == "one of":
@@ -158,11 +171,15 @@ def _build_layout(atoms: list[_Atom], as_days: bool) -> _Layout:
             literal_positions.extend(range(position, position + len(encoded)))
             literal_bytes.extend(encoded)
     return _Layout(
-        len(literal_positions) + len(choices) + len(digit_positions),
+        len(literal_positions)
+        + len(choices)
+        + len(digit_positions)
+        + (0 if month_name is None else 3),
         np.array(literal_positions, dtype=np.intp),
         np.array(literal_bytes, dtype=np.uint8),
         tuple(choices),
         np.array(digit_positions, dtype=np.intp),
+        month_name,
         fields,
         sign,
         as_days,
@@ -244,6 +261,9 @@ def _read_layout(matrix: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.nd
         return value
 
     year, month, day = number("Y"), number("m"), number("d")
+    if layout.month_name is not None:
+        month = _month_from_name(by_position[layout.month_name : layout.month_name + 3])
+        ok &= month > 0
     ok &= (year >= 1) & (month >= 1) & (month <= 12)
     starts = _month_starts()
     first = year * 12 + np.clip(month, 1, 12) - 1
@@ -262,3 +282,14 @@ def _read_layout(matrix: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.nd
     micros = seconds * 1_000_000 + fraction
     ok &= (micros >= _MIN_US) & (micros <= _MAX_US)
     return ok, micros
+
+
+def _month_from_name(letters: np.ndarray) -> np.ndarray:
+    """Month 1-12 of each column of three letters (any case), 0 where it names no month."""
+    # OR-ing 0x20 lower-cases ASCII letters and maps no other byte onto a letter.
+    key = np.zeros(letters.shape[1], dtype=np.int64)
+    for row in letters:
+        key = (key << 8) | (row | np.uint8(0x20))
+    sorted_keys = _MONTH_KEYS[_MONTH_ORDER]
+    at = np.minimum(np.searchsorted(sorted_keys, key), len(sorted_keys) - 1)
+    return np.where(sorted_keys[at] == key, _MONTH_ORDER[at] + 1, 0).astype(np.int32)

@@ -231,3 +231,39 @@ def test_timestamp_iso8601_requires_an_offset(text: str, instant: datetime | Non
             "column 'timestamp': expected ISO 8601 timestamp with offset like "
             f"'2026-11-24T10:15:03.123+01:00', found '{text}'"
         ]
+
+
+ACCESS_LOG_TIME = "%d/%b/%Y:%H:%M:%S %z"
+
+
+def test_timestamp_month_abbreviation_reads_access_log_times_as_utc() -> None:
+    texts = [
+        "10/Oct/2000:13:55:36 -0700",
+        "24/nov/2026:10:05:03 +0000",
+        "01/JAN/2025:00:00:00 +0100",
+    ]
+
+    got = typed(Column("t", "timestamp", format=ACCESS_LOG_TIME), texts)
+
+    assert got == [
+        datetime(2000, 10, 10, 20, 55, 36, tzinfo=UTC),
+        datetime(2026, 11, 24, 10, 5, 3, tzinfo=UTC),
+        datetime(2024, 12, 31, 23, 0, 0, tzinfo=UTC),
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["10/Okt/2000:13:55:36 -0700", "31/Apr/2000:13:55:36 -0700", "10/10/2000:13:55:36 -0700"],
+)
+def test_timestamp_month_abbreviation_refuses_unknown_months_and_days(text: str) -> None:
+    reasons = one_column(Column("t", "timestamp", format=ACCESS_LOG_TIME), [text]).reasons
+
+    assert reasons.to_pylist() == [
+        f"column 't': expected timestamp like {ACCESS_LOG_TIME!r}, found {text!r}"
+    ]
+
+
+def test_timestamp_month_abbreviation_and_number_together_is_a_contract_error() -> None:
+    with pytest.raises(ContractError, match="one of %m or %b"):
+        typed(Column("t", "timestamp", format="%Y-%m-%b %d"), ["2000-10-Oct 10"])
