@@ -8,6 +8,7 @@ configuration. Nothing here creates a client or touches the network.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -137,8 +138,35 @@ RENAMED = {
 is still read when the new one is unset."""
 
 
+BOUNDS: dict[str, tuple[float, float]] = {
+    "max_file_bytes": (1, math.inf),
+    "max_record_bytes": (1, math.inf),
+    "chunk_bytes": (1, math.inf),
+    "split_bytes": (1, math.inf),
+    "pipeline_workers": (0, math.inf),
+    "type_sample_rows": (0, math.inf),
+    "max_bad_sample_fraction": (0, 1),
+    "max_event_age_seconds": (1, math.inf),
+    "claim_lease_seconds": (0, math.inf),
+    "job_check_after_seconds": (0, math.inf),
+    "max_pipeline_attempts": (1, math.inf),
+    "dataflow_max_workers": (1, math.inf),
+    "cook_interval_seconds": (0, math.inf),
+    "gcs_port": (0, 65535),
+    "bridge_port": (0, 65535),
+    "upload_function_port": (0, 65535),
+    "cook_function_port": (0, 65535),
+    "dashboard_function_port": (0, 65535),
+}
+"""The smallest and largest value of every numeric setting, both allowed."""
+DIRECTORIES = ("home", "contracts_dir", "sql_dir")
+"""Settings naming a directory (so does ``staging_root``): it may not exist yet, but it (or
+a parent) may not be a file."""
+
+
 def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
-    """Build Settings from the environment (``os.environ`` by default) plus explicit overrides."""
+    """Build Settings from the environment (``os.environ`` by default) plus explicit overrides;
+    a value out of bounds, or a file where a directory belongs, is a ConfigError."""
     env = os.environ if environ is None else environ
     values: dict[str, object] = {}
     for field in fields(Settings):
@@ -158,11 +186,53 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         raise ConfigError(
             f"SLUICE_LAUNCHER: expected 'local' or 'dataflow', found {settings.launcher!r}"
         )
+    _check_bounds(settings)
+    _check_paths(settings)
     return settings
 
 
+def _env_name(name: str) -> str:
+    return PREFIX + name.upper()
+
+
+def _check_bounds(settings: Settings) -> None:
+    for name, (low, high) in BOUNDS.items():
+        value = getattr(settings, name)
+        if not low <= value <= high:  # also False for NaN
+            wanted = f">= {low:g}" if high == math.inf else f"from {low:g} to {high:g}"
+            kind = "a number" if isinstance(value, float) else "an integer"
+            raise ConfigError(f"{_env_name(name)}: expected {kind} {wanted}, found {value!r}")
+
+
+def _check_paths(settings: Settings) -> None:
+    for name in DIRECTORIES:
+        _require_directory(_env_name(name), getattr(settings, name))
+    # The staging directory and the DuckDB file are under SLUICE_HOME unless set themselves.
+    origin = "staging_dir" if settings.staging_dir else "home"
+    _require_directory(_env_name(origin), settings.staging_root)
+    if settings.warehouse == "duckdb":
+        origin = "duckdb_path" if settings.duckdb_path else "home"
+        if settings.duckdb_file.is_dir():
+            raise ConfigError(
+                f"{_env_name(origin)}: expected a DuckDB file at {settings.duckdb_file},"
+                " found a directory"
+            )
+        _require_directory(_env_name(origin), settings.duckdb_file.parent)
+
+
+def _require_directory(env_name: str, path: Path) -> None:
+    """``path`` is a directory or can become one: its first existing ancestor is a directory."""
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise ConfigError(
+                    f"{env_name}: expected a directory at {path}, found a file at {candidate}"
+                )
+            return
+
+
 def _parse(name: str, type_name: str, raw: str) -> object:
-    env_name = PREFIX + name.upper()
+    env_name = _env_name(name)
     try:
         if type_name.startswith("Path"):
             return Path(raw)
