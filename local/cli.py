@@ -16,20 +16,24 @@ and ``replay`` talk to the local stack that ``sluice up`` runs for the same SLUI
 unless SLUICE_GCS_ENDPOINT is set (no stack and no endpoint: Google Cloud Storage). Errors
 are one line on stderr and exit code 2 (also a ``--wait`` that timed out); ``ingest``,
 ``upload`` and ``replay`` exit 1 when any file was rejected or its pipeline failed, ``cook``
-when a summary failed. A broken contract file puts only its own dataset out of service:
-``status`` and ``cook`` list it; ``check`` prints every broken contract and SQL file and
-exits 2 when there is one.
+when a summary failed. Ctrl-C exits 130 and SIGTERM 143, with one line (``local.interrupts``;
+``up`` stops its stack and exits 0). A broken contract file puts only its own dataset out of
+service: ``status`` and ``cook`` list it; ``check`` prints every broken contract and SQL file
+and exits 2 when there is one.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
-from local import output, stack_commands
+from local import interrupts, output, stack_commands
+from local.arguments import OneLineArgumentParser, count, seconds
 from sluice.contracts import load_contract_set
 from sluice.errors import SluiceError
 from sluice.settings import load_settings
@@ -44,7 +48,7 @@ STATUS_COLUMNS = (
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every sub-command."""
-    parser = argparse.ArgumentParser(prog="sluice", description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="sluice", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     gen = commands.add_parser("generate", help="write a realistic, nasty sample file")
@@ -75,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="show the ingestion log, newest first, and the open data alerts"
     )
     status.add_argument("--json", action="store_true")
-    status.add_argument("--limit", type=int, default=50)
+    status.add_argument("--limit", type=count, default=50, help="rows shown (50)")
 
     commands.add_parser("up", help="run the local stack (storage, events, functions) until Ctrl-C")
 
@@ -95,22 +99,50 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_wait_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--wait", action="store_true", help="wait until loaded or rejected")
-    command.add_argument("--timeout", type=float, default=600.0, help="seconds --wait waits")
+    command.add_argument("--timeout", type=seconds, default=600.0, help="seconds --wait waits")
     command.add_argument("--json", action="store_true")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run one sub-command and exit with its code."""
+    """Run one sub-command and exit with its code: 2 for an error (one line on stderr), 130
+    for Ctrl-C, 143 for SIGTERM.
+
+    ``argv`` None is this process's own command line: then a signal outside the command ends
+    the process at once the same way, and the process ends without Python's shutdown
+    (``local.interrupts.exit_now``). ``sluice up`` stops its stack on either signal itself.
+    """
     args = build_parser().parse_args(argv)
-    try:
-        code = COMMANDS[args.command](args)
-    except SluiceError as exc:
-        output.print_error(str(exc))
-        code = 2
-    except KeyboardInterrupt:
-        output.print_error("interrupted")
-        code = 130
+    own_process = argv is None and args.command != "up"
+    if own_process:
+        interrupts.exit_at_once_on_signals()
+    code = run_command(args)
+    if own_process:
+        interrupts.exit_now(code)
     sys.exit(code)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """The sub-command's exit code, or 2 after printing its error; a stop signal ends the
+    process here (``local.interrupts``)."""
+    guard = nullcontext() if args.command == "up" else interrupts.stopping_on_signals()
+    try:
+        with guard:
+            return COMMANDS[args.command](args)
+    except SluiceError as exc:
+        output.print_error(one_line(str(exc)))
+        return 2
+    except KeyboardInterrupt:  # ours, or a Ctrl-C that came before our handler
+        interrupts.exit_stopped(interrupts.received() or interrupts.Interrupted(signal.SIGINT))
+    finally:
+        # A stop signal decides how the command ends, whatever the code it interrupted
+        # made of its exception: Beam's runner may wrap it in its own, or drop it.
+        if (stop := interrupts.received()) is not None:
+            interrupts.exit_stopped(stop)
+
+
+def one_line(message: str) -> str:
+    """``message`` on one line: a database's multi-line error (a caret under the SQL) too."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -135,10 +167,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     """sluice ingest."""
-    from local.ingest import ingest_file
+    from local.ingest import check_warehouse_opens, ingest_file
 
     settings = load_settings()
     contract = load_contract_set(settings.contracts_dir).contract(args.dataset)
+    check_warehouse_opens(settings)
     outcomes = []
     for path in args.paths:
         with output.console.status(f"ingesting {path} as {contract.name}"):

@@ -8,18 +8,21 @@ replacing any earlier load of the same path.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from local import interrupts
 from sluice.contracts import Contract
-from sluice.errors import ConfigError
+from sluice.errors import ConfigError, WarehouseError
 from sluice.ingest.launch import LaunchRequest, launch_parameters
 from sluice.ingest.quarantine import record_rejection
 from sluice.ingest.validation import ValidationReport, validate_stream
 from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
+from sluice.warehouse import connected_warehouse
 
 
 @dataclass(frozen=True)
@@ -49,16 +52,44 @@ def ingest_file(path: Path, contract: Contract, settings: Settings) -> IngestOut
         record = record_rejection(contract, source, report, started_at, settings)
         return IngestOutcome(path, record, report)
 
-    from local.pipeline import run  # Beam loads only when a file is actually ingested
+    # Beam loads only when a file is actually ingested.
+    from local.pipeline import run, wait_for_running_bundles
 
     request = LaunchRequest.for_object(contract.name, source, started_at=started_at)
-    with tempfile.TemporaryDirectory(prefix="sluice-splits-") as scratch:
+    params = launch_parameters(request, settings, launcher="local")
+    # beam.options.PipelineParams.staging_dir: <staging_location>/<dataset>/<job_name>
+    staging = Path(params["staging_location"], request.dataset, request.job_name)
+    scratch = Path(tempfile.mkdtemp(prefix="sluice-splits-"))
+    try:
         index = report.split_index(source)
         if index is not None:
             # The split points validation found, so the pipeline parses ranges in parallel.
-            index_path = Path(scratch) / "split-index.json"
+            index_path = scratch / "split-index.json"
             index_path.write_text(index.to_json())
-            request = replace(request, split_index=str(index_path))
-        params = launch_parameters(request, settings, launcher="local")
+            params["split_index"] = str(index_path)
         record = run([f"--{name}={value}" for name, value in params.items()])
+    except BaseException:  # a failure or Ctrl-C: the cleanup below must come after the workers
+        wait_for_running_bundles()
+        raise
+    finally:
+        # Nobody retries this run, so nothing it wrote may outlive it: a load removes its
+        # staging itself, a failure or Ctrl-C leaves staged Parquet that is only litter.
+        with interrupts.held():
+            shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)
     return IngestOutcome(path, record, report)
+
+
+def check_warehouse_opens(settings: Settings) -> None:
+    """Open the DuckDB file before any input is read: a broken one is a setup error to fix,
+    found at once, not a pipeline failure after the whole file was parsed."""
+    if settings.warehouse != "duckdb":
+        return  # BigQuery: reaching it is the first load's job, not a check worth a call
+    try:
+        with connected_warehouse(settings) as warehouse:
+            warehouse.query("SELECT 1")
+    except WarehouseError as exc:
+        raise ConfigError(
+            f"{settings.duckdb_file}: expected a DuckDB database file, found one DuckDB cannot"
+            f" open ({exc.__cause__ or exc})"
+        ) from exc

@@ -61,8 +61,11 @@ def print_table(rows: Sequence[dict[str, Any]], title: str | None = None) -> Non
 
 
 def print_error(message: str) -> None:
-    """One clear line on stderr, no traceback."""
-    errors.print(f"[bold red]sluice: error:[/bold red] {escape(message)}", highlight=False)
+    """The message on stderr after ``sluice: error:``, never wrapped (a pipe or log file gets
+    it as written, not cut at 80 columns), no traceback."""
+    errors.print(
+        f"[bold red]sluice: error:[/bold red] {escape(message)}", highlight=False, soft_wrap=True
+    )
 
 
 @contextmanager
