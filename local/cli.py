@@ -37,7 +37,7 @@ from local.arguments import OneLineArgumentParser, count, seconds
 from sluice.contracts import load_contract_set
 from sluice.errors import SluiceError
 from sluice.settings import load_settings
-from sluice.warehouse import connected_warehouse
+from sluice.warehouse import connected_warehouse, ensure_usable_tables
 
 STATUS_COLUMNS = (
     "dataset", "source_uri", "source_generation", "status", "rows_in", "rows_loaded",
@@ -258,10 +258,9 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """sluice status."""
     settings = load_settings()
-    contract_set = load_contract_set(settings.contracts_dir)
     with connected_warehouse(settings) as warehouse:
-        for contract in contract_set.contracts.values():
-            warehouse.ensure_tables(contract)
+        # A contract its table cannot take is listed as broken, like a bad file.
+        contract_set = ensure_usable_tables(warehouse, load_contract_set(settings.contracts_dir))
         records = warehouse.ingestion_log(args.limit)
         alerts = warehouse.open_alerts()
     rows = [{key: record.as_dict()[key] for key in STATUS_COLUMNS} for record in records]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from sluice.settings import REPO_ROOT
 from tests.local.test_cli import run_cli
 from tests.sluice.broken_config import (
     BROKEN_DATASET,
@@ -60,3 +62,20 @@ def test_ingest_of_another_dataset_loads_despite_a_broken_contract(
     [result] = json.loads(out)
     assert code == 0
     assert (result["status"], result["rows_loaded"], result["rows_dead"]) == ("loaded", 2, 0)
+
+
+def test_status_lists_a_contract_its_table_cannot_take_and_exits_0(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    contracts = tmp_path / "contracts"
+    shutil.copytree(REPO_ROOT / "contracts", contracts)
+    monkeypatch.setenv("SLUICE_CONTRACTS_DIR", str(contracts))
+    assert run_cli(capsys, "status")[0] == 0  # creates every table as the contracts say
+    path = contracts / "kiva_lenders.yaml"
+    path.write_text(path.read_text().replace("lenders, type: string", "lenders, type: integer"))
+
+    code, out, _ = run_cli(capsys, "status", "--json")
+
+    [broken] = json.loads(out)["broken_contracts"]
+    assert code == 0
+    assert broken["dataset"] == "kiva_lenders" and "breaking change" in broken["reason"]
