@@ -89,7 +89,4 @@ def check_warehouse_opens(settings: Settings) -> None:
         with connected_warehouse(settings) as warehouse:
             warehouse.query("SELECT 1")
     except WarehouseError as exc:
-        raise ConfigError(
-            f"{settings.duckdb_file}: expected a DuckDB database file, found one DuckDB cannot"
-            f" open ({exc.__cause__ or exc})"
-        ) from exc
+        raise ConfigError(str(exc)) from exc

@@ -291,7 +291,10 @@ class DuckDBWarehouse(StateTables):
                 fault: duckdb.Error = exc
             except duckdb.IOException as exc:
                 if LOCK_MESSAGE not in str(exc):
-                    raise WarehouseError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+                    raise WarehouseError(
+                        f"{self.path}: expected a DuckDB database file, found one DuckDB"
+                        f" cannot open ({exc})"
+                    ) from exc
                 fault = exc
             if time.monotonic() + delay > deadline:
                 raise TransientError(
