@@ -1,6 +1,7 @@
 """Dataset contracts: one YAML file per dataset under ``contracts/``, read here and nowhere else.
 
-A contract names the dataset, where its files land, its columns (type, whether the header
+A contract names the dataset, where its files land, its input format (``csv``, or
+``access_log`` with a ``layout``), its columns (type, whether the header
 must have it, whether a value may be empty, allowed values, timestamp format, the version
 that added it), how the warehouse table is partitioned and clustered and which generation of
 it (``table_version``) the rows go to, the freshness rule and the header policy. Both the
@@ -36,6 +37,26 @@ FRESHNESS_KEYS = ("max_hours_without_file", "min_rows_per_hour", "window_hours")
 DEAD_LETTER_KEYS = ("max_rate", "window_hours")
 FORMATS_DIR = Path(__file__).parent / "records" / "formats"
 """One module per input format (``sluice.records.formats``)."""
+REQUEST_PARTS = ("method", "path", "query", "protocol")
+"""The parts of an access log's request line, columns of every layout (NULL when the request
+line is not ``METHOD TARGET PROTOCOL``)."""
+ACCESS_LOG_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "common": ("client_ip", "ident", "user_name", "timestamp", "request", "status", "bytes_sent"),
+    "combined": (
+        "client_ip", "ident", "user_name", "timestamp", "request", "status", "bytes_sent",
+        "referrer", "user_agent",
+    ),
+    "vhost_combined": (
+        "virtual_host", "server_port", "client_ip", "ident", "user_name", "timestamp", "request",
+        "status", "bytes_sent", "referrer", "user_agent",
+    ),
+    "combined_request_time": (
+        "client_ip", "ident", "user_name", "timestamp", "request", "status", "bytes_sent",
+        "referrer", "user_agent", "request_time",
+    ),
+}  # fmt: skip
+"""The layouts of ``format: access_log`` and the fields each line holds, in line order
+(``sluice.records.formats.access_log`` reads them); contract columns are named after them."""
 HEADER_POLICIES = ("reject", "ignore")
 WRITE_MODES = ("append", "merge", "replace_dataset")
 """How a file's rows meet the table (see ``Contract.write``)."""
@@ -114,6 +135,9 @@ class Contract:
     source_path: Path | None = None
     format: str = "csv"
     """The input format: the module ``sluice/records/formats/<format>.py`` reads it."""
+    layout: str | None = None
+    """How each line of an ``access_log`` lays out its fields: a name in
+    ``ACCESS_LOG_LAYOUTS`` (None for every other format)."""
     write: str = "append"
     """How a file's rows meet the table. ``append``: each file adds its rows (a reload of the
     same object replaces its own rows). ``merge``: one row per ``primary_key``; the version
@@ -401,11 +425,13 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
         raise ContractError(
             f"{where}: dead_letter.max_rate: expected a share between 0 and 1, found {max_rate!r}"
         )
+    record_format = _check_format(raw.get("format", "csv"), f"{where}: format")
     return Contract(
         name=name,
         version=version,
         landing_prefix=raw.get("landing_prefix", f"incoming/{name}/"),
-        format=_check_format(raw.get("format", "csv"), f"{where}: format"),
+        format=record_format,
+        layout=_check_layout(raw.get("layout"), record_format, names, where),
         columns=columns,
         description=str(raw.get("description", "")).strip(),
         unknown_columns=policy,
@@ -577,6 +603,30 @@ def _check_format(name: Any, where: str) -> str:
     if not isinstance(name, str) or name not in known:
         raise ContractError(f"{where}: expected one of {', '.join(known)}, found {name!r}")
     return name
+
+
+def _check_layout(layout: Any, record_format: str, columns: list[str], where: str) -> str | None:
+    """The ``layout`` of an access_log contract, whose fields name every column; else None."""
+    if record_format != "access_log":
+        if layout is not None:
+            raise ContractError(
+                f"{where}: layout applies to format: access_log, found format: {record_format}"
+            )
+        return None
+    if layout is None:
+        raise ContractError(
+            f"{where}: layout: expected one of {', '.join(ACCESS_LOG_LAYOUTS)} "
+            "for format: access_log, found none"
+        )
+    _check_choice(layout, tuple(ACCESS_LOG_LAYOUTS), f"{where}: layout")
+    fields = (*ACCESS_LOG_LAYOUTS[layout], *REQUEST_PARTS)
+    unknown = [name for name in columns if name not in fields]
+    if unknown:
+        raise ContractError(
+            f"{where}: column(s) {', '.join(map(repr, unknown))}: expected fields of layout "
+            f"{layout} ({', '.join(fields)}), found names it does not have"
+        )
+    return layout
 
 
 def _check_name(name: str, where: str) -> str:

@@ -47,7 +47,8 @@ class Problem:
 
     code: str
     """empty_file, too_large, encoding, nul_byte, gzip, header, unterminated_quote,
-    record_too_long, field_count, bad_quotes or types."""
+    record_too_long, field_count, bad_quotes, layout (a line an access log's layout does not
+    fit) or types."""
     message: str
     """What was expected and what was found."""
     line: int | None = None
@@ -256,9 +257,12 @@ class _FileCheck:
         problems = list(self.problems)
         warnings = [w for issues in self.faults.values() for w in issues.warnings()]
         warnings += self.types.warnings()
-        if not problems and self.mapping is None:
+        # A headerless file (an access log) is empty without records, as CSV is without a header.
+        no_records = self.mapping is None or (not self.format.has_header and not self.records)
+        if not problems and no_records:
             found = "0 bytes" if bytes_read == 0 else "only whitespace"
-            problems.append(Problem("empty_file", f"expected a header and records, found {found}"))
+            expected = "a header and records" if self.format.has_header else "records"
+            problems.append(Problem("empty_file", f"expected {expected}, found {found}"))
         elif not problems:
             limit = self.settings.max_bad_sample_fraction
             rejections = [

@@ -18,7 +18,7 @@ def test_load_contract_set_keeps_the_other_datasets_of_a_broken_directory(
 
     loaded = load_contract_set(directory)
 
-    assert sorted(loaded.contracts) == ["kiva_lenders", "kiva_loans"]
+    assert sorted(loaded.contracts) == ["access_logs", "kiva_lenders", "kiva_loans"]
     [broken] = loaded.broken
     assert broken.path == directory / f"{BROKEN_DATASET}.yaml"
     assert broken.dataset == BROKEN_DATASET
@@ -33,7 +33,13 @@ def test_contract_files_skip_editor_lock_and_macos_files(tmp_path: Path) -> None
 
     names = [path.name for path in contract_files(directory)]
 
-    assert names == ["extra.yml", "kiva_lenders.yaml", "kiva_loans.yaml", "server_logs.yaml"]
+    assert names == [
+        "access_logs.yaml",
+        "extra.yml",
+        "kiva_lenders.yaml",
+        "kiva_loans.yaml",
+        "server_logs.yaml",
+    ]
 
 
 def test_load_contracts_stays_all_or_nothing_and_names_the_broken_file(tmp_path: Path) -> None:

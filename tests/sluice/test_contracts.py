@@ -59,8 +59,8 @@ def write_contract(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_shipped_contracts_load_all_three(contracts: dict[str, Contract]) -> None:
-    assert sorted(contracts) == ["kiva_lenders", "kiva_loans", "server_logs"]
+def test_shipped_contracts_load_all_four(contracts: dict[str, Contract]) -> None:
+    assert sorted(contracts) == ["access_logs", "kiva_lenders", "kiva_loans", "server_logs"]
 
 
 def test_kiva_loans_has_data_md_columns_in_order(contracts: dict[str, Contract]) -> None:
@@ -84,7 +84,7 @@ def test_contract_for_object_matches_landing_prefix(contracts: dict[str, Contrac
 
 
 def test_get_contract_unknown_names_the_known_ones(contracts: dict[str, Contract]) -> None:
-    with pytest.raises(ContractError, match="expected a dataset among kiva_lenders"):
+    with pytest.raises(ContractError, match="expected a dataset among access_logs, kiva_lenders"):
         get_contract(contracts, "kiva")
 
 
@@ -453,4 +453,64 @@ def test_kiva_contracts_merge_on_loan_id(contracts: dict[str, Contract]) -> None
         "kiva_loans": ("merge", ("loan_id",)),
         "kiva_lenders": ("merge", ("loan_id",)),
         "server_logs": ("append", ()),
+        "access_logs": ("append", ()),
     }
+
+
+ACCESS_LOG = (
+    "name: x\nversion: 1\nformat: access_log\n{layout}"
+    "columns:\n  - {{name: client_ip, type: string}}\n  - {{name: {column}, type: string}}\n"
+)
+
+
+def test_access_logs_contract_reads_the_combined_layout(contracts: dict[str, Contract]) -> None:
+    logs = contracts["access_logs"]
+
+    assert (logs.format, logs.layout, logs.landing_prefix) == (
+        "access_log",
+        "combined",
+        "incoming/access_logs/",
+    )
+    assert logs.column_names == [
+        "client_ip", "user_name", "timestamp", "method", "path", "query", "protocol", "status",
+        "bytes_sent", "referrer", "user_agent", "request",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "layout", ["common", "combined", "vhost_combined", "combined_request_time"]
+)
+def test_load_contract_accepts_each_access_log_layout(tmp_path: Path, layout: str) -> None:
+    text = ACCESS_LOG.format(layout=f"layout: {layout}\n", column="status")
+
+    assert load_contract(write_contract(tmp_path, text)).layout == layout
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            ACCESS_LOG.format(layout="", column="status"),
+            "layout: expected one of common, combined, vhost_combined, combined_request_time "
+            "for format: access_log, found none",
+        ),
+        (
+            ACCESS_LOG.format(layout="layout: combinedio\n", column="status"),
+            "layout: expected one of common, combined, vhost_combined, combined_request_time, "
+            "found 'combinedio'",
+        ),
+        (
+            MINIMAL + "layout: combined\n",
+            "layout applies to format: access_log, found format: csv",
+        ),
+        (
+            ACCESS_LOG.format(layout="layout: common\n", column="referrer"),
+            "column(s) 'referrer': expected fields of layout common (client_ip, ident, ",
+        ),
+    ],
+)
+def test_load_contract_refuses_a_bad_layout(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ContractError) as error:
+        load_contract(write_contract(tmp_path, text))
+
+    assert message in str(error.value)

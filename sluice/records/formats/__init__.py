@@ -17,13 +17,18 @@ A format answers four questions:
   ``describe_fault``: one record's reason, in words that say what was expected and found;
 - ``fields``: the raw string fields of the readable records, by contract column.
 
-Adding a format is one module here plus its tests: it must define ``FORMAT``.
+Adding a format is one module here plus its tests: it must define ``FORMAT``. A format
+that the contract configures (an access log's ``layout``) also defines
+``format_for_contract(contract)``, which ``format_for`` calls; ``FORMAT`` is then its
+instance for scanning alone (``format_named``: finding records never depends on the
+contract).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator, Mapping
+from types import ModuleType
 from typing import BinaryIO, Protocol
 
 import numpy as np
@@ -77,24 +82,30 @@ class RecordFormat(Protocol):
     def fields(
         self, chunk: RecordChunk, records: np.ndarray, header: HeaderMapping
     ) -> dict[str, pa.Array]:
-        """Contract column -> string values of ``records`` ("" for an empty field)."""
+        """Contract column -> string values of ``records`` ("" or null: no value)."""
         ...
 
 
 def format_for(contract: Contract) -> RecordFormat:
-    """The format the contract names."""
-    return format_named(contract.format, f"contract {contract.name!r}: ")
+    """The format the contract names, configured by the contract where the format asks."""
+    module = _format_module(contract.format, f"contract {contract.name!r}: ")
+    configure = getattr(module, "format_for_contract", None)
+    record_format: RecordFormat = module.FORMAT if configure is None else configure(contract)
+    return record_format
 
 
 def format_named(name: str, where: str = "") -> RecordFormat:
-    """The format of the module ``sluice/records/formats/<name>.py``."""
+    """The format of the module ``sluice/records/formats/<name>.py``, unconfigured."""
+    record_format: RecordFormat = _format_module(name, where).FORMAT
+    return record_format
+
+
+def _format_module(name: str, where: str) -> ModuleType:
     if name not in known_formats():
         raise ContractError(
             f"{where}expected a format among {', '.join(known_formats())}, found {name!r}"
         )
-    module = importlib.import_module(f"{__name__}.{name}")
-    record_format: RecordFormat = module.FORMAT
-    return record_format
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def contract_header(contract: Contract) -> HeaderMapping:
