@@ -335,3 +335,13 @@ def test_validation_records_split_points_of_a_plain_log(tmp_path: Path) -> None:
     assert report.accepted and report.records == 400
     assert all(data[p.offset - 1 : p.offset] == b"\n" for p in report.split_points)
     assert len(report.split_points) == len(data) // 4096
+
+
+def test_line_that_is_not_utf8_is_a_dead_letter_and_its_neighbours_load() -> None:
+    raw = APACHE_DOCS.replace(b"frank", b"fr\xe4nk")  # Latin-1, as an old server logged it
+
+    rows, dead = parse(b"\n".join([APACHE_DOCS, raw, APACHE_DOCS]))
+
+    assert rows.column("_source_line").to_pylist() == [1, 3]
+    assert dead.column("line").to_pylist() == [2]
+    assert dead.column("reason")[0].as_py().startswith("invalid UTF-8 at byte ")
