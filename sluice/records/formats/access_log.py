@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluice.contracts import ACCESS_LOG_LAYOUTS, Contract, HeaderMapping
+from sluice.contracts import ACCESS_LOG_LAYOUTS, REQUEST_PARTS, Contract, HeaderMapping
 from sluice.errors import FileRejected
 from sluice.records.chunks import RecordChunk
 from sluice.records.linescan import LineChunk, iter_line_chunks
@@ -182,7 +182,7 @@ class AccessLogFormat:
             if name in values:
                 values[name] = _dash_to_null(values[name])
         request = pc.extract_regex(values["request"], _REQUEST_LINE)
-        for part in ("method", "path", "query", "protocol"):
+        for part in REQUEST_PARTS:
             values[part] = pc.if_else(
                 request.is_valid(), request.field(part), pa.scalar(None, pa.string())
             )
