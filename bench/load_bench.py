@@ -215,7 +215,10 @@ def check_loads(
     }
     if sums["rows_in"] != sums["input_rows"]:
         problems.append(f"expected sum(rows_in) {sums['input_rows']}, found {sums['rows_in']}")
+    datasets = {source.dataset for source in inputs}  # the others' tables were never made
     for contract in load_contracts(settings.contracts_dir).values():
+        if contract.name not in datasets:
+            continue
         mine = [row for row in loaded if expected[row["source_uri"]].dataset == contract.name]
         for table, key in (
             (contract.table, "rows_loaded"),
@@ -223,9 +226,27 @@ def check_loads(
         ):
             logged = sum(row[key] for row in mine)
             found = warehouse.query(f"SELECT COUNT(*) AS n FROM {{dataset}}.{table}")[0]["n"]
-            if found != logged:
+            if table == contract.table and contract.write == "merge":
+                # One row per key: the files' repeats of a key collapse to the newest.
+                problems += _merged_problems(warehouse, contract, logged, found)
+            elif found != logged:
                 problems.append(f"{table}: expected {logged} rows (the log's sum), found {found}")
     return problems, sums
+
+
+def _merged_problems(warehouse: Any, contract: Any, logged: int, found: int) -> list[str]:
+    """A merged table: one row per primary key, and between one row and the rows the files
+    loaded (the log's sum) when they loaded any."""
+    keys = ", ".join(contract.primary_key)
+    distinct = warehouse.query(
+        f"SELECT COUNT(*) AS n FROM (SELECT DISTINCT {keys} FROM {{dataset}}.{contract.table})"
+    )[0]["n"]
+    if distinct != found or found > logged or (logged and not found):
+        return [
+            f"{contract.table}: expected one row per ({keys}), {min(logged, 1)} to {logged}"
+            f" rows (the log's sum), found {found} rows and {distinct} keys"
+        ]
+    return []
 
 
 def post_event(url: str, one: LandedObject, number: int) -> int:
