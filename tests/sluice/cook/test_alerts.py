@@ -104,6 +104,7 @@ def test_check_alerts_never_loaded_datasets_are_missing(
     alerts = check_alerts(warehouse, contracts, NOW)
 
     assert rules(alerts) == {
+        ("access_logs", "max_hours_without_file"),
         ("kiva_lenders", "max_hours_without_file"),
         ("kiva_loans", "max_hours_without_file"),
         ("server_logs", "max_hours_without_file"),
@@ -234,7 +235,7 @@ def test_open_alerts_lists_only_open_ones(
     warehouse: DuckDBWarehouse, contracts: dict[str, Contract]
 ) -> None:
     check_alerts(warehouse, contracts, NOW)
-    for dataset in ("kiva_loans", "server_logs"):
+    for dataset in ("access_logs", "kiva_loans", "server_logs"):
         record_file(warehouse, dataset, NOW + HOUR / 2)
 
     check_alerts(warehouse, contracts, NOW + HOUR)
@@ -257,6 +258,7 @@ def test_cook_twice_reports_the_same_alerts(warehouse: DuckDBWarehouse, settings
     assert second.alerts == first.alerts
     assert table(warehouse) == table_after_first
     assert rules(first.alerts) == {
+        ("access_logs", "max_hours_without_file"),
         ("kiva_lenders", "max_hours_without_file"),
         ("kiva_loans", "dead_letter_rate"),
         ("server_logs", "max_hours_without_file"),
@@ -287,6 +289,7 @@ def test_open_alerts_are_error_lines_the_paging_metric_counts(
     assert len(paging) == len(entries) == len(alerts)  # one line per open alert
     assert {(e["labels"]["dataset"], e["jsonPayload"]["rule"]) for e in paging} == rules(alerts)
     assert {(e["labels"]["dataset"], e["jsonPayload"]["alert"]) for e in paging} == {
+        ("access_logs", "missing_data"),
         ("kiva_lenders", "missing_data"),
         ("kiva_loans", "dead_letter_rate"),
         ("server_logs", "missing_data"),
