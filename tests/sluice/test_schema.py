@@ -64,7 +64,9 @@ def test_ingestion_record_refuses_rows_that_do_not_add_up() -> None:
 
 
 def test_ingestion_record_refuses_unknown_status() -> None:
-    with pytest.raises(ValueError, match="expected one of loaded, rejected, superseded, found 'done'"):
+    with pytest.raises(
+        ValueError, match="expected one of loaded, rejected, superseded, found 'done'"
+    ):
         record(status="done")
 
 
