@@ -47,7 +47,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from sluice.contracts import BrokenContract, Contract, load_contract_set
+from sluice.contracts import BrokenContract, load_contract_set
 from sluice.cook.alerts import Alert, check_alerts
 from sluice.cook.division import refuse_bare_division
 from sluice.errors import ConfigError, SluiceError, TransientError
@@ -340,14 +340,11 @@ class _CycleFound(ConfigError):
         self.members = members
 
 
-def cook_every_summary(
-    warehouse: Warehouse, settings: Settings, contracts: dict[str, Contract]
-) -> CookResult:
+def cook_every_summary(warehouse: Warehouse, settings: Settings) -> CookResult:
     """Build every summary of ``settings.sql_dir`` that can be built, in dependency order;
-    a failure (logged at ERROR, one line naming its file) skips only what reads it."""
+    a failure (logged at ERROR, one line naming its file) skips only what reads it. The
+    caller has made sure of the contracts' tables (``ensure_usable_tables``)."""
     scripts, failed = plan_summaries(settings.sql_dir)
-    for contract in contracts.values():
-        warehouse.ensure_tables(contract)
     # ensure_tables is about the processed dataset; make sure the cooked one exists too.
     warehouse.run_script("CREATE SCHEMA IF NOT EXISTS {cooked_dataset}")
     not_built = {failure.table for failure in failed if failure.table}
@@ -388,8 +385,8 @@ def cook_every_summary(
 def cook(warehouse: Warehouse, settings: Settings) -> list[CookedTable]:
     """Rebuild every cooked table from ``settings.sql_dir``, all or nothing: the first
     failure is raised (its file named); one entry per table, in order."""
-    contracts = load_contract_set(settings.contracts_dir).contracts
-    result = cook_every_summary(warehouse, settings, contracts)
+    ensure_usable_tables(warehouse, load_contract_set(settings.contracts_dir))
+    result = cook_every_summary(warehouse, settings)
     if result.failed:
         first = result.failed[0]
         raise first.error or ConfigError(str(first))
@@ -424,8 +421,8 @@ def cook_and_check_alerts(
     contract_set = ensure_usable_tables(warehouse, load_contract_set(settings.contracts_dir))
     for broken in contract_set.broken:
         log.error("broken contract, dataset %s skipped: %s", broken.dataset, broken)
-    result = cook_every_summary(warehouse, settings, contract_set.contracts)
-    # cook_every_summary has ensured every usable contract's tables, which the check reads.
+    result = cook_every_summary(warehouse, settings)
+    # Every usable contract's tables, which the check reads, were made sure of above.
     alerts = check_alerts(warehouse, contract_set.contracts, now)
     return CookReport(
         result.tables, alerts, result.failed, result.skipped, list(contract_set.broken)
