@@ -1,12 +1,13 @@
 # Alerting on the data itself: a file expected by a contract's freshness rule did not arrive
 # (missing_data), or a load's dead-letter share went over the contract's dead_letter.max_rate
-# (dead_letter_rate). The code logs one structured entry per alert; this counts them and
-# pages.
+# (dead_letter_rate), or a contract file is broken and its dataset out of service
+# (broken_contract). The code logs one structured entry per alert; this counts them and pages.
 #
 # The contract an alert log entry must meet (sluice/logs.py writes this shape; issue 4's
 # checks must emit it), one JSON line on stdout:
 #   severity                          "ERROR" (or higher)
-#   alert                             "missing_data" | "dead_letter_rate"   -> jsonPayload.alert
+#   alert                             "missing_data" | "dead_letter_rate" | "broken_contract"
+#                                                                           -> jsonPayload.alert
 #   logging.googleapis.com/labels     {"dataset": "<contract name>", ...}   -> labels.dataset
 # e.g. log_event(LOG, logging.ERROR, "no kiva_loans file for 26 h", alert="missing_data")
 # inside event_labels(dataset="kiva_loans"), or extra={"labels": {"dataset": ...}}.
@@ -14,12 +15,12 @@
 
 locals {
   # A literal, so that the test can evaluate it against real log lines.
-  alert_log_filter = "severity>=ERROR AND (jsonPayload.alert=\"missing_data\" OR jsonPayload.alert=\"dead_letter_rate\")"
+  alert_log_filter = "severity>=ERROR AND (jsonPayload.alert=\"missing_data\" OR jsonPayload.alert=\"dead_letter_rate\" OR jsonPayload.alert=\"broken_contract\")"
 }
 
 resource "google_logging_metric" "alerts" {
   name        = "${var.name_prefix}-alerts"
-  description = "Sluice data alerts (missing data, dead-letter rate) by kind and dataset."
+  description = "Sluice data alerts (missing data, dead-letter rate, broken contract) by kind and dataset."
   filter      = local.alert_log_filter
 
   metric_descriptor {
@@ -30,7 +31,7 @@ resource "google_logging_metric" "alerts" {
     labels {
       key         = "alert"
       value_type  = "STRING"
-      description = "missing_data or dead_letter_rate"
+      description = "missing_data, dead_letter_rate or broken_contract"
     }
     labels {
       key         = "dataset"
@@ -110,7 +111,10 @@ resource "google_monitoring_alert_policy" "data_alerts" {
     content   = <<-EOT
       A Sluice data alert was logged: **missing_data** (a contract's freshness rule saw no
       file in time) or **dead_letter_rate** (a file's dead letters exceeded the contract's
-      dead_letter.max_rate). The incident's labels name the kind and the dataset.
+      dead_letter.max_rate) or **broken_contract** (a contract file cannot be used: its
+      dataset is out of service and its files are quarantined with the reason; fix the file,
+      check it with `sluice check`, then replay the quarantined files). The incident's labels
+      name the kind and the dataset.
 
       Look at the entries: Logs Explorer with `${local.alert_log_filter}`.
       Then `sluice status` (or the ingestion_log table) for the dataset's recent files.

@@ -12,7 +12,9 @@ ever breached. The rules live here, the table access in ``sluice.warehouse.state
 - ``dead_letter_rate`` (alert ``dead_letter_rate``): of the rows of the files loaded in the
   last ``dead_letter.window_hours`` (24 by default), the share that became dead letters is
   above ``dead_letter.max_rate``. A window, not "since the last check", so the answer
-  depends only on the log and ``now``: checking twice gives the same alerts.
+  depends only on the log and ``now``: checking twice gives the same alerts;
+- a broken contract file (alert ``broken_contract``): the dataset is out of service, its
+  files are quarantined with the reason, until the file is fixed.
 
 Windows are ``(now - hours, now]`` over the log's ``finished_at``; rows finished after
 ``now`` are ignored. The table is updated by one MERGE, so a check is idempotent: a breach
@@ -26,12 +28,12 @@ the log-based metric in infra/monitoring.tf pages on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sluice.contracts import Contract
+from sluice.contracts import BrokenContract, Contract
 from sluice.errors import ConfigError
 from sluice.logs import event_labels, log_event
 from sluice.warehouse import Warehouse
@@ -43,6 +45,7 @@ RULE_ALERTS = {
     "max_hours_without_file": "missing_data",
     "min_rows_per_hour": "missing_data",
     "dead_letter_rate": "dead_letter_rate",
+    "broken_contract": "broken_contract",
 }
 """Rule -> the ``alert`` kind logged for it (the values infra/monitoring.tf filters on)."""
 
@@ -78,18 +81,29 @@ class Alert:
 
 
 def check_alerts(
-    warehouse: Warehouse, contracts: Mapping[str, Contract], now: datetime | None = None
+    warehouse: Warehouse,
+    contracts: Mapping[str, Contract],
+    now: datetime | None = None,
+    broken: Sequence[BrokenContract] = (),
 ) -> list[Alert]:
-    """Check every contract's rules, record them in the alerts table, log the open ones.
+    """Check every contract's rules, record them in the alerts table, log the open ones;
+    each ``broken`` contract is an open ``broken_contract`` alert of its dataset.
 
-    Returns the open alerts of these contracts' datasets, by dataset and rule. The
-    contracts' tables must exist (``warehouse.ensure_tables``); the alerts table is created.
+    Returns the open alerts of these datasets, by dataset and rule. The contracts' tables
+    must exist (``warehouse.ensure_tables``); the alerts table is created.
     """
     now = _utc(now or datetime.now(UTC))
     checked = sorted(contracts.values(), key=lambda contract: contract.name)
     facts = load_facts(warehouse, checked, now)
     found = [alert for c in checked for alert in breaches(c, facts[c.name], now)]
-    alerts, cleared = record_alerts(warehouse, found, [c.name for c in checked], now)
+    found += [
+        Alert(b.dataset, "broken_contract",
+              f"{b.dataset}: contract {b.path} is broken, its files are quarantined: {b.reason}",
+              None, 0.0, now)
+        for b in broken
+    ]  # fmt: skip
+    datasets = sorted({c.name for c in checked} | {b.dataset for b in broken})
+    alerts, cleared = record_alerts(warehouse, found, datasets, now)
     for alert in alerts:
         with event_labels(dataset=alert.dataset):
             log_event(

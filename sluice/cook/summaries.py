@@ -423,7 +423,7 @@ def cook_and_check_alerts(
         log.error("broken contract, dataset %s skipped: %s", broken.dataset, broken)
     result = cook_every_summary(warehouse, settings)
     # Every usable contract's tables, which the check reads, were made sure of above.
-    alerts = check_alerts(warehouse, contract_set.contracts, now)
+    alerts = check_alerts(warehouse, contract_set.contracts, now, contract_set.broken)
     return CookReport(
         result.tables, alerts, result.failed, result.skipped, list(contract_set.broken)
     )

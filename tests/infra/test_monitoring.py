@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from sluice.cook.alerts import RULE_ALERTS
 from sluice.logs import LABELS_FIELD, SOURCE_FIELD, JsonFormatter, event_labels, log_event
 from tests.infra.terraform_model import Infra
 
@@ -122,7 +123,7 @@ def log_filter(infra: Infra, metric: dict[str, Any]) -> str:
     return infra.locals["alert_log_filter"]
 
 
-@pytest.mark.parametrize("kind", ["missing_data", "dead_letter_rate"])
+@pytest.mark.parametrize("kind", sorted(set(RULE_ALERTS.values())))
 def test_alert_line_matches_the_metric_and_yields_its_labels(
     metric: dict[str, Any], log_filter: str, kind: str
 ) -> None:

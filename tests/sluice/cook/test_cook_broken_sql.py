@@ -10,7 +10,13 @@ import pytest
 from sluice.cook.summaries import cook_and_check_alerts
 from sluice.settings import REPO_ROOT, load_settings
 from sluice.warehouse.duckdb import DuckDBWarehouse
-from tests.sluice.broken_config import BROKEN_SQL, DEPENDANT, use_broken_sql
+from tests.sluice.broken_config import (
+    BROKEN_DATASET,
+    BROKEN_SQL,
+    DEPENDANT,
+    use_broken_contracts,
+    use_broken_sql,
+)
 
 
 def test_cook_builds_every_other_summary_skips_dependants_and_checks_alerts(
@@ -51,3 +57,21 @@ def test_a_breaking_contract_change_stops_only_its_own_dataset(
     assert broken.dataset == "kiva_lenders" and "declare table_version: 2" in broken.reason
     assert report.failed == [] and {t.table for t in report.tables} >= {"server_peak_hour"}
     assert {alert.dataset for alert in report.alerts} >= {"kiva_loans", "server_logs"}
+
+
+def test_a_broken_contract_is_an_alert_until_it_is_fixed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    directory = use_broken_contracts(monkeypatch, tmp_path)
+    settings = load_settings()
+    warehouse = DuckDBWarehouse(settings)
+
+    broken = cook_and_check_alerts(warehouse, settings)
+    shutil.copy(REPO_ROOT / "contracts" / f"{BROKEN_DATASET}.yaml", directory)
+    fixed = cook_and_check_alerts(warehouse, settings)
+
+    [alert] = [a for a in broken.alerts if a.rule == "broken_contract"]
+    assert (alert.dataset, alert.alert) == (BROKEN_DATASET, "broken_contract")
+    assert f"{BROKEN_DATASET}.yaml is broken" in alert.message and "integr" in alert.message
+    assert [a for a in fixed.alerts if a.rule == "broken_contract"] == []
+    assert {a.dataset for a in fixed.alerts} >= {BROKEN_DATASET}  # its freshness rule now
