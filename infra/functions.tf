@@ -148,7 +148,7 @@ resource "google_cloud_run_service_iam_member" "on_upload_invoker" {
 }
 
 # Cloud Scheduler --(HTTP + OIDC)--> cook --> sweep of stuck claims, cooked tables
-# The dashboard reads the warehouse as cook does.
+# The dashboard reads the warehouse with the same settings as cook.
 locals {
   warehouse_reader_environment = {
     SLUICE_HOME                     = "/tmp/sluice"
@@ -205,8 +205,8 @@ resource "google_cloud_run_service_iam_member" "cook_invoker" {
   member   = "serviceAccount:${google_service_account.scheduler.email}"
 }
 
-# The dashboard: one self-contained page of the cooked tables (main.dashboard). It only reads
-# what cook writes, so it runs as the cook account. Not public: IAM allows only the named
+# The dashboard: one self-contained page of the cooked tables (main.dashboard). It runs as its
+# own account, which may only read the cooked tables and the alerts. Not public: IAM allows only the named
 # dashboard_viewers, who open it with `gcloud run services proxy` (an identity token).
 resource "google_cloudfunctions2_function" "dashboard" {
   #checkov:skip=CKV_GCP_124:Ingress is open so named viewers reach the page through gcloud run services proxy; every request still needs an identity token with run.invoker, granted only to var.dashboard_viewers, which refuses allUsers and allAuthenticatedUsers.
@@ -232,7 +232,7 @@ resource "google_cloudfunctions2_function" "dashboard" {
     max_instance_count               = 2
     ingress_settings                 = "ALLOW_ALL"
     all_traffic_on_latest_revision   = true
-    service_account_email            = google_service_account.cook.email
+    service_account_email            = google_service_account.dashboard.email
     max_instance_request_concurrency = 4
 
     environment_variables = local.warehouse_reader_environment

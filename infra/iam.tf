@@ -4,7 +4,8 @@
 # Who runs as what:
 #   upload     on_upload, and the Eventarc trigger that invokes it
 #   worker     the Dataflow flex-template launcher VM and the workers
-#   cook       the cook function, whose sweep relaunches pipelines that died (and the dashboard)
+#   cook       the cook function, whose sweep relaunches pipelines that died
+#   dashboard  the dashboard function: reads the cooked tables and the alerts, writes nothing
 #   scheduler  Cloud Scheduler's OIDC identity when it calls cook
 #   build      Cloud Build building the functions' containers (deploy time only)
 #
@@ -29,8 +30,16 @@ resource "google_service_account" "worker" {
 
 resource "google_service_account" "cook" {
   account_id   = "${var.name_prefix}-cook"
-  display_name = "Sluice cook and dashboard"
-  description  = "Runs cook (and the dashboard): relaunches pipelines that died as the worker account, reads processed tables, rebuilds cooked tables."
+  display_name = "Sluice cook"
+  description  = "Runs cook: relaunches pipelines that died as the worker account, reads processed tables, rebuilds cooked tables."
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_service_account" "dashboard" {
+  account_id   = "${var.name_prefix}-dashboard"
+  display_name = "Sluice dashboard"
+  description  = "Runs the dashboard: reads the cooked tables and the alerts table; writes nothing, launches nothing."
 
   depends_on = [google_project_service.apis]
 }
@@ -132,7 +141,17 @@ resource "google_project_iam_member" "worker_dataset_ensurer" {
   member  = "serviceAccount:${google_service_account.worker.email}"
 }
 
-# --- cook (and dashboard) ----------------------------------------------------------------
+# --- dashboard ---------------------------------------------------------------------------
+
+# Queries run as jobs in the project; what they may read is granted dataset by dataset
+# (iam_grants.tf): the cooked tables, and the processed dataset for its alerts table.
+resource "google_project_iam_member" "dashboard_bigquery_job_user" {
+  project = var.project_id
+  role    = "roles/bigquery.jobUser"
+  member  = "serviceAccount:${google_service_account.dashboard.email}"
+}
+
+# --- cook ----------------------------------------------------------------------------------
 
 resource "google_project_iam_member" "cook_bigquery_job_user" {
   project = var.project_id

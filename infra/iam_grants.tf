@@ -163,6 +163,21 @@ resource "google_bigquery_dataset_iam_member" "cooked_cook_editor" {
   member     = "serviceAccount:${google_service_account.cook.email}"
 }
 
+# The dashboard only reads: the cooked tables, and the open alerts, which live in the
+# processed dataset's alerts table (made by cook's first check, so not a Terraform table a
+# grant could name).
+resource "google_bigquery_dataset_iam_member" "cooked_dashboard_viewer" {
+  dataset_id = google_bigquery_dataset.cooked.dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.dashboard.email}"
+}
+
+resource "google_bigquery_dataset_iam_member" "processed_dashboard_viewer" {
+  dataset_id = google_bigquery_dataset.processed.dataset_id
+  role       = "roles/bigquery.dataViewer"
+  member     = "serviceAccount:${google_service_account.dashboard.email}"
+}
+
 # --- the flex template image -------------------------------------------------------------
 
 resource "google_artifact_registry_repository_iam_member" "pipeline_worker_reader" {

@@ -11,7 +11,9 @@ from sluice.settings import Settings
 from tests.infra.terraform_model import Infra, reference, references, strings
 
 ACCOUNT = "google_service_account."
-RUNTIME_ACCOUNTS = {ACCOUNT + name for name in ("upload", "worker", "cook", "scheduler")}
+RUNTIME_ACCOUNTS = {
+    ACCOUNT + name for name in ("upload", "worker", "cook", "dashboard", "scheduler")
+}
 BUCKET_WRITE_ROLES = {
     f"roles/storage.{name}"
     for name in (
@@ -141,11 +143,23 @@ def test_functions_run_as_their_own_accounts(infra: Infra) -> None:
     assert run_as == {
         "on_upload": "google_service_account.upload",
         "cook": "google_service_account.cook",
-        "dashboard": "google_service_account.cook",  # reads only what cook writes
+        "dashboard": "google_service_account.dashboard",
     }
     trigger = functions["on_upload"]["event_trigger"][0]
     assert reference(trigger["service_account_email"]) == "google_service_account.upload"
     assert built_by == {"google_service_account.build"}
+
+
+def test_dashboard_account_only_reads_the_cooked_tables_and_the_alerts(infra: Infra) -> None:
+    dashboard = [g for g in grants(infra) if g.member == ACCOUNT + "dashboard"]
+
+    assert sorted((g.kind, g.target, g.role) for g in dashboard) == [
+        ("google_bigquery_dataset_iam_member", "google_bigquery_dataset.cooked",
+         "roles/bigquery.dataViewer"),
+        ("google_bigquery_dataset_iam_member", "google_bigquery_dataset.processed",
+         "roles/bigquery.dataViewer"),  # its alerts table
+        ("google_project_iam_member", "var.project_id", "roles/bigquery.jobUser"),
+    ]  # fmt: skip
 
 
 def test_only_the_launching_accounts_may_act_and_only_as_the_worker_account(
