@@ -1,6 +1,6 @@
 """Dataset contracts: one YAML file per dataset under ``contracts/``, read here and nowhere else.
 
-A contract names the dataset, where its files land, its input format (``csv``, or
+A contract names the dataset, where its files land, its input format (``csv``, ``jsonl``, or
 ``access_log`` with a ``layout``), its columns (type, whether the header
 must have it, whether a value may be empty, allowed values, timestamp format, the version
 that added it), how the warehouse table is partitioned and clustered and which generation of
@@ -33,6 +33,8 @@ TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
 # Dataset and column names become table and column identifiers: letters, digits and '_',
 # starting with a letter ('_' starts only the lineage columns Sluice adds itself).
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+JSON_PATH_PATTERN = re.compile(r"^[A-Za-z_@$][A-Za-z0-9_@$-]*(\.[A-Za-z_@$][A-Za-z0-9_@$-]*)*$")
+"""A ``jsonl`` column's ``path``: keys joined by dots (``httpRequest.status``, ``@timestamp``)."""
 FRESHNESS_KEYS = ("max_hours_without_file", "min_rows_per_hour", "window_hours")
 DEAD_LETTER_KEYS = ("max_rate", "window_hours")
 FORMATS_DIR = Path(__file__).parent / "records" / "formats"
@@ -86,6 +88,14 @@ class Column:
     since: int = 1
     """The contract version that added this column."""
     description: str = ""
+    path: str | None = None
+    """Where a ``jsonl`` record holds the value: dotted keys into the object
+    (``httpRequest.status``); None means the column's name."""
+
+    @property
+    def json_path(self) -> tuple[str, ...]:
+        """The keys leading to the value in a ``jsonl`` record, outermost first."""
+        return tuple((self.path or self.name).split("."))
 
 
 @dataclass(frozen=True)
@@ -426,6 +436,7 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
             f"{where}: dead_letter.max_rate: expected a share between 0 and 1, found {max_rate!r}"
         )
     record_format = _check_format(raw.get("format", "csv"), f"{where}: format")
+    _check_paths(columns, record_format, where)
     return Contract(
         name=name,
         version=version,
@@ -578,6 +589,7 @@ def _build_column(raw: Any, where: str) -> Column:
         format=fmt,
         since=_whole_number(raw.get("since", 1), f"{where}: since"),
         description=str(raw.get("description", "")).strip(),
+        path=raw.get("path"),
     )
 
 
@@ -627,6 +639,21 @@ def _check_layout(layout: Any, record_format: str, columns: list[str], where: st
             f"{layout} ({', '.join(fields)}), found names it does not have"
         )
     return layout
+
+
+def _check_paths(columns: tuple[Column, ...], record_format: str, where: str) -> None:
+    """Each column's ``path``: only in a ``jsonl`` contract, and dotted keys."""
+    for column in columns:
+        if column.path is None:
+            continue
+        at = f"{where}: column {column.name!r}: path"
+        if record_format != "jsonl":
+            raise ContractError(f"{at} applies to format: jsonl, found format: {record_format}")
+        if not isinstance(column.path, str) or not JSON_PATH_PATTERN.fullmatch(column.path):
+            raise ContractError(
+                f"{at}: expected keys (letters, digits, '_', '-', '@', '$') joined by '.', "
+                f"like 'httpRequest.status', found {column.path!r}"
+            )
 
 
 def _check_name(name: str, where: str) -> str:

@@ -48,7 +48,8 @@ class Problem:
     code: str
     """empty_file, too_large, encoding, nul_byte, gzip, header, unterminated_quote,
     record_too_long, field_count, bad_quotes, layout (a line an access log's layout does not
-    fit) or types."""
+    fit), json (a JSON-lines line that is not an object), missing_field (one without a
+    required key) or types."""
     message: str
     """What was expected and what was found."""
     line: int | None = None

@@ -1,6 +1,7 @@
 """Line records: every ``\\n`` ends a record, found with numpy, in bounded memory.
 
-The scanner of the line formats (access logs). Nothing quotes a newline in them, so a record
+The scanner of the line formats (access logs, JSON lines), and ``LineFormat``, what they
+share. Nothing quotes a newline in them, so a record
 boundary is simply the byte after a ``\\n``: split points cost nothing, and any stream that
 starts after a ``\\n`` starts at a record boundary.
 
@@ -24,6 +25,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from sluice.contracts import Contract, HeaderMapping
 from sluice.errors import FileRejected
 from sluice.records.chunks import RecordChunk
 
@@ -37,6 +39,41 @@ class LineChunk(RecordChunk):
     parsed: object = field(default=None, init=False, repr=False, compare=False)
     """What a line format has worked out about these very records, kept for its next call
     on the chunk (``select`` makes a new chunk, which starts without it)."""
+
+
+class LineFormat:
+    """What every line format shares: each line is a record, and the contract (never a
+    header) names the fields. A format subclasses it and adds its own ``name``, faults and
+    fields."""
+
+    name: str
+    has_header = False
+
+    def scan(
+        self,
+        stream: BinaryIO,
+        *,
+        chunk_bytes: int,
+        max_record_bytes: int,
+        byte_offset: int = 0,
+        first_line: int = 1,
+    ) -> Iterator[LineChunk]:
+        """Whole-line chunks (``iter_line_chunks``): every newline ends a record."""
+        return iter_line_chunks(
+            stream,
+            chunk_bytes=chunk_bytes,
+            max_record_bytes=max_record_bytes,
+            byte_offset=byte_offset,
+            first_line=first_line,
+        )
+
+    def read_header(self, chunk: RecordChunk, contract: Contract) -> HeaderMapping:
+        """Never called: the contract names the fields (``has_header`` is False)."""
+        raise FileRejected(f"expected no header in a {self.name} file", code="header")
+
+    def header_names(self, record: bytes) -> tuple[str, ...]:
+        """A line format has no header: its first line is a record."""
+        return ()
 
 
 def iter_line_chunks(

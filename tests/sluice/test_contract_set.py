@@ -18,7 +18,12 @@ def test_load_contract_set_keeps_the_other_datasets_of_a_broken_directory(
 
     loaded = load_contract_set(directory)
 
-    assert sorted(loaded.contracts) == ["access_logs", "kiva_lenders", "kiva_loans"]
+    assert sorted(loaded.contracts) == [
+        "access_logs",
+        "http_requests",
+        "kiva_lenders",
+        "kiva_loans",
+    ]
     [broken] = loaded.broken
     assert broken.path == directory / f"{BROKEN_DATASET}.yaml"
     assert broken.dataset == BROKEN_DATASET
@@ -36,6 +41,7 @@ def test_contract_files_skip_editor_lock_and_macos_files(tmp_path: Path) -> None
     assert names == [
         "access_logs.yaml",
         "extra.yml",
+        "http_requests.yaml",
         "kiva_lenders.yaml",
         "kiva_loans.yaml",
         "server_logs.yaml",

@@ -59,8 +59,10 @@ def write_contract(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_shipped_contracts_load_all_four(contracts: dict[str, Contract]) -> None:
-    assert sorted(contracts) == ["access_logs", "kiva_lenders", "kiva_loans", "server_logs"]
+def test_shipped_contracts_load_all_five(contracts: dict[str, Contract]) -> None:
+    assert sorted(contracts) == [
+        "access_logs", "http_requests", "kiva_lenders", "kiva_loans", "server_logs",
+    ]  # fmt: skip
 
 
 def test_kiva_loans_has_data_md_columns_in_order(contracts: dict[str, Contract]) -> None:
@@ -84,7 +86,9 @@ def test_contract_for_object_matches_landing_prefix(contracts: dict[str, Contrac
 
 
 def test_get_contract_unknown_names_the_known_ones(contracts: dict[str, Contract]) -> None:
-    with pytest.raises(ContractError, match="expected a dataset among access_logs, kiva_lenders"):
+    with pytest.raises(
+        ContractError, match="expected a dataset among access_logs, http_requests, kiva"
+    ):
         get_contract(contracts, "kiva")
 
 
@@ -454,6 +458,7 @@ def test_kiva_contracts_merge_on_loan_id(contracts: dict[str, Contract]) -> None
         "kiva_lenders": ("merge", ("loan_id",)),
         "server_logs": ("append", ()),
         "access_logs": ("append", ()),
+        "http_requests": ("append", ()),
     }
 
 
@@ -510,6 +515,53 @@ def test_load_contract_accepts_each_access_log_layout(tmp_path: Path, layout: st
     ],
 )
 def test_load_contract_refuses_a_bad_layout(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ContractError) as error:
+        load_contract(write_contract(tmp_path, text))
+
+    assert message in str(error.value)
+
+
+JSONL = (
+    "name: x\nversion: 1\nformat: {format}\ncolumns:\n  - {{name: status, type: integer{path}}}\n"
+)
+
+
+def test_http_requests_contract_reads_google_request_logs(contracts: dict[str, Contract]) -> None:
+    requests = contracts["http_requests"]
+
+    assert (requests.format, requests.landing_prefix) == ("jsonl", "incoming/http_requests/")
+    assert requests.column("status").json_path == ("httpRequest", "status")
+    assert requests.column("timestamp").json_path == ("timestamp",)
+    assert requests.freshness.max_hours_without_file is not None
+
+
+def test_load_contract_reads_a_jsonl_column_path(tmp_path: Path) -> None:
+    text = JSONL.format(format="jsonl", path=", path: httpRequest.status")
+
+    column = load_contract(write_contract(tmp_path, text)).column("status")
+
+    assert (column.path, column.json_path) == ("httpRequest.status", ("httpRequest", "status"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            JSONL.format(format="csv", path=", path: httpRequest.status"),
+            "column 'status': path applies to format: jsonl, found format: csv",
+        ),
+        (
+            JSONL.format(format="jsonl", path=", path: 'httpRequest..status'"),
+            "path: expected keys (letters, digits, '_', '-', '@', '$') joined by '.', like "
+            "'httpRequest.status', found 'httpRequest..status'",
+        ),
+        (
+            JSONL.format(format="jsonl", path=", path: 7"),
+            "like 'httpRequest.status', found 7",
+        ),
+    ],
+)
+def test_load_contract_refuses_a_bad_path(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ContractError) as error:
         load_contract(write_contract(tmp_path, text))
 

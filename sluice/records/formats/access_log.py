@@ -29,19 +29,17 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice.contracts import ACCESS_LOG_LAYOUTS, REQUEST_PARTS, Contract, HeaderMapping
-from sluice.errors import FileRejected
 from sluice.records.chunks import RecordChunk
-from sluice.records.linescan import LineChunk, iter_line_chunks
+from sluice.records.linescan import LineChunk, LineFormat
 
 LAYOUT = "layout"
 """The one fault code: a line that does not match the layout."""
@@ -117,11 +115,10 @@ def _layout_parts(layout: str) -> list[_Part]:
     return [*parts, _END]
 
 
-class AccessLogFormat:
+class AccessLogFormat(LineFormat):
     """Access-log lines of one layout (``format: access_log``, ``layout: ...``)."""
 
     name = "access_log"
-    has_header = False
 
     def __init__(self, layout: str) -> None:
         self.layout = layout
@@ -130,32 +127,6 @@ class AccessLogFormat:
         self.fault_nouns: Mapping[str, str] = MappingProxyType(
             {LAYOUT: f"a shape other than the {layout} layout"}
         )
-
-    def scan(
-        self,
-        stream: BinaryIO,
-        *,
-        chunk_bytes: int,
-        max_record_bytes: int,
-        byte_offset: int = 0,
-        first_line: int = 1,
-    ) -> Iterator[LineChunk]:
-        """Whole-line chunks (``linescan``): every newline ends a record."""
-        return iter_line_chunks(
-            stream,
-            chunk_bytes=chunk_bytes,
-            max_record_bytes=max_record_bytes,
-            byte_offset=byte_offset,
-            first_line=first_line,
-        )
-
-    def read_header(self, chunk: RecordChunk, contract: Contract) -> HeaderMapping:
-        """Never called: the contract names the fields (``has_header`` is False)."""
-        raise FileRejected("expected no header in an access log", code="header")
-
-    def header_names(self, record: bytes) -> tuple[str, ...]:
-        """An access log has no header: its first line is a record."""
-        return ()
 
     def faults(self, chunk: RecordChunk, header: HeaderMapping) -> dict[str, np.ndarray]:
         """The lines that do not match the layout."""

@@ -105,6 +105,7 @@ def test_check_alerts_never_loaded_datasets_are_missing(
 
     assert rules(alerts) == {
         ("access_logs", "max_hours_without_file"),
+        ("http_requests", "max_hours_without_file"),
         ("kiva_lenders", "max_hours_without_file"),
         ("kiva_loans", "max_hours_without_file"),
         ("server_logs", "max_hours_without_file"),
@@ -235,7 +236,7 @@ def test_open_alerts_lists_only_open_ones(
     warehouse: DuckDBWarehouse, contracts: dict[str, Contract]
 ) -> None:
     check_alerts(warehouse, contracts, NOW)
-    for dataset in ("access_logs", "kiva_loans", "server_logs"):
+    for dataset in ("access_logs", "http_requests", "kiva_loans", "server_logs"):
         record_file(warehouse, dataset, NOW + HOUR / 2)
 
     check_alerts(warehouse, contracts, NOW + HOUR)
@@ -259,6 +260,7 @@ def test_cook_twice_reports_the_same_alerts(warehouse: DuckDBWarehouse, settings
     assert table(warehouse) == table_after_first
     assert rules(first.alerts) == {
         ("access_logs", "max_hours_without_file"),
+        ("http_requests", "max_hours_without_file"),
         ("kiva_lenders", "max_hours_without_file"),
         ("kiva_loans", "dead_letter_rate"),
         ("server_logs", "max_hours_without_file"),
@@ -290,6 +292,7 @@ def test_open_alerts_are_error_lines_the_paging_metric_counts(
     assert {(e["labels"]["dataset"], e["jsonPayload"]["rule"]) for e in paging} == rules(alerts)
     assert {(e["labels"]["dataset"], e["jsonPayload"]["alert"]) for e in paging} == {
         ("access_logs", "missing_data"),
+        ("http_requests", "missing_data"),
         ("kiva_lenders", "missing_data"),
         ("kiva_loans", "dead_letter_rate"),
         ("server_logs", "missing_data"),

@@ -40,14 +40,14 @@ def test_load_contract_refuses_a_format_without_a_module(tmp_path: Path) -> None
     path.write_text("name: x\nversion: 1\nformat: xml\ncolumns:\n  - {name: a, type: string}\n")
 
     with pytest.raises(
-        ContractError, match=r"format: expected one of access_log, csv.*found 'xml'"
+        ContractError, match=r"format: expected one of access_log, csv, jsonl.*found 'xml'"
     ):
         load_contract(path)
 
 
 def test_format_for_refuses_an_unknown_format_in_a_built_contract() -> None:
     with pytest.raises(
-        ContractError, match=r"expected a format among access_log, csv, found 'parquet'"
+        ContractError, match=r"expected a format among access_log, csv, jsonl, found 'parquet'"
     ):
         format_for(dataclasses.replace(CONTRACT, format="parquet"))
 

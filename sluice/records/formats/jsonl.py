@@ -1,0 +1,372 @@
+"""JSON lines (``format: jsonl``): one JSON object a line, each column's value at its path.
+
+A column's ``path`` (``httpRequest.status``; by default its name) leads through nested
+objects to the value. Values become text for the shared typing (``sluice.records.coerce``):
+a string as is, a number as its digits (``1.5``), ``true``/``false``, an object or array as
+compact JSON text, and a null or a missing key as no value. So ``"status": "200"`` (nginx's
+``escape=json``) and ``"status": 200`` (Google's exports) type alike.
+
+Reading is vectorised per chunk: ``pyarrow.json`` reads every line at once, with a schema of
+just the contract's paths. The kinds it declares (string, int, float, boolean) are learned
+from the data: a chunk that holds a number where a string was declared is read again with a
+number there, and the next chunks start from what was learned. Python's ``json`` reads line
+by line only where Arrow cannot say which line is at fault or what text it held:
+
+- lines that cannot be an object as written (not ``{`` ... ``}``), to say why;
+- a chunk Arrow refuses (invalid JSON inside braces, a key twice, a column of mixed kinds);
+- values stored as JSON text (an object in a ``string`` column);
+- a required column with no value, to tell a missing key (a dead letter) from a ``null``.
+
+A line that is not JSON, not an object, or holds a key twice, is a dead letter (``json``);
+so is one without a ``required`` column's key (``missing_field``). An empty line is no
+record, as in the other line formats.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from sluice.contracts import Column, Contract, HeaderMapping
+from sluice.records.chunks import RecordChunk
+from sluice.records.linescan import LineChunk, LineFormat
+
+NOT_AN_OBJECT = "json"
+MISSING_FIELD = "missing_field"
+
+_STRING, _INT, _FLOAT, _BOOL, _TEXT = "string", "int", "float", "bool", "json_text"
+"""How Arrow reads a path: one of its types, or (``_TEXT``) not at all: Python writes it."""
+_ARROW_TYPES = {_STRING: pa.string(), _INT: pa.int64(), _FLOAT: pa.float64(), _BOOL: pa.bool_()}
+_FOUND_KINDS = {"string": _STRING, "number": _INT, "boolean": _BOOL}
+_CHANGED = re.compile(r"Column\(([^)]*)\) changed from \w+ to (\w+)")
+_NOT_INT64 = "Failed to convert JSON to int64"
+_OPEN, _CLOSE, _LF, _SPACE = ord("{"), ord("}"), ord("\n"), ord(" ")
+
+Path = tuple[str, ...]
+
+
+class _LineFault(ValueError):
+    """A line that is not one JSON object; the message says what was found."""
+
+
+@dataclass
+class _Parsed:
+    """What one chunk's lines hold: text by column, and the lines that cannot be rows."""
+
+    values: dict[str, pa.Array]
+    """Column -> text (null: no value), one per row of ``rows``."""
+    rows: np.ndarray
+    """Record index -> its position in ``values`` (-1: none)."""
+    faults: dict[int, tuple[str, str]]
+    """Record index -> (fault code, reason)."""
+
+
+class JsonLinesFormat(LineFormat):
+    """JSON objects, one a line, read by the contract's column paths (``format: jsonl``)."""
+
+    name = "jsonl"
+    fault_nouns: Mapping[str, str] = MappingProxyType(
+        {NOT_AN_OBJECT: "a line that is not a JSON object", MISSING_FIELD: "a required key missing"}
+    )
+
+    def __init__(self, columns: tuple[Column, ...]) -> None:
+        self.paths: dict[str, Path] = {column.name: column.json_path for column in columns}
+        self.required = [column.name for column in columns if column.required]
+        inner = {path[:i] for path in self.paths.values() for i in range(1, len(path))}
+        # A path another one goes through holds an object: only Python can write its text.
+        self.kinds: dict[Path, str] = {
+            path: _TEXT if path in inner else _STRING for path in self.paths.values()
+        }
+
+    def faults(self, chunk: RecordChunk, header: HeaderMapping) -> dict[str, np.ndarray]:
+        """Lines that are not JSON objects; objects without a required column's key."""
+        faults = self._parsed(chunk).faults
+        return {
+            code: np.array(sorted(i for i, (c, _) in faults.items() if c == code), np.int64)
+            for code in self.fault_nouns
+        }
+
+    def describe_fault(
+        self, chunk: RecordChunk, index: int, code: str, header: HeaderMapping
+    ) -> str:
+        """What was expected of the line, and what it holds instead."""
+        return self._parsed(chunk).faults[index][1]
+
+    def fields(
+        self, chunk: RecordChunk, records: np.ndarray, header: HeaderMapping
+    ) -> dict[str, pa.Array]:
+        """Each column's value of ``records`` (JSON objects) as text; null for no value."""
+        parsed = self._parsed(chunk)
+        rows = pa.array(parsed.rows[records], pa.int64())
+        return {name: parsed.values[name].take(rows) for name in header.positions}
+
+    def _parsed(self, chunk: RecordChunk) -> _Parsed:
+        """The chunk read once: ``faults`` asks first, ``fields`` next."""
+        if not isinstance(chunk, LineChunk):
+            raise TypeError(f"expected a chunk of lines, found {type(chunk).__name__}")
+        if not isinstance(chunk.parsed, _Parsed):
+            chunk.parsed = self._read_in_bulk(chunk) or self._read_line_by_line(chunk)
+        return chunk.parsed
+
+    def _read_in_bulk(self, chunk: LineChunk) -> _Parsed | None:
+        """Every object line read by Arrow at once; None when Arrow refuses the chunk."""
+        data = np.frombuffer(chunk.data, dtype=np.uint8)
+        braced = (data[chunk.starts] == _OPEN) & (data[chunk.ends - 1] == _CLOSE)
+        faults: dict[int, tuple[str, str]] = {}
+        for index in np.flatnonzero(~braced).tolist():  # few lines: say why each is odd
+            try:
+                _load(chunk.record_bytes(index))
+                braced[index] = True  # an object after all (spaces around it)
+            except _LineFault as exc:
+                faults[index] = (NOT_AN_OBJECT, str(exc))
+            except UnicodeDecodeError:
+                pass  # parse.py's UTF-8 check names the byte
+        read = self._read_objects(_blank_all_but(data, chunk, braced), int(braced.sum()))
+        if read is None:
+            return None
+        table, kinds = read
+        rows = np.where(braced, np.cumsum(braced) - 1, -1)
+        values: dict[str, Any] = {
+            name: _column_text(table, path, kinds[path]) for name, path in self.paths.items()
+        }
+        # Lines Arrow read: where a column needs Python (JSON text) or its value is null in a
+        # required column (missing key or null?), Python reads the line.
+        again = np.zeros(len(chunk), dtype=np.bool_)
+        for name, array in values.items():
+            if array is None:
+                values[name] = [None] * table.num_rows
+                again |= braced
+            elif name in self.required and array.null_count:
+                again[braced] |= array.is_null().to_numpy(zero_copy_only=False)
+        for index in np.flatnonzero(again).tolist():
+            row = int(rows[index])
+            texts, fault = self._line_texts(chunk.record_bytes(index))
+            if fault is not None:
+                faults[index] = fault
+            for name, text in texts.items():
+                if isinstance(values[name], list):
+                    values[name][row] = text
+        arrays = {
+            name: array if isinstance(array, pa.Array) else pa.array(array, pa.string())
+            for name, array in values.items()
+        }
+        return _Parsed(arrays, rows, faults)
+
+    def _read_objects(self, payload: bytes, count: int) -> tuple[pa.Table, dict[Path, str]] | None:
+        """``count`` objects read by Arrow, and the paths' kinds it was read with (learning
+        from the kinds it finds); None when Arrow refuses them."""
+        if not count:
+            return pa.table({}), dict(self.kinds)
+        kinds, tried = dict(self.kinds), {path: {kind} for path, kind in self.kinds.items()}
+        for _ in range(2 * len(kinds) + 2):
+            try:
+                table = pajson.read_json(
+                    pa.BufferReader(payload),
+                    read_options=pajson.ReadOptions(
+                        use_threads=False, block_size=min(len(payload) + 1, 2**31 - 1)
+                    ),
+                    parse_options=pajson.ParseOptions(
+                        explicit_schema=_schema(kinds), unexpected_field_behavior="ignore"
+                    ),
+                )
+            except pa.ArrowInvalid as exc:
+                if not _learn(str(exc), kinds, tried):
+                    return None
+                continue
+            if table.num_rows != count:  # two objects on one line: read it line by line
+                return None
+            self.kinds.update(kinds)  # the next chunks start from what this one showed
+            return table, kinds
+        return None
+
+    def _read_line_by_line(self, chunk: LineChunk) -> _Parsed:
+        """Every line read by Python's ``json``: a chunk Arrow refused says which line."""
+        faults: dict[int, tuple[str, str]] = {}
+        texts: dict[str, list[str | None]] = {name: [] for name in self.paths}
+        for index in range(len(chunk)):
+            try:
+                line, fault = self._line_texts(chunk.record_bytes(index))
+            except UnicodeDecodeError:
+                line, fault = {}, None  # parse.py's UTF-8 check names the byte
+            if fault is not None:
+                faults[index] = fault
+            for name, column in texts.items():
+                column.append(line.get(name))
+        values = {name: pa.array(column, pa.string()) for name, column in texts.items()}
+        return _Parsed(values, np.arange(len(chunk), dtype=np.int64), faults)
+
+    def _line_texts(self, record: bytes) -> tuple[dict[str, str | None], tuple[str, str] | None]:
+        """One line's text by column, and its fault (None when it is a sound row)."""
+        try:
+            document = _load(record)
+        except _LineFault as exc:
+            return {}, (NOT_AN_OBJECT, str(exc))
+        texts, fault = {}, None
+        for name, path in self.paths.items():
+            missing, value = _walk(document, path)
+            if missing is not None and name in self.required and fault is None:
+                fault = (MISSING_FIELD, missing)
+            try:
+                texts[name] = _as_text(value)
+            except UnicodeEncodeError:  # "\ud800": an escape of half a character
+                return {}, (
+                    NOT_AN_OBJECT,
+                    f"expected text at {'.'.join(path)!r}, found a lone "
+                    "surrogate escape (half a UTF-16 pair)",
+                )
+        return texts, fault
+
+
+def _column_text(table: pa.Table, path: Path, kind: str) -> pa.Array | None:
+    """A path's values as text, or None where Python must write them (JSON text)."""
+    if kind == _TEXT:
+        return None
+    if table.num_rows == 0:
+        return pa.array([], pa.string())
+    values = table.column(path[0]).combine_chunks()
+    for key in path[1:]:
+        values = pc.struct_field(values, [values.type.get_field_index(key)])
+    return values.cast(pa.string())
+
+
+def _blank_all_but(data: np.ndarray, chunk: LineChunk, keep: np.ndarray) -> bytes:
+    """The chunk's bytes with every record but ``keep`` blanked to spaces: Arrow then reads
+    exactly the kept lines, in order, and the line ends stay where they were."""
+    edges = np.zeros(len(data) + 1, dtype=np.int32)
+    edges[chunk.starts[keep]] += 1
+    edges[chunk.ends[keep]] -= 1
+    inside = np.cumsum(edges[:-1]) > 0
+    payload = data.copy()
+    payload[~inside & (data != _LF)] = _SPACE
+    return payload.tobytes()
+
+
+def _schema(kinds: dict[Path, str]) -> pa.Schema:
+    """Arrow's schema for the paths it reads: nested structs down to each path's type."""
+    tree: dict[str, Any] = {}
+    for path, kind in kinds.items():
+        if kind == _TEXT:
+            continue
+        node = tree
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = _ARROW_TYPES[kind]
+
+    def arrow_type(node: dict[str, Any] | pa.DataType) -> pa.DataType:
+        return node if isinstance(node, pa.DataType) else pa.struct(_fields(node))
+
+    def _fields(node: dict[str, Any]) -> list[pa.Field]:
+        return [pa.field(key, arrow_type(child)) for key, child in node.items()]
+
+    return pa.schema(_fields(tree))
+
+
+def _learn(error: str, kinds: dict[Path, str], tried: dict[Path, set[str]]) -> bool:
+    """Change the kind Arrow's error shows was wrong; False when no change can help."""
+    changed = _CHANGED.search(error)
+    if changed is not None:
+        path = tuple(changed[1].strip("/").split("/"))
+        kind = _FOUND_KINDS.get(changed[2], _TEXT)  # an object or array: JSON text
+        if path not in kinds or kind in tried[path]:
+            return False  # a path inside a non-object, or a column of mixed kinds
+        kinds[path] = kind
+        tried[path].add(kind)
+        return True
+    if _NOT_INT64 in error:  # a fraction or a huge number where integers were seen
+        ints = [path for path, kind in kinds.items() if kind == _INT and _FLOAT not in tried[path]]
+        for path in ints:
+            kinds[path] = _FLOAT
+            tried[path].add(_FLOAT)
+        return bool(ints)
+    return False
+
+
+def _load(record: bytes) -> dict[str, Any]:
+    """The line as a JSON object; _LineFault saying what it is instead."""
+    try:
+        document = json.loads(record, object_pairs_hook=_object_once, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise _LineFault(
+            f"expected a JSON object, found invalid JSON ({exc.msg}, character {exc.pos + 1})"
+        ) from None
+    if not isinstance(document, dict):
+        raise _LineFault(f"expected a JSON object, found {_kind(document)}")
+    return document
+
+
+def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        twice = next(key for i, (key, _) in enumerate(pairs) if key in dict(pairs[:i]))
+        raise _LineFault(f"expected each key once in an object, found {twice!r} twice")
+    return document
+
+
+def _no_constant(name: str) -> None:
+    raise _LineFault(f"expected a JSON object, found invalid JSON ({name} is not JSON)")
+
+
+def _walk(document: dict[str, Any], path: Path) -> tuple[str | None, Any]:
+    """(why the path is missing, or None; the value there, or None)."""
+    value: Any = document
+    for depth, key in enumerate(path):
+        if not isinstance(value, dict):
+            where = ".".join(path[:depth])
+            return f"expected an object at {where!r} holding {key!r}, found {_kind(value)}", None
+        if key not in value:
+            within = f" in {'.'.join(path[:depth])!r}" if depth else ""
+            return f"expected key {'.'.join(path)!r}, found no {key!r}{within}", None
+        value = value[key]
+    return None, value
+
+
+def _kind(value: Any) -> str:
+    """How a reason names a JSON value that is not what was expected."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return f"a string {value[:40]!r}"
+    if isinstance(value, int | float):
+        return f"a number {value!r}"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _as_text(value: Any) -> str | None:
+    """A JSON value as the text Arrow's reading gives it (objects and arrays: compact JSON)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value.encode("utf-8")  # a lone surrogate escape is not text Arrow can hold
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text: str = pa.scalar(value, pa.float64()).cast(pa.string()).as_py()
+        return text
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text.encode("utf-8")
+    return text
+
+
+@functools.cache
+def format_for_contract(contract: Contract) -> JsonLinesFormat:
+    """The format reading the contract's paths (one per contract and process: the kinds
+    it learns carry over from chunk to chunk)."""
+    return JsonLinesFormat(contract.columns)
+
+
+FORMAT = JsonLinesFormat(())
+"""The format by name alone (``format_named``): enough to find records, which never depends
+on the paths."""
