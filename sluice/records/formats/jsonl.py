@@ -50,7 +50,7 @@ _ARROW_TYPES = {_STRING: pa.string(), _INT: pa.int64(), _FLOAT: pa.float64(), _B
 _FOUND_KINDS = {"string": _STRING, "number": _INT, "boolean": _BOOL}
 _CHANGED = re.compile(r"Column\(([^)]*)\) changed from \w+ to (\w+)")
 _NOT_INT64 = "Failed to convert JSON to int64"
-_OPEN, _CLOSE, _LF, _SPACE = ord("{"), ord("}"), ord("\n"), ord(" ")
+_OPEN, _CLOSE, _SPACE = ord("{"), ord("}"), ord(" ")
 
 Path = tuple[str, ...]
 
@@ -173,7 +173,7 @@ class JsonLinesFormat(LineFormat):
                 table = pajson.read_json(
                     pa.BufferReader(payload),
                     read_options=pajson.ReadOptions(
-                        use_threads=False, block_size=min(len(payload) + 1, 2**31 - 1)
+                        use_threads=False, block_size=min(payload.size + 1, 2**31 - 1)
                     ),
                     parse_options=pajson.ParseOptions(
                         explicit_schema=_schema(kinds), unexpected_field_behavior="ignore"
@@ -239,16 +239,20 @@ def _column_text(table: pa.Table, path: Path, kind: str) -> pa.Array | None:
     return values.cast(pa.string())
 
 
-def _blank_all_but(data: np.ndarray, chunk: LineChunk, keep: np.ndarray) -> bytes:
-    """The chunk's bytes with every record but ``keep`` blanked to spaces: Arrow then reads
-    exactly the kept lines, in order, and the line ends stay where they were."""
-    edges = np.zeros(len(data) + 1, dtype=np.int32)
-    edges[chunk.starts[keep]] += 1
-    edges[chunk.ends[keep]] -= 1
-    inside = np.cumsum(edges[:-1]) > 0
-    payload = data.copy()
-    payload[~inside & (data != _LF)] = _SPACE
-    return payload.tobytes()
+def _blank_all_but(data: np.ndarray, chunk: LineChunk, keep: np.ndarray) -> pa.Buffer:
+    """The chunk's records but ``keep``'s blanked to spaces: Arrow then reads exactly the
+    kept lines, in order (the line ends stay where they were)."""
+    if not len(chunk):
+        return pa.py_buffer(b"")
+    span = pa.py_buffer(chunk.data)[int(chunk.starts[0]) : int(chunk.ends[-1])]
+    if keep.all():
+        return span
+    payload = np.frombuffer(span, dtype=np.uint8).copy()
+    offset = int(chunk.starts[0])
+    # The records left out are the lines already found odd, one by one: few of them.
+    for start, end in zip(chunk.starts[~keep].tolist(), chunk.ends[~keep].tolist(), strict=True):
+        payload[start - offset : end - offset] = _SPACE
+    return pa.py_buffer(payload)
 
 
 def _schema(kinds: dict[Path, str]) -> pa.Schema:
