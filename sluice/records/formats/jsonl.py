@@ -162,7 +162,9 @@ class JsonLinesFormat(LineFormat):
         }
         return _Parsed(arrays, rows, faults)
 
-    def _read_objects(self, payload: bytes, count: int) -> tuple[pa.Table, dict[Path, str]] | None:
+    def _read_objects(
+        self, payload: pa.Buffer, count: int
+    ) -> tuple[pa.Table, dict[Path, str]] | None:
         """``count`` objects read by Arrow, and the paths' kinds it was read with (learning
         from the kinds it finds); None when Arrow refuses them."""
         if not count:
@@ -194,10 +196,7 @@ class JsonLinesFormat(LineFormat):
         faults: dict[int, tuple[str, str]] = {}
         texts: dict[str, list[str | None]] = {name: [] for name in self.paths}
         for index in range(len(chunk)):
-            try:
-                line, fault = self._line_texts(chunk.record_bytes(index))
-            except UnicodeDecodeError:
-                line, fault = {}, None  # parse.py's UTF-8 check names the byte
+            line, fault = self._line_texts(chunk.record_bytes(index))
             if fault is not None:
                 faults[index] = fault
             for name, column in texts.items():
@@ -211,6 +210,8 @@ class JsonLinesFormat(LineFormat):
             document = _load(record)
         except _LineFault as exc:
             return {}, (NOT_AN_OBJECT, str(exc))
+        except UnicodeDecodeError:
+            return {}, None  # parse.py's UTF-8 check names the byte
         texts, fault = {}, None
         for name, path in self.paths.items():
             missing, value = _walk(document, path)

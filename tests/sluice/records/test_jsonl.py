@@ -248,3 +248,32 @@ def test_validation_rejects_json_lines_without_lines() -> None:
     assert [(p.code, p.message) for p in report.problems] == [
         ("empty_file", "expected records, found only whitespace")
     ]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b'"note":"caf\xe9"', b'"resource":{"labels":{"zone":"caf\xe9"}}'],
+    ids=["string", "json-text"],
+)
+def test_line_that_is_not_utf8_is_a_dead_letter_and_its_neighbours_load(bad: bytes) -> None:
+    data = b"\n".join(
+        b"{" + TIME + b',"httpRequest":{"status":%d},%s}' % (status, extra)
+        for status, extra in [(200, b'"note":"a"'), (201, bad), (202, b'"note":"b"')]
+    )
+
+    rows, dead = parse(data)
+
+    assert rows.column("status").to_pylist() == [200, 202]
+    [reason] = dead.column("reason").to_pylist()
+    assert reason.startswith("invalid UTF-8 at byte ") and reason.endswith("found byte 0xe9)")
+
+
+def test_lone_surrogate_escape_is_a_dead_letter() -> None:
+    data = b"{" + TIME + b',"httpRequest":{"status":200},"note":"\\ud800"}\n'
+
+    rows, dead = parse(data)
+
+    assert rows.num_rows == 0
+    assert dead.column("reason").to_pylist() == [
+        "expected text at 'note', found a lone surrogate escape (half a UTF-16 pair)"
+    ]
