@@ -50,6 +50,7 @@ _ARROW_TYPES = {_STRING: pa.string(), _INT: pa.int64(), _FLOAT: pa.float64(), _B
 _FOUND_KINDS = {"string": _STRING, "number": _INT, "boolean": _BOOL}
 _CHANGED = re.compile(r"Column\(([^)]*)\) changed from \w+ to (\w+)")
 _NOT_INT64 = "Failed to convert JSON to int64"
+_EXACT_FLOAT_LIMIT = 2.0**53
 _OPEN, _CLOSE, _SPACE = ord("{"), ord("}"), ord(" ")
 
 Path = tuple[str, ...]
@@ -136,30 +137,25 @@ class JsonLinesFormat(LineFormat):
             return None
         table, kinds = read
         rows = np.where(braced, np.cumsum(braced) - 1, -1)
-        values: dict[str, Any] = {
-            name: _column_text(table, path, kinds[path]) for name, path in self.paths.items()
-        }
-        # Lines Arrow read: where a column needs Python (JSON text) or its value is null in a
-        # required column (missing key or null?), Python reads the line.
-        again = np.zeros(len(chunk), dtype=np.bool_)
-        for name, array in values.items():
-            if array is None:
-                values[name] = [None] * table.num_rows
-                again |= braced
-            elif name in self.required and array.null_count:
-                again[braced] |= array.is_null().to_numpy(zero_copy_only=False)
-        for index in np.flatnonzero(again).tolist():
-            row = int(rows[index])
-            texts, fault = self._line_texts(chunk.record_bytes(index))
+        texts: dict[str, pa.Array | None] = {}
+        redo: dict[str, np.ndarray] = {}  # column -> the rows whose text Python writes
+        for name, path in self.paths.items():
+            texts[name], redo[name] = _column_text(table, path, kinds[path])
+            if name in self.required and texts[name] is not None:
+                # A null in a required column: a missing key, or a null? Python tells.
+                redo[name] = redo[name] | texts[name].is_null().to_numpy(zero_copy_only=False)
+        patches: dict[str, dict[int, str | None]] = {name: {} for name in self.paths}
+        again = np.logical_or.reduce([*redo.values(), np.zeros(table.num_rows, np.bool_)])
+        for row, index in zip(
+            np.flatnonzero(again).tolist(), np.flatnonzero(braced)[again].tolist(), strict=True
+        ):
+            line, fault = self._line_texts(chunk.record_bytes(index))
             if fault is not None:
                 faults[index] = fault
-            for name, text in texts.items():
-                if isinstance(values[name], list):
-                    values[name][row] = text
-        arrays = {
-            name: array if isinstance(array, pa.Array) else pa.array(array, pa.string())
-            for name, array in values.items()
-        }
+            for name, text in line.items():
+                if redo[name][row]:
+                    patches[name][row] = text
+        arrays = {name: _patched(texts[name], patches[name], table.num_rows) for name in texts}
         return _Parsed(arrays, rows, faults)
 
     def _read_objects(
@@ -228,16 +224,32 @@ class JsonLinesFormat(LineFormat):
         return texts, fault
 
 
-def _column_text(table: pa.Table, path: Path, kind: str) -> pa.Array | None:
-    """A path's values as text, or None where Python must write them (JSON text)."""
+def _column_text(table: pa.Table, path: Path, kind: str) -> tuple[pa.Array | None, np.ndarray]:
+    """A path's values as text (None: none) and the rows whose text Python must write: all
+    of them for JSON text, and integers a float cannot hold exactly (``1e20`` or
+    ``100000000000000000000``: only the line tells)."""
     if kind == _TEXT:
-        return None
+        return None, np.ones(table.num_rows, dtype=np.bool_)
     if table.num_rows == 0:
-        return pa.array([], pa.string())
+        return pa.array([], pa.string()), np.zeros(0, dtype=np.bool_)
     values = table.column(path[0]).combine_chunks()
     for key in path[1:]:
         values = pc.struct_field(values, [values.type.get_field_index(key)])
-    return values.cast(pa.string())
+    inexact = np.zeros(table.num_rows, dtype=np.bool_)
+    if kind == _FLOAT:
+        large = pc.greater_equal(pc.abs(values), _EXACT_FLOAT_LIMIT)
+        inexact = pc.fill_null(large, False).to_numpy(zero_copy_only=False)
+    return values.cast(pa.string()), inexact
+
+
+def _patched(texts: pa.Array | None, patches: dict[int, str | None], count: int) -> pa.Array:
+    """``texts`` with the rows Python wrote replaced (few, unless a column is JSON text)."""
+    if not patches:
+        return texts if texts is not None else pa.nulls(count, pa.string())
+    values = texts.to_pylist() if texts is not None else [None] * count
+    for row, text in patches.items():
+        values[row] = text
+    return pa.array(values, pa.string())
 
 
 def _blank_all_but(data: np.ndarray, chunk: LineChunk, keep: np.ndarray) -> pa.Buffer:
@@ -287,7 +299,9 @@ def _learn(error: str, kinds: dict[Path, str], tried: dict[Path, set[str]]) -> b
         kinds[path] = kind
         tried[path].add(kind)
         return True
-    if _NOT_INT64 in error:  # a fraction or a huge number where integers were seen
+    # A fraction where integers were seen reads as a float; an integer past int64 does not
+    # (a float would round it), so Python reads that chunk.
+    if _NOT_INT64 in error and re.search(r"parse:\S*[.eE]", error):
         ints = [path for path, kind in kinds.items() if kind == _INT and _FLOAT not in tried[path]]
         for path in ints:
             kinds[path] = _FLOAT

@@ -277,3 +277,27 @@ def test_lone_surrogate_escape_is_a_dead_letter() -> None:
     assert dead.column("reason").to_pylist() == [
         "expected text at 'note', found a lone surrogate escape (half a UTF-16 pair)"
     ]
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        [b"1.5", b"2.0", b"1e-7", b"-0.0", b"3"],
+        [b"1", b"2", b"100000000000000000000"],
+        [b'{"a": 1}', b'[1, "b"]', b"null", b"true"],
+    ],
+    ids=["floats", "huge-integer", "objects"],
+)
+def test_arrow_and_python_write_the_same_text(
+    notes: list[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = b"\n".join(
+        b"{" + TIME + b',"httpRequest":{"status":200},"note":%s}' % note for note in notes * 50
+    )
+    by_arrow = parse(data, chunk_bytes=512)
+
+    monkeypatch.setattr(JsonLinesFormat, "_read_in_bulk", lambda self, chunk: None)
+    by_python = parse(data, chunk_bytes=512)
+
+    assert by_arrow[0].column("note").equals(by_python[0].column("note"))
+    assert by_arrow[1].num_rows == by_python[1].num_rows == 0
