@@ -25,7 +25,6 @@ record, as in the other line formats.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import pyarrow.json as pajson
 
 from sluice.contracts import Column, Contract, HeaderMapping
 from sluice.records.chunks import RecordChunk
+from sluice.records.jsonline import LineFault, Path, as_text, load_object, walk
 from sluice.records.linescan import LineChunk, LineFormat
 
 NOT_AN_OBJECT = "json"
@@ -52,12 +52,6 @@ _CHANGED = re.compile(r"Column\(([^)]*)\) changed from \w+ to (\w+)")
 _NOT_INT64 = "Failed to convert JSON to int64"
 _EXACT_FLOAT_LIMIT = 2.0**53
 _OPEN, _CLOSE, _SPACE = ord("{"), ord("}"), ord(" ")
-
-Path = tuple[str, ...]
-
-
-class _LineFault(ValueError):
-    """A line that is not one JSON object; the message says what was found."""
 
 
 @dataclass
@@ -126,9 +120,9 @@ class JsonLinesFormat(LineFormat):
         faults: dict[int, tuple[str, str]] = {}
         for index in np.flatnonzero(~braced).tolist():  # few lines: say why each is odd
             try:
-                _load(chunk.record_bytes(index))
+                load_object(chunk.record_bytes(index))
                 braced[index] = True  # an object after all (spaces around it)
-            except _LineFault as exc:
+            except LineFault as exc:
                 faults[index] = (NOT_AN_OBJECT, str(exc))
             except UnicodeDecodeError:
                 pass  # parse.py's UTF-8 check names the byte
@@ -203,18 +197,18 @@ class JsonLinesFormat(LineFormat):
     def _line_texts(self, record: bytes) -> tuple[dict[str, str | None], tuple[str, str] | None]:
         """One line's text by column, and its fault (None when it is a sound row)."""
         try:
-            document = _load(record)
-        except _LineFault as exc:
+            document = load_object(record)
+        except LineFault as exc:
             return {}, (NOT_AN_OBJECT, str(exc))
         except UnicodeDecodeError:
             return {}, None  # parse.py's UTF-8 check names the byte
         texts, fault = {}, None
         for name, path in self.paths.items():
-            missing, value = _walk(document, path)
+            missing, value = walk(document, path)
             if missing is not None and name in self.required and fault is None:
                 fault = (MISSING_FIELD, missing)
             try:
-                texts[name] = _as_text(value)
+                texts[name] = as_text(value)
             except UnicodeEncodeError:  # "\ud800": an escape of half a character
                 return {}, (
                     NOT_AN_OBJECT,
@@ -308,75 +302,6 @@ def _learn(error: str, kinds: dict[Path, str], tried: dict[Path, set[str]]) -> b
             tried[path].add(_FLOAT)
         return bool(ints)
     return False
-
-
-def _load(record: bytes) -> dict[str, Any]:
-    """The line as a JSON object; _LineFault saying what it is instead."""
-    try:
-        document = json.loads(record, object_pairs_hook=_object_once, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise _LineFault(
-            f"expected a JSON object, found invalid JSON ({exc.msg}, character {exc.pos + 1})"
-        ) from None
-    if not isinstance(document, dict):
-        raise _LineFault(f"expected a JSON object, found {_kind(document)}")
-    return document
-
-
-def _object_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document = dict(pairs)
-    if len(document) != len(pairs):
-        twice = next(key for i, (key, _) in enumerate(pairs) if key in dict(pairs[:i]))
-        raise _LineFault(f"expected each key once in an object, found {twice!r} twice")
-    return document
-
-
-def _no_constant(name: str) -> None:
-    raise _LineFault(f"expected a JSON object, found invalid JSON ({name} is not JSON)")
-
-
-def _walk(document: dict[str, Any], path: Path) -> tuple[str | None, Any]:
-    """(why the path is missing, or None; the value there, or None)."""
-    value: Any = document
-    for depth, key in enumerate(path):
-        if not isinstance(value, dict):
-            where = ".".join(path[:depth])
-            return f"expected an object at {where!r} holding {key!r}, found {_kind(value)}", None
-        if key not in value:
-            within = f" in {'.'.join(path[:depth])!r}" if depth else ""
-            return f"expected key {'.'.join(path)!r}, found no {key!r}{within}", None
-        value = value[key]
-    return None, value
-
-
-def _kind(value: Any) -> str:
-    """How a reason names a JSON value that is not what was expected."""
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)
-    if isinstance(value, str):
-        return f"a string {value[:40]!r}"
-    if isinstance(value, int | float):
-        return f"a number {value!r}"
-    return "an array" if isinstance(value, list) else "an object"
-
-
-def _as_text(value: Any) -> str | None:
-    """A JSON value as the text Arrow's reading gives it (objects and arrays: compact JSON)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value.encode("utf-8")  # a lone surrogate escape is not text Arrow can hold
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        text: str = pa.scalar(value, pa.float64()).cast(pa.string()).as_py()
-        return text
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text.encode("utf-8")
-    return text
 
 
 @functools.cache
