@@ -21,9 +21,9 @@ from sluice.records.parse import iter_parsed_batches
 from sluice.records.splits import ByteRange, RangeReader, find_split_points
 from sluice.schema import SourceRef
 from sluice.settings import REPO_ROOT, load_settings
+from tests.sluice.records.line_parsing import INGESTED, parse_file, rows_by_line
 
 SOURCE = SourceRef("gs://landing/incoming/access_logs/access.log", 7)
-INGESTED = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CONTRACT = load_contract(REPO_ROOT / "contracts" / "access_logs.yaml")
 
 # One line per case an access log holds; each one's fate is named in the tests below.
@@ -70,26 +70,7 @@ TLS_AS_LOGGED = r"\x16\x03\x01\x02\x00\x01\x00\x01\xFC\x03\x03"
 def parse(
     data: bytes, contract: Contract = CONTRACT, *, chunk_bytes: int = 1 << 16
 ) -> tuple[pa.Table, pa.Table]:
-    batches = list(
-        iter_parsed_batches(
-            io.BytesIO(data),
-            contract,
-            SOURCE,
-            ingested_at=INGESTED,
-            chunk_bytes=chunk_bytes,
-            max_record_bytes=1 << 20,
-        )
-    )
-    rows = pa.concat_tables([b.rows for b in batches])
-    dead = pa.concat_tables([b.dead for b in batches])
-    return rows, dead
-
-
-def rows_by_line(rows: pa.Table) -> dict[int, dict[str, object]]:
-    return {
-        row.pop("_source_line"): row
-        for row in rows.select([*CONTRACT.column_names, "_source_line"]).to_pylist()
-    }
+    return parse_file(data, contract, SOURCE, chunk_bytes=chunk_bytes)
 
 
 def test_combined_log_gives_each_line_its_fate_with_exact_counts() -> None:
@@ -105,7 +86,7 @@ def test_combined_log_gives_each_line_its_fate_with_exact_counts() -> None:
 
 
 def test_combined_log_apache_docs_line_is_typed_with_utc_time() -> None:
-    row = rows_by_line(parse(SAMPLE_COMBINED_LOG)[0])[1]
+    row = rows_by_line(parse(SAMPLE_COMBINED_LOG)[0], CONTRACT)[1]
 
     assert row == {
         "client_ip": "127.0.0.1",
@@ -124,7 +105,7 @@ def test_combined_log_apache_docs_line_is_typed_with_utc_time() -> None:
 
 
 def test_combined_log_dashes_are_null_and_ipv6_clients_are_kept() -> None:
-    row = rows_by_line(parse(SAMPLE_COMBINED_LOG)[0])[2]
+    row = rows_by_line(parse(SAMPLE_COMBINED_LOG)[0], CONTRACT)[2]
 
     assert row["client_ip"] == "2001:db8::1" and row["user_name"] is None
     assert (row["status"], row["bytes_sent"]) == (304, None)
@@ -138,7 +119,7 @@ def test_combined_log_dashes_are_null_and_ipv6_clients_are_kept() -> None:
 def test_combined_log_request_of_another_shape_keeps_its_row(
     line: int, request_line: str, status: int, size: int
 ) -> None:
-    row = rows_by_line(parse(SAMPLE_COMBINED_LOG)[0])[line]
+    row = rows_by_line(parse(SAMPLE_COMBINED_LOG)[0], CONTRACT)[line]
 
     assert [row[part] for part in ("method", "path", "query", "protocol")] == [None] * 4
     assert (row["request"], row["status"], row["bytes_sent"]) == (request_line, status, size)
@@ -146,7 +127,7 @@ def test_combined_log_request_of_another_shape_keeps_its_row(
 
 
 def test_combined_log_escapes_are_read() -> None:
-    by_line = rows_by_line(parse(SAMPLE_COMBINED_LOG)[0])
+    by_line = rows_by_line(parse(SAMPLE_COMBINED_LOG)[0], CONTRACT)
 
     nginx = by_line[6]
     assert (nginx["path"], nginx["query"], nginx["protocol"]) == ("/café", 'q="tea"', "HTTP/2.0")
@@ -155,7 +136,7 @@ def test_combined_log_escapes_are_read() -> None:
 
 
 def test_combined_log_request_targets_split_at_the_first_question_mark() -> None:
-    by_line = rows_by_line(parse(SAMPLE_COMBINED_LOG)[0])
+    by_line = rows_by_line(parse(SAMPLE_COMBINED_LOG)[0], CONTRACT)
 
     assert (by_line[7]["method"], by_line[7]["path"]) == ("CONNECT", "example.com:443")
     assert (by_line[8]["path"], by_line[8]["query"]) == ("http://example.com/x", "a=1&b=")

@@ -18,9 +18,9 @@ from sluice.records.parse import iter_parsed_batches
 from sluice.records.splits import ByteRange, RangeReader, find_split_points
 from sluice.schema import SourceRef
 from sluice.settings import REPO_ROOT, load_settings
+from tests.sluice.records.line_parsing import INGESTED, parse_file, rows_by_line
 
 SOURCE = SourceRef("gs://landing/incoming/requests/requests.json", 7)
-INGESTED = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 CONTRACT = Contract(
     name="requests",
     version=1,
@@ -73,26 +73,7 @@ DEAD = {
 def parse(
     data: bytes, contract: Contract = CONTRACT, *, chunk_bytes: int = 1 << 16
 ) -> tuple[pa.Table, pa.Table]:
-    batches = list(
-        iter_parsed_batches(
-            io.BytesIO(data),
-            contract,
-            SOURCE,
-            ingested_at=INGESTED,
-            chunk_bytes=chunk_bytes,
-            max_record_bytes=1 << 20,
-        )
-    )
-    rows = pa.concat_tables([b.rows for b in batches])
-    dead = pa.concat_tables([b.dead for b in batches])
-    return rows, dead
-
-
-def rows_by_line(rows: pa.Table) -> dict[int, dict[str, object]]:
-    return {
-        row.pop("_source_line"): row
-        for row in rows.select([*CONTRACT.column_names, "_source_line"]).to_pylist()
-    }
+    return parse_file(data, contract, SOURCE, chunk_bytes=chunk_bytes)
 
 
 def test_json_lines_give_each_line_its_fate_with_exact_counts() -> None:
@@ -107,7 +88,7 @@ def test_json_lines_give_each_line_its_fate_with_exact_counts() -> None:
 
 
 def test_json_lines_read_nested_paths_and_keep_objects_as_json_text() -> None:
-    row = rows_by_line(parse(SAMPLE_JSON_LINES)[0])[1]
+    row = rows_by_line(parse(SAMPLE_JSON_LINES)[0], CONTRACT)[1]
 
     assert row == {
         "timestamp": datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC),
@@ -120,7 +101,7 @@ def test_json_lines_read_nested_paths_and_keep_objects_as_json_text() -> None:
 
 
 def test_json_lines_type_strings_and_write_numbers_as_text() -> None:
-    by_line = rows_by_line(parse(SAMPLE_JSON_LINES)[0])
+    by_line = rows_by_line(parse(SAMPLE_JSON_LINES)[0], CONTRACT)
 
     assert (by_line[2]["status"], by_line[2]["note"]) == (404, "café 😀")
     assert (by_line[3]["status"], by_line[3]["note"], by_line[3]["method"]) == (500, "42.5", None)
