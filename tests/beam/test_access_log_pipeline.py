@@ -5,32 +5,16 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from beam.pipeline import run
+from tests.beam.line_loads import load_dataset
 from tests.sluice.records.test_access_log import DEAD, ROW_LINES, SAMPLE_COMBINED_LOG
-
-STARTED_AT = "2026-11-24T10:00:00+00:00"
-ROWS_SQL = (
-    "SELECT * EXCLUDE (_ingested_at, _source_uri, _source_generation)"
-    " FROM sluice.access_logs ORDER BY _source_line"
-)
-DEAD_SQL = "SELECT line, reason FROM sluice.access_logs_dead_letter ORDER BY line"
 
 
 def load(
     path: Path, home: Path, monkeypatch: pytest.MonkeyPatch, *, split_bytes: int = 10**9
 ) -> tuple[list[tuple], list[tuple], tuple[int, int, int]]:
-    """Run the pipeline on ``path`` into ``home``'s warehouse; the rows, dead letters, counts."""
-    monkeypatch.setenv("SLUICE_HOME", str(home))
-    monkeypatch.setenv("SLUICE_SPLIT_BYTES", str(split_bytes))
-    monkeypatch.setenv("SLUICE_PIPELINE_WORKERS", "1")
-    record = run([f"--input={path}", "--dataset=access_logs", f"--started_at={STARTED_AT}"])
-    assert record is not None and record.status == "loaded", record
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
-        rows, dead = con.execute(ROWS_SQL).fetchall(), con.execute(DEAD_SQL).fetchall()
-    return rows, dead, (record.rows_in, record.rows_loaded, record.rows_dead)
+    return load_dataset(path, "access_logs", home, monkeypatch, split_bytes=split_bytes)
 
 
 def test_pipeline_loads_a_gzipped_rotated_log(
