@@ -8,6 +8,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest
 
 from sluice.contracts import Contract
 from sluice.schema import IngestionRecord, SourceRef, dead_letter_schema, processed_schema
-from sluice.settings import REPO_ROOT, Settings
+from sluice.settings import REPO_ROOT, Settings, load_settings
+from sluice.warehouse.bigquery import BigQueryWarehouse
 from sluice.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import require_tool
 
@@ -123,6 +125,19 @@ def stager(tmp_path: Path, contract: Contract) -> Stager:
     root = tmp_path / "staged"
     root.mkdir()
     return Stager(root, contract)
+
+
+def emulator_warehouse(bq_emulator: str) -> BigQueryWarehouse:
+    """A BigQuery adapter on the emulator with datasets of its own (created on first use)."""
+    suffix = uuid.uuid4().hex[:10]
+    settings = load_settings(
+        warehouse="bigquery",
+        bq_project=EMULATOR_PROJECT,
+        bq_endpoint=bq_emulator,
+        warehouse_dataset=f"raw_{suffix}",
+        cooked_warehouse_dataset=f"cooked_{suffix}",
+    )
+    return BigQueryWarehouse(settings, api_timeout=10, job_timeout=30)
 
 
 @pytest.fixture

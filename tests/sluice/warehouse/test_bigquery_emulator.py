@@ -7,7 +7,6 @@ tests are skipped when that virtualenv is missing. Each test uses its own datase
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -16,12 +15,11 @@ import pytest
 from sluice.contracts import Contract
 from sluice.errors import MissingTable, WarehouseError
 from sluice.schema import SourceRef
-from sluice.settings import load_settings
 from sluice.warehouse.bigquery import BigQueryWarehouse
 from sluice.warehouse.loads import SUPERSEDED
 from sluice.warehouse.state import Breach, LoadFacts, LoadWindow
 
-from .conftest import EMULATOR_PROJECT, T0, Stager, make_record
+from .conftest import T0, Stager, emulator_warehouse, make_record
 
 pytestmark = pytest.mark.emulator
 
@@ -33,15 +31,7 @@ HOUR = timedelta(hours=1)
 @pytest.fixture
 def emu(bq_emulator: str, isolated_env: object, contract: Contract) -> Iterator[BigQueryWarehouse]:
     """A BigQuery adapter on the emulator, with fresh datasets and the contract's tables."""
-    suffix = uuid.uuid4().hex[:10]
-    settings = load_settings(
-        warehouse="bigquery",
-        bq_project=EMULATOR_PROJECT,
-        bq_endpoint=bq_emulator,
-        warehouse_dataset=f"raw_{suffix}",
-        cooked_warehouse_dataset=f"cooked_{suffix}",
-    )
-    warehouse = BigQueryWarehouse(settings, api_timeout=10, job_timeout=30)
+    warehouse = emulator_warehouse(bq_emulator)
     warehouse.ensure_tables(contract)
     yield warehouse
     warehouse.close()

@@ -6,7 +6,6 @@ emulator tier when its virtualenv is missing."""
 from __future__ import annotations
 
 import math
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -15,10 +14,10 @@ import pytest
 
 from sluice.contracts import Contract
 from sluice.cook.summaries import plan_summaries
-from sluice.settings import REPO_ROOT, load_settings
+from sluice.settings import REPO_ROOT
 from sluice.warehouse.bigquery import BigQueryWarehouse
 
-from .conftest import EMULATOR_PROJECT
+from .conftest import emulator_warehouse
 
 pytestmark = pytest.mark.emulator
 
@@ -34,15 +33,7 @@ EXTREMES = (
 @pytest.fixture
 def emu(bq_emulator: str, isolated_env: object, contract: Contract) -> Iterator[BigQueryWarehouse]:
     """A BigQuery adapter on the emulator, with fresh datasets and server_logs' tables."""
-    suffix = uuid.uuid4().hex[:10]
-    settings = load_settings(
-        warehouse="bigquery",
-        bq_project=EMULATOR_PROJECT,
-        bq_endpoint=bq_emulator,
-        warehouse_dataset=f"raw_{suffix}",
-        cooked_warehouse_dataset=f"cooked_{suffix}",
-    )
-    warehouse = BigQueryWarehouse(settings, api_timeout=10, job_timeout=30)
+    warehouse = emulator_warehouse(bq_emulator)
     warehouse.ensure_tables(contract)
     yield warehouse
     warehouse.close()

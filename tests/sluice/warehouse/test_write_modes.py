@@ -4,7 +4,6 @@ replace_dataset keeps the newest snapshot, whatever order files load in and howe
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,13 +12,12 @@ import pytest
 
 from sluice.contracts import Contract
 from sluice.schema import SourceRef, processed_schema
-from sluice.settings import Settings, load_settings
+from sluice.settings import Settings
 from sluice.warehouse import Warehouse
-from sluice.warehouse.bigquery import BigQueryWarehouse
 from sluice.warehouse.duckdb import DuckDBWarehouse
 from sluice.warehouse.loads import SUPERSEDED
 
-from .conftest import EMULATOR_PROJECT, T0, Stager, make_record
+from .conftest import T0, Stager, emulator_warehouse, make_record
 
 OLD = SourceRef("gs://landing/incoming/kiva_lenders/2024-01-01.csv", 1700000000000001)
 NEW = SourceRef("gs://landing/incoming/kiva_lenders/2024-01-02.csv", 1700000000000002)
@@ -38,18 +36,7 @@ def warehouse(
     if request.param == "duckdb":
         wh: Warehouse = DuckDBWarehouse(settings)
     else:
-        suffix = uuid.uuid4().hex[:10]
-        wh = BigQueryWarehouse(
-            load_settings(
-                warehouse="bigquery",
-                bq_project=EMULATOR_PROJECT,
-                bq_endpoint=request.getfixturevalue("bq_emulator"),
-                warehouse_dataset=f"raw_{suffix}",
-                cooked_warehouse_dataset=f"cooked_{suffix}",
-            ),
-            api_timeout=10,
-            job_timeout=30,
-        )
+        wh = emulator_warehouse(request.getfixturevalue("bq_emulator"))
     wh.ensure_tables(lenders)
     yield wh
     wh.close()
