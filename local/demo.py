@@ -17,7 +17,7 @@ from typing import Any
 from local import output
 from local.ingest import ingest_file
 from sluice.contracts import ContractSet, load_contract_set
-from sluice.cook.summaries import cook_and_check_alerts
+from sluice.cook.summaries import FailedSummary, SkippedSummary, cook_and_check_alerts
 from sluice.dashboard.page import render_dashboard
 from sluice.errors import MissingTable, TransientError
 from sluice.settings import REPO_ROOT, Settings
@@ -164,11 +164,10 @@ def _ingest_through_stack(settings: Settings, contracts: ContractSet, run: DemoR
             with output.console.status("stopping the local stack"):
                 stack.stop()
     run.cooked += [{"cooked table": t["table"], "rows": t["rows"]} for t in report["tables"]]
-    run.problems += [f"{f['file']}: {f['reason']}" for f in report.get("failed", [])]
-    run.problems += [
-        f"{s['file']}: skipped, it reads {', '.join(s['reads'])}, which was not built"
-        for s in report.get("skipped", [])
-    ]
+    # The answer's JSON back into the report's own types, which word each problem.
+    failed = [FailedSummary(**f) for f in report.get("failed", [])]
+    skipped = [SkippedSummary(**s) for s in report.get("skipped", [])]
+    run.problems += [str(problem) for problem in [*failed, *skipped]]
 
 
 def _upload_and_wait(settings: Settings, contracts: ContractSet) -> list[dict[str, Any]]:
