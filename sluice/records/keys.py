@@ -23,14 +23,14 @@ from sluice.records.formats import format_for
 LINE = "_source_line"
 
 
-def repeated_keys(keys: Iterable[pa.Table], contract: Contract) -> dict[int, str]:
+def repeated_keys(keys: list[pa.Table], contract: Contract) -> dict[int, str]:
     """Line -> dead-letter reason, for each record whose key an earlier line of the file used.
 
     ``keys`` holds the ``primary_key`` columns and ``_source_line`` of every staged row."""
-    names = list(contract.primary_key)
-    table = pa.concat_tables(keys) if keys else None
-    if table is None or table.num_rows == 0:
+    if not keys:
         return {}
+    names = list(contract.primary_key)
+    table = pa.concat_tables(keys)
     counted = table.group_by(names).aggregate([(LINE, "count"), (LINE, "min")])
     repeats = counted.filter(pc.greater(counted[f"{LINE}_count"], 1))
     if repeats.num_rows == 0:
