@@ -32,6 +32,7 @@ from sluice.errors import ContractError, WarehouseError
 from sluice.gcs import is_local_path
 from sluice.records import keys
 from sluice.records.csvscan import open_decompressed
+from sluice.records.enrich import enrichment_versions
 from sluice.records.parse import dead_letter_table
 from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
@@ -191,6 +192,7 @@ class LoadWarehouseFn(beam.DoFn):
             job_id=self._job_name,
             started_at=self._started_at,
             finished_at=datetime.now(UTC),
+            enrichment=enrichment_versions(self._contract) if status == "loaded" else None,
         )
 
 

@@ -68,6 +68,9 @@ MAX_HOURS = 24 * 366 * 10
 """The longest window or silence a rule may name: ten years, in hours. Longer ones would
 reach before year 1 when subtracted from now."""
 PARTITION_GRANULARITIES = ("DAY", "MONTH", "YEAR")
+ENRICHMENTS = {"country": "string", "bot": "boolean", "browser": "string"}
+"""What a column with ``enrich`` may be worked out as (``sluice.records.enrich``), with the
+type it needs: ``country`` from an IP address, ``bot`` and ``browser`` from a user agent."""
 CONTRACT_SUFFIXES = (".yaml", ".yml")
 
 
@@ -91,6 +94,11 @@ class Column:
     path: str | None = None
     """Where a ``jsonl`` record holds the value: dotted keys into the object
     (``httpRequest.status``); None means the column's name."""
+    enrich: str | None = None
+    """A kind in ``ENRICHMENTS``: the column is worked out from column ``enrich_from`` of
+    the same row, never read from the file. None for a column the file holds."""
+    enrich_from: str | None = None
+    """The column an enriched column is worked out from (``from:`` in the contract)."""
 
     @property
     def json_path(self) -> tuple[str, ...]:
@@ -162,6 +170,16 @@ class Contract:
         """Column names in contract order."""
         return [c.name for c in self.columns]
 
+    @property
+    def file_columns(self) -> tuple[Column, ...]:
+        """The columns a file holds: every column but the enriched ones."""
+        return tuple(c for c in self.columns if c.enrich is None)
+
+    @property
+    def enriched_columns(self) -> tuple[Column, ...]:
+        """The columns worked out from other columns (``enrich``), in contract order."""
+        return tuple(c for c in self.columns if c.enrich is not None)
+
     def column(self, name: str) -> Column:
         """The column called ``name``."""
         for col in self.columns:
@@ -214,9 +232,9 @@ def resolve_header(names: list[str], contract: Contract) -> HeaderMapping:
             )
         else:
             seen[name] = pos
-    known = set(contract.column_names)
+    known = {c.name for c in contract.file_columns}
     positions = {name: pos for name, pos in seen.items() if name in known}
-    missing = [c.name for c in contract.columns if c.required and c.name not in positions]
+    missing = [c.name for c in contract.file_columns if c.required and c.name not in positions]
     if missing:
         problems.append(
             f"header: expected required column(s) {', '.join(map(repr, missing))}, "
@@ -437,12 +455,15 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
         )
     record_format = _check_format(raw.get("format", "csv"), f"{where}: format")
     _check_paths(columns, record_format, where)
+    _check_enrichments(columns, where)
     return Contract(
         name=name,
         version=version,
         landing_prefix=raw.get("landing_prefix", f"incoming/{name}/"),
         format=record_format,
-        layout=_check_layout(raw.get("layout"), record_format, names, where),
+        layout=_check_layout(
+            raw.get("layout"), record_format, [c.name for c in columns if c.enrich is None], where
+        ),
         columns=columns,
         description=str(raw.get("description", "")).strip(),
         unknown_columns=policy,
@@ -580,6 +601,27 @@ def _build_column(raw: Any, where: str) -> Column:
         raise ContractError(f"{where}: allowed: expected a list of values, found {allowed!r}")
     if fmt is not None and not isinstance(fmt, str):
         raise ContractError(f"{where}: format: expected text, found {fmt!r}")
+    enrich, source = raw.get("enrich"), raw.get("from")
+    if enrich is not None:
+        _check_choice(enrich, tuple(ENRICHMENTS), f"{where}: enrich")
+        if ENRICHMENTS[enrich] != col_type:
+            raise ContractError(
+                f"{where}: enrich: {enrich} gives a {ENRICHMENTS[enrich]} column, "
+                f"found type {col_type}"
+            )
+        if not isinstance(source, str):
+            raise ContractError(
+                f"{where}: enrich: {enrich} needs from: <the column it is worked out from>, "
+                f"found {source!r}"
+            )
+        if "required" in raw or raw.get("nullable", True) is not True or "path" in raw:
+            raise ContractError(
+                f"{where}: an enriched column is never in the file and is NULL when the lookup "
+                "finds nothing: expected no required, nullable: false or path, found "
+                f"{', '.join(k for k in ('required', 'nullable', 'path') if k in raw)}"
+            )
+    elif source is not None:
+        raise ContractError(f"{where}: from applies to enrich, found no enrich")
     return Column(
         name=name,
         type=col_type,
@@ -590,6 +632,8 @@ def _build_column(raw: Any, where: str) -> Column:
         since=_whole_number(raw.get("since", 1), f"{where}: since"),
         description=str(raw.get("description", "")).strip(),
         path=raw.get("path"),
+        enrich=enrich,
+        enrich_from=source,
     )
 
 
@@ -653,6 +697,23 @@ def _check_paths(columns: tuple[Column, ...], record_format: str, where: str) ->
             raise ContractError(
                 f"{at}: expected keys (letters, digits, '_', '-', '@', '$') joined by '.', "
                 f"like 'httpRequest.status', found {column.path!r}"
+            )
+
+
+def _check_enrichments(columns: tuple[Column, ...], where: str) -> None:
+    """Each enriched column is worked out from a string column the file holds."""
+    by_name = {column.name: column for column in columns}
+    for column in columns:
+        if column.enrich is None:
+            continue
+        source = by_name.get(str(column.enrich_from))
+        if source is None or source.enrich is not None or source.type != "string":
+            found = "no such column" if source is None else f"a column of type {source.type}"
+            if source is not None and source.enrich is not None:
+                found = "an enriched column"
+            raise ContractError(
+                f"{where}: column {column.name!r}: from: expected a string column the file "
+                f"holds, found {found} ({column.enrich_from!r})"
             )
 
 

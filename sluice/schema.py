@@ -79,6 +79,7 @@ INGESTION_LOG_COLUMNS: tuple[tuple[str, str], ...] = (
     ("job_id", "string"),
     ("started_at", "timestamp"),
     ("finished_at", "timestamp"),
+    ("enrichment", "string"),
 )
 
 # One row per (dataset, rule) that has ever breached: status 'open' or 'cleared'. A breach
@@ -133,6 +134,9 @@ class IngestionRecord:
     job_id: str
     started_at: datetime
     finished_at: datetime
+    enrichment: str | None = None
+    """The look-up data a load's enriched columns came from (``package version; ...``,
+    ``sluice.records.enrich.enrichment_versions``); None without enrichment."""
 
     def __post_init__(self) -> None:
         if self.status not in INGESTION_STATUSES:

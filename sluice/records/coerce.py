@@ -47,11 +47,12 @@ class CoercedColumns:
 def coerce_columns(
     values: dict[str, pa.Array], contract: Contract, num_rows: int
 ) -> CoercedColumns:
-    """Type every contract column of a batch; a row's reason is its first failing column."""
+    """Type every column of a batch the file holds; a row's reason is its first failing
+    column. Enriched columns are left to ``sluice.records.enrich``."""
     reasons = pa.nulls(num_rows, pa.string())
     failed = np.zeros(num_rows, dtype=bool)
     columns: dict[str, pa.Array] = {}
-    for column in contract.columns:
+    for column in contract.file_columns:
         raw = values.get(column.name)
         if raw is None:
             columns[column.name] = pa.nulls(num_rows, ARROW_TYPES[column.type])

@@ -24,6 +24,7 @@ from sluice.contracts import Contract, HeaderMapping
 from sluice.errors import FileRejected
 from sluice.records.chunks import RecordChunk
 from sluice.records.coerce import coerce_columns
+from sluice.records.enrich import enrich_columns
 from sluice.records.formats import RecordFormat, contract_header, format_for
 from sluice.schema import ARROW_TYPES, SourceRef, dead_letter_schema, processed_schema
 
@@ -130,6 +131,7 @@ def parse_chunk(
     strings = record_format.fields(chunk, good, mapping)
     values = {name: _empty_to_null(array) for name, array in strings.items()}
     coerced = coerce_columns(values, contract, len(good))
+    coerced.columns.update(enrich_columns(contract, coerced.columns))
     failed = pc.is_valid(coerced.reasons)
     failed_rows = failed.to_numpy(zero_copy_only=False)
     for index, reason in zip(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+from importlib.metadata import version
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from tests.beam.line_loads import load_dataset
@@ -41,3 +43,17 @@ def test_pipeline_loads_a_log_in_ranges_as_it_does_whole(
 
     assert path.stat().st_size > 10 * 8 * 1024
     assert split == whole and whole[2] == (3300, 2700, 600)
+
+
+def test_pipeline_records_the_enrichment_data_with_the_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "access.log"
+    path.write_bytes(SAMPLE_COMBINED_LOG)
+
+    load(path, tmp_path / "home", monkeypatch)
+
+    with duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True) as con:
+        logged = con.execute("SELECT status, enrichment FROM sluice.ingestion_log").fetchall()
+    data = f"iptocc {version('iptocc')}; ua-parser-builtins {version('ua-parser-builtins')}"
+    assert logged == [("loaded", data)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -476,10 +477,56 @@ def test_access_logs_contract_reads_the_combined_layout(contracts: dict[str, Con
         "combined",
         "incoming/access_logs/",
     )
-    assert logs.column_names == [
+    assert [column.name for column in logs.file_columns] == [
         "client_ip", "user_name", "timestamp", "method", "path", "query", "protocol", "status",
         "bytes_sent", "referrer", "user_agent", "request",
     ]  # fmt: skip
+    assert [(c.name, c.enrich, c.enrich_from) for c in logs.enriched_columns] == [
+        ("country_code", "country", "client_ip"),
+        ("is_bot", "bot", "user_agent"),
+        ("browser", "browser", "user_agent"),
+    ]
+
+
+ENRICHED = (
+    "name: x\nversion: 1\ncolumns:\n  - {{name: ip, type: string}}\n"
+    "  - {{name: n, type: integer}}\n  - {{name: c, {column}}}\n"
+)
+
+
+def test_an_enriched_column_is_not_expected_in_the_file(tmp_path: Path) -> None:
+    contract = load_contract(
+        write_contract(tmp_path, ENRICHED.format(column="type: string, enrich: country, from: ip"))
+    )
+
+    header = resolve_header(["ip", "n"], contract)
+    with_it = resolve_header(["ip", "n", "c"], contract)
+
+    assert (header.ok, header.positions) == (True, {"ip": 0, "n": 1})
+    assert with_it.problems == (
+        "header: expected only columns of contract 'x', found unknown column(s) 'c'",
+    )
+
+
+@pytest.mark.parametrize(
+    ("column", "message"),
+    [
+        ("type: string, enrich: city, from: ip", "enrich: expected one of country, bot, browser"),
+        ("type: string, enrich: bot, from: ip", "gives a boolean column, found type string"),
+        ("type: string, enrich: country", "needs from: <the column it is worked out from>"),
+        ("type: string, from: ip", "from applies to enrich, found no enrich"),
+        ("type: string, enrich: country, from: n", "found a column of type integer ('n')"),
+        ("type: string, enrich: country, from: nope", "found no such column ('nope')"),
+        ("type: string, enrich: country, from: c", "found an enriched column ('c')"),
+        (
+            "type: string, enrich: country, from: ip, nullable: false",
+            "expected no required, nullable: false or path, found nullable",
+        ),
+    ],
+)  # fmt: skip
+def test_load_contract_rejects_a_bad_enrichment(tmp_path: Path, column: str, message: str) -> None:
+    with pytest.raises(ContractError, match=re.escape(message)):
+        load_contract(write_contract(tmp_path, ENRICHED.format(column=column)))
 
 
 @pytest.mark.parametrize(

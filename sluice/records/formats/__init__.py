@@ -109,5 +109,5 @@ def _format_module(name: str, where: str) -> ModuleType:
 
 
 def contract_header(contract: Contract) -> HeaderMapping:
-    """The mapping of a headerless format: the contract's columns, in contract order."""
-    return resolve_header(contract.column_names, contract)
+    """The mapping of a headerless format: the columns a file holds, in contract order."""
+    return resolve_header([column.name for column in contract.file_columns], contract)

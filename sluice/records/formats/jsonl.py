@@ -308,7 +308,7 @@ def _learn(error: str, kinds: dict[Path, str], tried: dict[Path, set[str]]) -> b
 def format_for_contract(contract: Contract) -> JsonLinesFormat:
     """The format reading the contract's paths (one per contract and process: the kinds
     it learns carry over from chunk to chunk)."""
-    return JsonLinesFormat(contract.columns)
+    return JsonLinesFormat(contract.file_columns)
 
 
 FORMAT = JsonLinesFormat(())

@@ -101,6 +101,9 @@ def test_combined_log_apache_docs_line_is_typed_with_utc_time() -> None:
         "referrer": "http://www.example.com/start.html",
         "user_agent": "Mozilla/4.08 [en] (Win98; I ;Nav)",
         "request": "GET /apache_pb.gif HTTP/1.0",
+        "country_code": None,  # a loopback address is no country's
+        "is_bot": True,  # Netscape 4: ua-parser's rules know no such browser
+        "browser": None,
     }
 
 

@@ -158,6 +158,7 @@ def test_http_requests_contract_loads_a_google_export_line() -> None:
             "referrer": "https://example.org/", "latency": "0.012345s", "protocol": "HTTP/1.1",
             "severity": "INFO", "trace": "projects/demo/traces/abc",
             "resource_type": "http_load_balancer", "insert_id": "1f2e3d",
+            "country_code": None, "is_bot": True,  # a documentation address; curl
         }
     ]  # fmt: skip
 

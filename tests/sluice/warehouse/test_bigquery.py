@@ -376,7 +376,7 @@ LOG_SCHEMA = [
         ("dataset", "STRING"), ("source_uri", "STRING"), ("source_generation", "INTEGER"),
         ("status", "STRING"), ("rows_in", "INTEGER"), ("rows_loaded", "INTEGER"),
         ("rows_dead", "INTEGER"), ("reason", "STRING"), ("job_id", "STRING"),
-        ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
+        ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"), ("enrichment", "STRING"),
     ]
 ]  # fmt: skip
 
