@@ -70,6 +70,7 @@ def test_chart_specs_of_the_repository_read_tables_the_summaries_build() -> None
     )
     assert list(dict.fromkeys(s.section for s in specs)) == [
         "Server traffic",
+        "Web traffic (access logs)",
         "Kiva funding",
         "Pipeline health",
     ]
