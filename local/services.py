@@ -4,24 +4,33 @@ for sure.
 Each service runs in a new session (so a Ctrl-C in the terminal reaches only ``sluice up``,
 which then stops the services in order) and its whole process group is signalled on stop:
 SIGTERM, a grace period, then SIGKILL, so no grandchild (a gunicorn worker) outlives it.
+When ``sluice up`` dies without stopping them (SIGKILL, a crash), Linux sends each service
+SIGTERM itself (the parent-death signal), so nothing is left running.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from sluice.errors import TransientError
 
 log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+"""Linux's prctl option: the signal a process gets when the thread that started it ends."""
 
 
 class Service:
@@ -55,6 +64,7 @@ class Service:
                 stdout=log_handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with(os.getpid()),
             )
         log.info("started %s (pid %d), log %s", self.name, self.process.pid, self.log_file)
         return self
@@ -96,6 +106,27 @@ class Service:
                     f"none; its log ({self.log_file}) ends:\n{self.log_tail()}"
                 )
             time.sleep(0.1)
+
+
+def die_with(parent: int) -> Callable[[], None] | None:
+    """What a child runs before ``exec``: ask for SIGTERM when its parent ends, and end
+    at once if the parent is already gone (it died between fork and here). None where the
+    kernel has no such signal (not Linux): there a stop is the only way.
+
+    The signal comes when the *thread* that forked ends, so services are started by the
+    thread that lives as long as the stack (``sluice up``'s main thread).
+    """
+    libc_name = ctypes.util.find_library("c")
+    if not sys.platform.startswith("linux") or libc_name is None:
+        return None
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+
+    def ask() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return ask
 
 
 def http_answers(url: str, timeout: float = 2.0) -> bool:

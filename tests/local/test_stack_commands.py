@@ -59,3 +59,19 @@ def test_up_serves_until_signalled_then_leaves_no_process(
     assert process_group_members(leaders) == set()
     assert not (home / "stack.json").exists()
     assert (home / "logs" / "fake-gcs-server.log").stat().st_size > 0
+
+
+def test_up_killed_outright_leaves_no_process(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    process, info = start_up(home)
+    leaders = list(info["services"].values())
+    members = process_group_members(leaders)
+
+    process.kill()  # SIGKILL: `sluice up` stops nothing itself
+    process.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while process_group_members(leaders) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    assert len(members) >= 5  # fake-gcs-server, two gunicorn masters and their workers
+    assert process_group_members(leaders) == set()
