@@ -102,6 +102,10 @@ _REQUEST_LINE = (
 _ESCAPE = re.compile(rb"\\(x[0-9A-Fa-f]{2}|[\"\\bnrtv])")
 _C_ESCAPES = {b"b": b"\b", b"n": b"\n", b"r": b"\r", b"t": b"\t", b"v": b"\v"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAMED_GROUP = re.compile(r"\(\?P<(\w+)>")
+_ONE_PASS_GROUPS = 4
+"""The most capture groups RE2's fast one-pass matcher extracts (its kMaxOnePassCapture is
+five, the whole match included)."""
 
 
 def _layout_parts(layout: str) -> list[_Part]:
@@ -130,8 +134,10 @@ class AccessLogFormat(LineFormat):
 
     def faults(self, chunk: RecordChunk, header: HeaderMapping) -> dict[str, np.ndarray]:
         """The lines that do not match the layout."""
-        matched = self._extracted(chunk).is_valid().to_numpy(zero_copy_only=False)
-        return {LAYOUT: np.flatnonzero(~matched)}
+        # Matching alone, without the fields: RE2 answers it with its DFA, about ten times
+        # faster than extracting, and validation at the door needs no more.
+        matched = pc.match_substring_regex(self._lines(chunk), self.pattern)
+        return {LAYOUT: np.flatnonzero(~matched.to_numpy(zero_copy_only=False))}
 
     def describe_fault(
         self, chunk: RecordChunk, index: int, code: str, header: HeaderMapping
@@ -143,12 +149,13 @@ class AccessLogFormat(LineFormat):
         self, chunk: RecordChunk, records: np.ndarray, header: HeaderMapping
     ) -> dict[str, pa.Array]:
         """The layout's fields of ``records`` (matching, UTF-8 lines), unescaped, by column."""
-        matched = self._extracted(chunk).take(pa.array(records, pa.int64()))
-        values = {
-            name: _unescaped(matched.field(name))
+        lines = self._lines(chunk).take(pa.array(records, pa.int64()))
+        wanted = [
+            name
             for name in ACCESS_LOG_LAYOUTS[self.layout]
             if name in header.positions or name == "request"
-        }
+        ]
+        values = {name: _unescaped(raw) for name, raw in self._extracted(lines, wanted).items()}
         for name in NULL_WHEN_DASH:
             if name in values:
                 values[name] = _dash_to_null(values[name])
@@ -159,15 +166,27 @@ class AccessLogFormat(LineFormat):
             )
         return {name: values[name] for name in header.positions}
 
-    def _extracted(self, chunk: RecordChunk) -> pa.StructArray:
-        """Every record's fields as the layout's pattern reads them (null: no match).
+    def _extracted(self, lines: pa.Array, names: list[str]) -> dict[str, pa.Array]:
+        """The fields ``names`` of ``lines`` (each one matches the layout), by name.
 
-        Worked out once per chunk: ``faults`` asks first, ``fields`` next.
+        RE2 extracts at most four groups with its one-pass matcher; more groups fall back to
+        a matcher several times slower per line. So the whole pattern (the same match) runs
+        once per four fields, the other groups made non-capturing.
         """
+        fields: dict[str, pa.Array] = {}
+        for first in range(0, len(names), _ONE_PASS_GROUPS):
+            batch = names[first : first + _ONE_PASS_GROUPS]
+            extracted = pc.extract_regex(lines, _capturing_only(self.pattern, batch))
+            fields.update((name, extracted.field(name)) for name in batch)
+        return fields
+
+    def _lines(self, chunk: RecordChunk) -> pa.LargeBinaryArray:
+        """Every record's bytes as one Arrow array, made once per chunk: ``faults`` asks
+        first, ``fields`` next."""
         if not isinstance(chunk, LineChunk):
             raise TypeError(f"expected a chunk of lines, found {type(chunk).__name__}")
         cached = chunk.parsed
-        if isinstance(cached, tuple) and cached[0] == self.layout:
+        if isinstance(cached, tuple) and cached[0] == self.name:
             return cached[1]
         # Records and the gaps between them (terminators, empty lines) side by side; the
         # records alone are then one copy away, exactly their bytes.
@@ -179,9 +198,13 @@ class AccessLogFormat(LineFormat):
             [None, pa.py_buffer(bounds), pa.py_buffer(chunk.data)],
         )
         lines = both.take(pa.array(np.arange(0, 2 * len(chunk), 2)))
-        extracted = pc.extract_regex(lines, self.pattern)
-        chunk.parsed = (self.layout, extracted)
-        return extracted
+        chunk.parsed = (self.name, lines)
+        return lines
+
+
+def _capturing_only(pattern: str, names: list[str]) -> str:
+    """``pattern`` with every named group outside ``names`` made non-capturing."""
+    return _NAMED_GROUP.sub(lambda group: group[0] if group[1] in names else "(?:", pattern)
 
 
 def _unescaped(values: pa.Array) -> pa.Array:
