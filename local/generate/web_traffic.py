@@ -79,8 +79,6 @@ USER_AGENTS: tuple[tuple[str, float], ...] = (
     ("Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.0.0 Mobile Safari/537.36", 15),
     ("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.6 Safari/605.1.15", 10),
     ("Mozilla/5.0 (X11; Linux x86_64; rv:144.0) Gecko/20100101 Firefox/144.0", 5),
-    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", 4),
-    ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", 2),
     ("ShopApp/4.12.0 (iOS 18.6; iPhone15,2; Scale/3.00)", 6),
     ("okhttp/4.12.0", 3),
     ("python-requests/2.32.5", 1.5),
@@ -95,20 +93,45 @@ REFERRERS = ("https://www.google.com/", "https://www.bing.com/", "https://duckdu
              "https://shop.example.com/search?q=shoes,red", "https://t.co/Xy12aBc",
              "android-app://com.google.android.gm/", "https://www.instagram.com/")
 
-# country -> (share of clients, IPv4 first octets, IPv6 prefix, UTC offset minutes of the
-# load balancer that serves it; the offset's text is "Z" when written as utc_as_z)
-COUNTRIES: dict[str, tuple[float, tuple[int, ...], str, int]] = {
-    "US": (30, (23, 64, 98, 174), "2600:1700", -300), "DE": (9, (46, 84, 91), "2a02:8108", 60),
-    "GB": (8, (51, 81, 86), "2a00:23c5", 60), "IN": (7, (49, 103, 117), "2401:4900", 330),
-    "FR": (5, (78, 90, 176), "2a01:cb00", 60), "BR": (5, (177, 187, 201), "2804:14c", -300),
-    "NL": (3, (77, 145), "2a02:a440", 60), "CA": (3, (24, 99, 142), "2607:fea8", -300),
-    "ES": (3, (79, 83, 88), "2a0c:5a80", 60), "IT": (3, (79, 93, 151), "2a01:e11", 60),
-    "JP": (3, (126, 133, 153), "2400:4050", 330), "PL": (2, (31, 83, 89), "2a02:a31a", 60),
-    "SE": (2, (78, 85, 90), "2001:2002", 60), "MX": (2, (187, 189, 201), "2806:2f0", -300),
-    "AU": (2, (1, 101, 120), "2001:8003", 330), "KE": (1, (41, 102, 105), "2c0f:fe38", 60),
-    "PH": (1, (49, 112, 175), "2001:4450", 330), "NG": (1, (41, 102, 105), "2c0f:f5c0", 60),
-    "NA": (0.3, (41, 105, 154), "2c0f:f7c0", 60), "SG": (1, (8, 42, 116), "2406:3003", 330),
+# country -> (share of clients, IPv4 /16 blocks allocated to the country's ISPs, IPv6 /32
+# of one of them, UTC offset minutes of the load balancer that serves it; the offset's text
+# is "Z" when written as utc_as_z). Every block is the country's in the RIRs' delegations.
+COUNTRIES: dict[str, tuple[float, tuple[str, ...], str, int]] = {
+    "US": (30, ("23.89", "64.139", "98.127", "174.144"), "2600:1700", -300),
+    "DE": (9, ("46.90", "84.155", "91.37"), "2a02:8108", 60),
+    "GB": (8, ("51.120", "81.134", "86.143"), "2a00:23c5", 60),
+    "IN": (7, ("49.46", "117.222"), "2401:4900", 330),
+    "FR": (5, ("78.212", "90.63", "176.159"), "2a01:cb00", 60),
+    "BR": (5, ("177.115", "187.68", "201.55"), "2804:14c", -300),
+    "NL": (3, ("77.168", "145.108"), "2a02:a440", 60),
+    "CA": (3, ("24.83", "99.231", "142.123"), "2607:fea8", -300),
+    "ES": (3, ("79.150", "83.49", "88.16"), "2a0c:5a80", 60),
+    "IT": (3, ("79.32", "93.56", "151.48"), "2001:b07", 60),
+    "JP": (3, ("126.124", "133.128", "153.188"), "2400:4050", 330),
+    "PL": (2, ("31.174", "83.16", "89.75"), "2a02:a31a", 60),
+    "SE": (2, ("78.72", "85.228", "90.144"), "2001:2002", 60),
+    "MX": (2, ("187.193", "189.191", "201.132"), "2806:2f0", -300),
+    "AU": (2, ("1.137", "101.171", "120.148"), "2001:8003", 330),
+    "KE": (1, ("41.89", "102.5", "105.61"), "2c0f:fe38", 60),
+    "PH": (1, ("49.148", "112.205"), "2001:4450", 330),
+    "NG": (1, ("41.184", "102.92", "105.120"), "2c0f:f5c0", 60),
+    "NA": (0.3, ("41.182", "105.232"), "2c0f:f778", 60),
+    "SG": (1, ("8.168", "42.61", "116.86"), "2406:3003", 330),
 }
+
+# Crawlers and scripts, from their operators' own networks: (user agent, share of all
+# requests, what they fetch: "pages" of the shop or its "api", country of their addresses,
+# IPv4 /24 blocks they crawl from).
+CRAWLERS: tuple[tuple[str, float, str, str, tuple[str, ...]], ...] = (
+    ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", 0.02, "pages", "US", ("66.249.66", "66.249.68", "66.249.79")),
+    ("Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/142.0.7444.175 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", 0.025, "pages", "US", ("66.249.66", "66.249.68", "66.249.79")),
+    ("Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)", 0.012, "pages", "US", ("40.77.167", "157.55.39", "207.46.13")),
+    ("Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)", 0.01, "pages", "FR", ("54.36.148", "54.36.149")),
+    ("python-requests/2.32.5", 0.008, "api", "DE", ("88.198.54", "136.243.91", "148.251.12")),
+    ("curl/8.14.1", 0.005, "api", "US", ("3.90.12", "18.204.7", "34.82.140")),
+)
+CRAWLED_FILES = {"/robots.txt": 40.0, "/sitemap.xml": 20.0}
+"""How much more often crawlers fetch these than visitors do."""
 # fmt: on
 
 UTC_SHARE_OF_EU = 0.25  # one European balancer exports in UTC, written "Z"
