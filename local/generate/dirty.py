@@ -11,12 +11,36 @@ would not be caught by the pipeline's coercion and is never used here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+STREAM_DIRTY = 99
 NON_NUMERIC = ("abc", "n/a", "12O", "USD 500", "1,250", "--", "twelve", "5 00")
 OUTSIDE_ANY_SET = ("pending", "unknown", "deleted", "N/A")
+
+
+def dirty_count(dirty: float, rows: int) -> int:
+    """How many of ``rows`` rows a ``dirty`` fraction breaks (rounded half up)."""
+    return math.floor(dirty * rows + 0.5)
+
+
+@dataclass
+class Written:
+    """What a writer wrote: records, and where each dirty one is, why, and which must die."""
+
+    rows: int
+    lines: list[int]
+    reasons: list[str]
+    dead_lines: list[int]
+
+    def add(self, line: int, reason: str, dead: bool) -> None:
+        """Note a dirty record starting at physical ``line``."""
+        self.lines.append(line)
+        self.reasons.append(reason)
+        if dead:
+            self.dead_lines.append(line)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,15 @@ from sluice.errors import ConfigError
 from sluice.settings import REPO_ROOT
 
 SAMPLES = REPO_ROOT / "data" / "samples"
-# (dataset, rows, dirty) of each committed sample, all with seed 7 (see data/samples/README.md).
-SAMPLE_RECIPES = (("kiva_loans", 2000, 0.005), ("kiva_lenders", 2000, 0.005),
-                  ("server_logs", 5000, 0.002))  # fmt: skip
+# (file, dataset, rows, dirty) of each committed sample, all with seed 7 (see
+# data/samples/README.md).
+SAMPLE_RECIPES = (
+    ("kiva_loans.csv", "kiva_loans", 2000, 0.005),
+    ("kiva_lenders.csv", "kiva_lenders", 2000, 0.005),
+    ("server_logs.csv", "server_logs", 5000, 0.002),
+    ("access_logs.log.gz", "access_logs", 5000, 0.004),
+    ("http_requests.jsonl.gz", "http_requests", 2000, 0.005),
+)
 INTEGER = re.compile(r"[+-]?\d+(\.0*)?")
 FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -241,10 +247,10 @@ def test_generate_reports_progress_and_rejects_bad_arguments(tmp_path: Path) -> 
         generate("kiva_loans", -1, tmp_path / "x.csv")
 
 
-@pytest.mark.parametrize(("dataset", "rows", "dirty"), SAMPLE_RECIPES)
+@pytest.mark.parametrize(("name", "dataset", "rows", "dirty"), SAMPLE_RECIPES)
 def test_committed_samples_are_what_generate_produces(
-    tmp_path: Path, dataset: str, rows: int, dirty: float
+    tmp_path: Path, name: str, dataset: str, rows: int, dirty: float
 ) -> None:
-    result = generate(dataset, rows, tmp_path / f"{dataset}.csv", seed=7, dirty=dirty)
+    result = generate(dataset, rows, tmp_path / name, seed=7, dirty=dirty)
 
-    assert result.path.read_bytes() == (SAMPLES / f"{dataset}.csv").read_bytes()
+    assert result.path.read_bytes() == (SAMPLES / name).read_bytes()
