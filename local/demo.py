@@ -78,10 +78,13 @@ DEMO_VIEWS: tuple[tuple[str, str], ...] = (
 )
 
 
-def sample_files(directory: Path = SAMPLES_DIR) -> list[tuple[str, Path]]:
-    """(dataset, path) of every committed sample; the dataset is the file name's stem."""
-    samples = sorted(p for p in directory.iterdir() if p.name.endswith((".csv", ".csv.gz")))
-    return [(p.name.split(".", 1)[0], p) for p in samples]
+def sample_files(contracts: ContractSet, directory: Path = SAMPLES_DIR) -> list[tuple[str, Path]]:
+    """(dataset, path) of every committed sample: a file named ``<dataset>.<anything>``
+    (``access_logs.log.gz``) whose dataset has a contract, usable or broken (so not the
+    README)."""
+    datasets = set(contracts.contracts) | {broken.dataset for broken in contracts.broken}
+    named = ((p.name.split(".", 1), p) for p in sorted(directory.iterdir()) if p.is_file())
+    return [(parts[0], p) for parts, p in named if len(parts) == 2 and parts[0] in datasets]
 
 
 @dataclass
@@ -101,7 +104,7 @@ def run_demo(settings: Settings, *, direct: bool = False) -> int:
     2 when a contract or SQL file is broken."""
     contracts = load_contract_set(settings.contracts_dir)
     run = DemoRun(problems=[f"broken contract {broken}" for broken in contracts.broken])
-    for dataset, path in sample_files():
+    for dataset, path in sample_files(contracts):
         if dataset not in contracts.contracts:
             empty = dict.fromkeys(("rows_in", "rows_loaded", "rows_dead"))
             run.ingested.append({"file": path.name, "status": "broken contract", **empty})
@@ -213,7 +216,7 @@ def _ingest_directly(settings: Settings, contracts: ContractSet, run: DemoRun) -
 
 def _usable_samples(contracts: ContractSet) -> list[tuple[str, Path]]:
     """The samples whose dataset has a usable contract."""
-    return [(dataset, path) for dataset, path in sample_files() if dataset in contracts.contracts]
+    return [(d, path) for d, path in sample_files(contracts) if d in contracts.contracts]
 
 
 def _counts(record) -> dict[str, object]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from local.cli import main
 from local.demo import SAMPLES_DIR, sample_files
 from local.stack import LocalStack, stack_file
-from sluice.settings import Settings, load_settings
+from sluice.contracts import load_contract_set
+from sluice.settings import REPO_ROOT, Settings, load_settings
 from sluice.warehouse.duckdb import DuckDBWarehouse
 from tests.local.test_cli import run_cli
 from tests.sluice.broken_config import (
@@ -32,11 +34,16 @@ def run_demo_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, s
 
 
 def sample_records() -> dict[str, int]:
-    """Records per sample file, as the csv module counts them."""
+    """Records per sample file: as the csv module counts them, or its non-empty lines."""
+    contracts = load_contract_set(REPO_ROOT / "contracts")
     counts = {}
-    for _, path in sample_files():
-        with path.open(encoding="utf-8", newline="") as handle:
-            counts[path.name] = sum(1 for _ in csv.DictReader(handle))
+    for dataset, path in sample_files(contracts):
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            if contracts.contract(dataset).format == "csv":
+                counts[path.name] = sum(1 for _ in csv.DictReader(handle))
+            else:
+                counts[path.name] = sum(1 for line in handle if line.strip())
     return counts
 
 
@@ -44,6 +51,27 @@ def logged(settings: Settings) -> dict[str, tuple[str, int]]:
     """File name -> (status, rows_in) from the ingestion log."""
     rows = DuckDBWarehouse(settings).query(LOG_SQL)
     return {Path(r["source_uri"]).name: (r["status"], r["rows_in"]) for r in rows}
+
+
+def test_sample_files_are_the_files_named_after_a_contracts_dataset(tmp_path: Path) -> None:
+    contracts = load_contract_set(REPO_ROOT / "contracts")
+    for name in ("README.md", "access_logs.log.gz", "kiva_loans.csv", "notes.txt", "server_logs"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "http_requests.d").mkdir()
+
+    samples = sample_files(contracts, tmp_path)
+
+    assert samples == [
+        ("access_logs", tmp_path / "access_logs.log.gz"),
+        ("kiva_loans", tmp_path / "kiva_loans.csv"),
+    ]
+
+
+def test_committed_samples_cover_every_format() -> None:
+    names = set(sample_records())
+
+    assert {"access_logs.log.gz", "http_requests.jsonl.gz", "server_logs.csv"} <= names
+    assert "README.md" not in names
 
 
 @pytest.mark.slow
@@ -96,7 +124,7 @@ def test_demo_with_a_broken_contract_sql_file_and_lock_files_loads_and_cooks_the
 
     loaded = logged(load_settings())
     assert code == 2  # a setup error, reported after everything else was done
-    assert set(loaded) == {"kiva_lenders.csv", "kiva_loans.csv"}
+    assert set(loaded) == set(sample_records()) - {"server_logs.csv"}
     assert all(state == "loaded" for state, _ in loaded.values())
     assert "Kiva: top countries by amount funded" in out and "kiva_top_lenders" in out
     assert f"{BROKEN_SQL}: expected BigQuery SQL" in out + errors
