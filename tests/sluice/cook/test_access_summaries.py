@@ -34,17 +34,37 @@ FIRST_DAY = datetime(2026, 11, 23, tzinfo=UTC)
 BUSY_DAYS = 4
 TIE_DAY = FIRST_DAY + timedelta(days=6)  # a quiet day whose two busiest hours tie
 ZONES = [timezone(timedelta(minutes=m)) for m in (0, -7 * 60, 5 * 60 + 30, 60, 14 * 60, -12 * 60)]
-AGENTS = [
-    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+# User agents and whether each is a bot (labelled by hand): browsers are people; crawlers,
+# command-line tools and a missing agent ('-') are not.
+BOTS = {
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0": False,
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36",
+    "Chrome/131.0.0.0 Safari/537.36": False,
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
-    "Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)",
-    "curl/8.5.0",
-    "-",
-]
+    "Gecko) Version/17.5 Mobile/15E148 Safari/604.1": False,
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)": True,
+    "Mozilla/5.0 (compatible; bingbot/2.0; +http://www.bing.com/bingbot.htm)": True,
+    "curl/8.5.0": True,
+    "-": True,
+}
+AGENTS = list(BOTS)
+# Address blocks and the country each is allocated to by its registry (labelled by hand):
+# Google's, APNIC's research block, RIPE NCC's, NIC.br's, SAKURA's, SWITCH's, Telecom
+# Namibia's ('NA', not NULL), and blocks no country holds (documentation, private).
+BLOCKS = {
+    "8.8.8.": "US",
+    "1.1.1.": "AU",
+    "193.0.6.": "NL",
+    "200.160.2.": "BR",
+    "133.242.0.": "JP",
+    "130.59.31.": "CH",
+    "41.182.0.": "NA",
+    "2001:620::": "CH",
+    "2001:200::": "JP",
+    "198.51.100.": None,
+    "10.20.0.": None,
+    "2001:db8::": None,
+}
 # Paths by popularity; "/Blog/" sorts before "/about" byte-wise, as both warehouses compare.
 PATHS = ["/", "/index.html", "/Blog/", "/about", "/static/app.css", "/static/app.js"] + [
     f"/blog/post-{n:03d}" for n in range(150)
@@ -91,7 +111,7 @@ def log_line(rng: random.Random, at: datetime, ip: str, agent: str, request: str
 def access_log(seed: int = 20261203) -> list[str]:
     """A few thousand lines over four busy days and a quiet one, not in time order."""
     rng = random.Random(seed)
-    ips = [f"198.51.100.{i}" for i in range(1, 60)] + [f"2001:db8::{i:x}" for i in range(1, 12)]
+    ips = [f"{block}{i}" for block in BLOCKS for i in range(1, 8)]
     # A visitor is (ip, agent): some addresses are shared by two browsers (one NAT).
     clients = [(ip, rng.choice(AGENTS)) for ip in ips] + [(ip, AGENTS[0]) for ip in ips[:10]]
     weights = [1 / (rank + 1) for rank in range(len(PATHS))]
@@ -121,6 +141,8 @@ def access_log(seed: int = 20261203) -> list[str]:
         for minute in range(count):
             at = TIE_DAY + timedelta(hours=hour, minutes=minute)
             lines.append(log_line(rng, at, ips[0], AGENTS[1], "GET / HTTP/1.1", 200, "512", "-"))
+    at = TIE_DAY + timedelta(hours=13, minutes=30)  # an hour whose only response has no body
+    lines.append(log_line(rng, at, ips[0], AGENTS[1], "GET / HTTP/1.1", 304, "-", "-"))
     rng.shuffle(lines)
     lines.insert(len(lines) // 2, GARBAGE)
     return lines
@@ -137,6 +159,8 @@ def parse_line(line: str) -> Row | None:
         "client_ip": found["ip"],
         "user_agent": None if found["agent"] == "-" else found["agent"],
         "referrer": None if found["referrer"] == "-" else found["referrer"],
+        "country_code": next(c for block, c in BLOCKS.items() if found["ip"].startswith(block)),
+        "is_bot": BOTS[found["agent"]],
         "timestamp": datetime.strptime(found["time"], "%d/%b/%Y:%H:%M:%S %z").astimezone(UTC),
         "method": request["method"] if request else None,
         "path": target.split("?")[0] if target else None,
@@ -318,6 +342,42 @@ def test_cook_access_top_referrers_leave_out_requests_without_one(cooked: Cooked
     assert len(referred) < len(cooked.rows)
 
 
+def test_cook_access_traffic_by_country(cooked: CookedLog) -> None:
+    expected = {
+        country: {
+            "requests": len(g),
+            "share_of_requests": len(g) / len(cooked.rows),
+            "bytes_sent": traffic(g)["bytes_sent"],
+            "unique_visitors": visitors(g),
+        }
+        for country, g in grouped(cooked.rows, lambda r: r["country_code"]).items()
+    }
+
+    actual = keyed(cooked.table("access_traffic_by_country"), "country_code")
+
+    assert_matches(actual, expected)
+    assert "NA" in actual and None in actual  # Namibia beside the unknown
+
+
+def test_cook_access_bots_per_day(cooked: CookedLog) -> None:
+    expected = {}
+    for day, g in grouped(cooked.rows, lambda r: r["timestamp"].date()).items():
+        bots = sum(r["is_bot"] for r in g)
+        expected[day] = {
+            "requests": len(g),
+            "human_requests": len(g) - bots,
+            "bot_requests": bots,
+            "unclassified_requests": 0,
+            "human_share": (len(g) - bots) / len(g),
+            "bot_share": bots / len(g),
+        }
+
+    actual = keyed(cooked.table("access_bots_per_day"), "day")
+
+    assert_matches(actual, expected)
+    assert actual[TIE_DAY.date()]["bot_share"] == 0.0
+
+
 def test_dashboard_web_traffic_section_draws_the_cooked_access_tables(cooked: CookedLog) -> None:
     per_hour = Counter(map(hour_of, cooked.rows))
     per_day = grouped(cooked.rows, lambda r: r["timestamp"].date())
@@ -332,4 +392,6 @@ def test_dashboard_web_traffic_section_draws_the_cooked_access_tables(cooked: Co
     assert {day: float(rate) for day, rate in rates.items()} == {
         day.isoformat(): pytest.approx(traffic(g)["errors"] / len(g)) for day, g in per_day.items()
     }
-    assert "Web traffic (access logs)" in page.text
+    countries = Counter(r["country_code"] or "" for r in cooked.rows)
+    bars = {b["data-web-country"]: int(b["data-requests"]) for b in page.marks("web-country")}
+    assert bars == countries and "Web traffic (access logs)" in page.text

@@ -66,20 +66,21 @@ def test_emulator_server_summaries_of_extreme_rows_are_exact_and_finite(
 
 ACCESS_LINES = (
     "INSERT INTO {dataset}.access_logs (client_ip, timestamp, method, path, status,"
-    " bytes_sent, referrer, user_agent, request) VALUES"
-    f" ('198.51.100.1', TIMESTAMP '2024-03-16 05:00:00+00', 'GET', '/', 200, {INT64_MAX},"
-    "  'https://a.example/', 'Mozilla/5.0', 'GET / HTTP/1.1'),"
-    f" ('198.51.100.1', TIMESTAMP '2024-03-16 05:10:00+00', 'GET', '/', 200, {INT64_MAX},"
-    "  NULL, 'Mozilla/5.0', 'GET / HTTP/1.1'),"
+    " bytes_sent, referrer, user_agent, request, country_code, is_bot) VALUES"
+    f" ('8.8.8.1', TIMESTAMP '2024-03-16 05:00:00+00', 'GET', '/', 200, {INT64_MAX},"
+    "  'https://a.example/', 'Mozilla/5.0', 'GET / HTTP/1.1', 'US', FALSE),"
+    # Loaded before the contract had is_bot: neither human nor bot.
+    f" ('8.8.8.1', TIMESTAMP '2024-03-16 05:10:00+00', 'GET', '/', 200, {INT64_MAX},"
+    "  NULL, 'Mozilla/5.0', 'GET / HTTP/1.1', 'US', NULL),"
     " ('198.51.100.2', TIMESTAMP '2024-03-16 05:20:00+00', NULL, NULL, 400, 157, NULL, NULL,"
-    "  '\\\\x16\\\\x03\\\\x01'),"
+    "  '\\\\x16\\\\x03\\\\x01', NULL, TRUE),"
     " ('198.51.100.2', TIMESTAMP '2024-03-16 23:59:59+00', 'GET', '/gone', 404, NULL, NULL,"
-    "  NULL, 'GET /gone HTTP/1.1'),"
-    " ('198.51.100.3', TIMESTAMP '2024-03-17 00:00:00+00', 'GET', '/gone', 999, NULL,"
-    "  'https://a.example/', 'curl/8.5.0', 'GET /gone HTTP/1.1'),"
+    "  NULL, 'GET /gone HTTP/1.1', NULL, TRUE),"
+    " ('41.182.0.3', TIMESTAMP '2024-03-17 00:00:00+00', 'GET', '/gone', 999, NULL,"
+    "  'https://a.example/', 'curl/8.5.0', 'GET /gone HTTP/1.1', 'NA', TRUE),"
     # A second line that was not HTTP ties the NULL path with / and /gone: it ranks last.
-    " ('198.51.100.3', TIMESTAMP '2024-03-17 00:00:01+00', NULL, NULL, 408, 0, NULL,"
-    "  'curl/8.5.0', '-')"
+    " ('41.182.0.3', TIMESTAMP '2024-03-17 00:00:01+00', NULL, NULL, 408, 0, NULL,"
+    "  'curl/8.5.0', '-', 'NA', TRUE)"
 )
 
 
@@ -107,3 +108,14 @@ def test_emulator_access_summaries_count_every_line_and_rank_null_paths_last(
         [2, 1, 1, 1, 1, 0.5],
     ]
     assert [(p["path"], p["requests"]) for p in paths] == [("/", 2), ("/gone", 2), (None, 2)]
+    countries = emu.query("SELECT * FROM {cooked_dataset}.access_traffic_by_country")
+    assert {
+        c["country_code"]: (c["requests"], c["bytes_sent"], c["unique_visitors"]) for c in countries
+    } == {
+        "US": (2, 2 * INT64_MAX, 1),
+        None: (2, 157, 1),
+        "NA": (2, 0, 1),
+    }
+    bots = emu.query("SELECT * FROM {cooked_dataset}.access_bots_per_day ORDER BY day")
+    split = ("requests", "human_requests", "bot_requests", "unclassified_requests", "bot_share")
+    assert [[b[c] for c in split] for b in bots] == [[4, 1, 2, 1, 0.5], [2, 0, 2, 0, 1.0]]
