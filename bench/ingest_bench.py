@@ -53,9 +53,9 @@ def venv_tool(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def generate_input(dataset: str, rows: int, seed: int) -> Path:
+def generate_input(dataset: str, rows: int, seed: int, suffix: str = ".csv") -> Path:
     """The benchmark file, generated once per (dataset, rows, seed) and reused."""
-    path = OUT / f"{dataset}_{rows}_{seed}.csv"
+    path = OUT / f"{dataset}_{rows}_{seed}{suffix}"
     if not path.exists():
         command = [venv_tool("sluice"), "generate", dataset, f"--rows={rows}"]
         run_tool([*command, f"--seed={seed}", f"--out={path}"], OUT / "home-generate")

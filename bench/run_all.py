@@ -5,10 +5,12 @@
 1. ingest throughput (bench/ingest_bench.py): the pipeline against DuckDB ``read_csv`` and
    the workshop-style per-row Beam pipeline on a 500k-row kiva_loans file (wide rows,
    quoted newlines) and a 1M-row server_logs file (short rows);
-2. validation speed and peak memory at 100 MB, 500 MB and 2 GB (bench/validation_bench.py);
-3. the function's weight: ``import main``, first request, deploy size (bench/function_bench.py);
-4. drop to query on the local stack, phase by phase (bench/drop_to_query.py);
-5. load on the local stack: 200 files (1% bad), then 1,000 duplicate events (bench/load_bench.py).
+2. access-log ingest (bench/access_log_bench.py): ``sluice ingest`` of a 1M-line combined
+   log against DuckDB's ``regexp_extract`` and GoAccess on the same file;
+3. validation speed and peak memory at 100 MB, 500 MB and 2 GB (bench/validation_bench.py);
+4. the function's weight: ``import main``, first request, deploy size (bench/function_bench.py);
+5. drop to query on the local stack, phase by phase (bench/drop_to_query.py);
+6. load on the local stack: 200 files (1% bad), then 1,000 duplicate events (bench/load_bench.py).
 
 ``--quick`` runs every part at a small size, to check the benchmarks themselves. The figures
 go to bench/out/bench_results.json and the tables to stdout, for the README. Nothing is
@@ -25,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench import drop_to_query, function_bench, ingest_bench, load_bench, validation_bench
+from bench import (
+    access_log_bench,
+    drop_to_query,
+    function_bench,
+    ingest_bench,
+    load_bench,
+    validation_bench,
+)
 from bench.machine import machine
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -33,11 +42,19 @@ SIZES = {
     "full": {
         "rows": 500_000,
         "log_rows": 1_000_000,
+        "access_log_lines": 1_000_000,
         "sizes_mb": (100, 500, 2000),
         "files": 200,
         "events": 1000,
     },
-    "quick": {"rows": 20_000, "log_rows": 50_000, "sizes_mb": (20, 50), "files": 12, "events": 50},
+    "quick": {
+        "rows": 20_000,
+        "log_rows": 50_000,
+        "access_log_lines": 50_000,
+        "sizes_mb": (20, 50),
+        "files": 12,
+        "events": 50,
+    },
 }
 
 
@@ -49,6 +66,8 @@ def run_all(size: dict[str, Any]) -> dict[str, Any]:
     ingest_bench.print_table(results["ingest"])
     results["ingest_logs"] = ingest_bench.run("server_logs", size["log_rows"])
     ingest_bench.print_table(results["ingest_logs"])
+    results["access_logs"] = access_log_bench.run(size["access_log_lines"])
+    access_log_bench.print_table(results["access_logs"])
     results["validation"] = validation_bench.run(size["sizes_mb"])
     validation_bench.print_table(results["validation"])
     results["function"] = function_bench.run()
