@@ -32,7 +32,7 @@ from tests.sluice.dashboard.test_page import Elements
 
 FIRST_DAY = datetime(2026, 11, 23, tzinfo=UTC)
 BUSY_DAYS = 4
-TIE_DAY = FIRST_DAY + timedelta(days=6)  # a quiet day whose two busiest hours tie
+TIE_DAY = FIRST_DAY + timedelta(days=6)  # a quiet day whose busiest hours tie
 ZONES = [timezone(timedelta(minutes=m)) for m in (0, -7 * 60, 5 * 60 + 30, 60, 14 * 60, -12 * 60)]
 # User agents and whether each is a bot (labelled by hand): browsers are people; crawlers,
 # command-line tools and a missing agent ('-') are not.
@@ -90,6 +90,7 @@ NOT_HTTP = [
 ]
 GARBAGE = "PHP Warning:  Undefined variable $x in /var/www/index.php on line 3"
 TOP = 100  # the top-N cut-off of the ranked summaries
+INT64_MAX = 2**63 - 1
 
 # The combined layout, read independently: host ident user [time] "request" status size
 # "referrer" "agent".
@@ -137,10 +138,15 @@ def access_log(seed: int = 20261203) -> list[str]:
             at = FIRST_DAY + timedelta(days=day, seconds=rng.randrange(86_400))
             ip, agent = rng.choice(clients)
             lines.append(log_line(rng, at, ip, agent, request, status, size, "-"))
-    for hour, count in ((17, 3), (12, 1), (9, 3)):  # 09:00 and 17:00 tie: 09:00 is the peak
+    # 09:00, 12:00 (with the two below) and 17:00 tie: 09:00 is the peak.
+    for hour, count in ((17, 3), (12, 1), (9, 3)):
         for minute in range(count):
             at = TIE_DAY + timedelta(hours=hour, minutes=minute)
             lines.append(log_line(rng, at, ips[0], AGENTS[1], "GET / HTTP/1.1", 200, "512", "-"))
+    for second in range(2):  # two of the largest sizes: their sum overflows an INT64
+        at = TIE_DAY + timedelta(hours=12, minutes=30, seconds=second)
+        big = str(INT64_MAX)
+        lines.append(log_line(rng, at, ips[0], AGENTS[1], "GET / HTTP/1.1", 200, big, "-"))
     at = TIE_DAY + timedelta(hours=13, minutes=30)  # an hour whose only response has no body
     lines.append(log_line(rng, at, ips[0], AGENTS[1], "GET / HTTP/1.1", 304, "-", "-"))
     rng.shuffle(lines)
@@ -241,6 +247,7 @@ def test_cook_access_requests_per_hour(cooked: CookedLog) -> None:
 
     assert_matches(actual, expected)
     assert any(row["bytes_sent"] is None for row in actual.values())  # only '-' sizes
+    assert actual[TIE_DAY + timedelta(hours=12)]["bytes_sent"] == 2 * INT64_MAX + 512  # exact
 
 
 def test_cook_access_requests_per_day(cooked: CookedLog) -> None:
