@@ -1,4 +1,5 @@
-"""``cook``: the scheduled HTTP handler. Sweep, rebuild the cooked tables, check the alerts.
+"""``cook``: the scheduled HTTP handler. Sweep, reconcile, rebuild the cooked tables, check
+the alerts.
 
 The work is in ``sluice.cook``; this module maps its errors to HTTP statuses for Cloud
 Scheduler (503 retryable, 500 for a person to fix). A failed summary stops neither the others
@@ -27,10 +28,12 @@ def cook(request: flask.Request) -> flask.Response:
     """HTTP (Cloud Scheduler): sweep the claims of pipelines that died (``sluice.cook.sweep``),
     rebuild every cooked table it can, then check the data alerts; JSON ``{"tables": [...],
     "failed": [...], "skipped": [...], "broken_contracts": [...], "alerts": [...],
-    "sweep": {...}}`` (the alerts open after this check, the sweep's counts), plus ``error``
-    (one line per failed summary) when one failed. The sweep runs first, so a file it gives
-    up on is in the log the alerts read."""
+    "sweep": {...}, "reconcile": {...}}`` (the alerts open after this check, the sweep's and
+    the reconciliation's counts: ``sluice.cook.reconcile`` ingests landing files whose event
+    was lost), plus ``error`` (one line per failed summary) when one failed. The sweep runs
+    first, so a file it gives up on is in the log the alerts read."""
     _configure_logging()
+    from sluice.cook.reconcile import reconcile_bucket
     from sluice.cook.summaries import cook_and_check_alerts
     from sluice.cook.sweep import sweep_stuck_claims
     from sluice.errors import SluiceError, TransientError
@@ -40,7 +43,9 @@ def cook(request: flask.Request) -> flask.Response:
 
     try:
         settings = load_settings()
-        swept = sweep_stuck_claims(storage_client(settings), settings)
+        client = storage_client(settings)
+        swept = sweep_stuck_claims(client, settings)
+        reconciled = reconcile_bucket(client, settings)
         with connected_warehouse(settings) as warehouse:
             report = cook_and_check_alerts(warehouse, settings)
     except SluiceError as exc:
@@ -49,7 +54,7 @@ def cook(request: flask.Request) -> flask.Response:
         log.error("cook failed: %s", exc, exc_info=True)
         error = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
         return _json_response({"error": error}, 503 if isinstance(exc, TransientError) else 500)
-    answer = {**report.as_dict(), "sweep": swept.as_dict()}
+    answer = {**report.as_dict(), "sweep": swept.as_dict(), "reconcile": reconciled.as_dict()}
     if not report.failed:
         return _json_response(answer, 200)
     answer["error"] = "\n".join(str(failure) for failure in report.failed)

@@ -85,6 +85,11 @@ class Settings:
     """A ``launched`` claim unchanged this long has its job checked by the sweep that runs
     with each cook: settled from its ingestion-log row, left alone while the job runs, else
     relaunched (``sluice/cook/sweep.py``)."""
+    reconcile_grace_seconds: int = 900
+    """A landing object this old without a settled claim is ingested by the cook's
+    reconciliation (``sluice/cook/reconcile.py``): its event was lost or gave up."""
+    reconcile_max_objects: int = 1000
+    """Landing objects one reconciliation lists; the next run goes on from there."""
     max_pipeline_attempts: int = 3
     """Pipeline runs a file gets (its launch plus the sweep's relaunches) before the sweep
     records it ``rejected`` ("pipeline failed N times"); the landing file stays untouched."""
@@ -146,7 +151,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "pipeline_workers": (0, math.inf),
     "type_sample_rows": (0, math.inf),
     "max_bad_sample_fraction": (0, 1),
-    "max_event_age_seconds": (1, math.inf),
+    "max_event_age_seconds": (0, math.inf),
+    "reconcile_grace_seconds": (0, math.inf),
+    "reconcile_max_objects": (1, math.inf),
     "claim_lease_seconds": (0, math.inf),
     "job_check_after_seconds": (0, math.inf),
     "max_pipeline_attempts": (1, math.inf),

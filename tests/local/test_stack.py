@@ -26,7 +26,7 @@ from local.generate import generate
 from local.jobs import LocalJobs
 from local.landing import LandedObject
 from local.services import pid_alive
-from local.stack import LocalStack, settings_for_stack, stack_file
+from local.stack import LocalStack, call_cook_report, settings_for_stack, stack_file
 from sluice.errors import ConfigError, WarehouseError
 from sluice.gcs import storage_client
 from sluice.ingest.claims import LAUNCHED, LOADED, Claim, read_claim
@@ -312,3 +312,41 @@ def test_stack_duplicate_events_load_rows_once(tmp_path: Path) -> None:
     assert loaded == row["rows_loaded"] == source.rows - source.dirty_rows
     assert dead[0]["n"] == row["rows_dead"] == source.dirty_rows
     assert len(claims) == 1
+
+
+@pytest.mark.slow
+def test_stack_with_every_event_too_old_loads_each_file_once_after_one_cook(
+    tmp_path: Path,
+) -> None:
+    settings = stack_settings(
+        tmp_path / "home",
+        SLUICE_MAX_EVENT_AGE_SECONDS="0",  # every event is dropped as too old
+        SLUICE_RECONCILE_GRACE_SECONDS="0",  # and no wait before reconciling
+        SLUICE_COOK_INTERVAL_SECONDS="0",  # only the cook this test calls
+    )
+    sources = [
+        generate("kiva_lenders", 40, tmp_path / f"lenders-{i}.csv", seed=i) for i in range(3)
+    ]
+    with LocalStack(settings, retry=TEST_RETRY) as stack:
+        landing = bare_client(stack.gcs_endpoint).bucket(settings.landing_bucket)
+        uris = set()
+        for source in sources:
+            blob = landing.blob(f"incoming/kiva_lenders/{source.path.name}")
+            blob.upload_from_filename(source.path)
+            uris.add(f"gs://{settings.landing_bucket}/{blob.name}")
+        time.sleep(2)  # the events arrive, and are dropped
+        dropped = log_rows(stack.settings)
+        answer = call_cook_report(stack.cook_url, timeout=120)
+        rows = wait_for_log_rows(stack.settings, uris, timeout=120)
+        again = call_cook_report(stack.cook_url, timeout=120)
+        time.sleep(2)
+        final = log_rows(stack.settings)
+
+    assert dropped == []
+    assert answer["reconcile"]["ingested"] == 3
+    assert again["reconcile"]["settled"] == 3 and again["reconcile"]["ingested"] == 0
+    assert {uri: (row["status"], row["rows_in"]) for uri, row in rows.items()} == {
+        f"gs://{settings.landing_bucket}/incoming/kiva_lenders/{s.path.name}": ("loaded", s.rows)
+        for s in sources
+    }
+    assert sorted(row["source_uri"] for row in final) == sorted(uris)  # one row each

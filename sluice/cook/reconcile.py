@@ -1,0 +1,187 @@
+"""Reconciliation: every file in the landing bucket is ingested, whether or not its event came.
+
+Exactly-once holds for every event that arrives, but some files never get a useful one:
+Eventarc gives up after a day of retries (a day-long outage), events older than
+``max_event_age_seconds`` are dropped on purpose, a misconfigured trigger or a redeploy
+loses deliveries, and a function killed between its claim and its launch leaves the claim
+``claimed`` with no redelivery to take it over. Like the BigQuery Data Transfer Service,
+the cook therefore also polls the bucket (``reconcile_bucket``, with every cook):
+
+1. it lists the landing objects under each contract's prefix (a broken contract's too: its
+   files are quarantined with the reason), at most ``reconcile_max_objects`` per run, going
+   on from a cursor kept in the pipeline bucket (``CURSOR_OBJECT``), so a bucket of any size
+   is covered over several runs;
+2. an object generation younger than ``reconcile_grace_seconds`` is left to its event;
+3. one whose claim is settled (launched, loaded, rejected, superseded) is done: the sweep
+   (``sluice.cook.sweep``) looks after launched pipelines that died;
+4. any other (no claim at all, or ``claimed`` past its lease) goes through the door
+   exactly as its event would have (``sluice.ingest.door.handle_object``): the same claim,
+   so a late event, a second cook or a retry finds it settled and does nothing. A claim
+   within its lease is left to its holder.
+
+The counts go into the cook's answer; ``waiting`` and ``oldest_waiting_seconds`` say how
+many files had no settled claim when listed, and how long the oldest of them had waited.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sluice.contracts import ContractSet, load_contract_set
+from sluice.gcs import gcs_faults
+from sluice.ingest.claims import CLAIMED, ClaimInProgress, event_key, read_claim
+from sluice.ingest.door import handle_object
+from sluice.logs import log_event
+from sluice.settings import Settings
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+
+LOG = logging.getLogger(__name__)
+
+CURSOR_OBJECT = "reconcile/cursor.json"
+"""Where the listing goes on from, in the pipeline bucket: prefix -> last object name seen."""
+
+
+@dataclass
+class ReconcileReport:
+    """What one reconciliation pass saw and did, in landing objects."""
+
+    listed: int = 0
+    """Objects listed this run (at most ``reconcile_max_objects``)."""
+    settled: int = 0
+    """Their claim is settled: nothing to do."""
+    too_new: int = 0
+    """Younger than the grace: left to their event."""
+    ingested: int = 0
+    """Handed to the door: no claim, or a ``claimed`` claim past its lease."""
+    in_progress: int = 0
+    """A delivery holds the claim within its lease."""
+    failed: int = 0
+    """The door failed (logged with the object); the next run tries again."""
+    waiting: int = 0
+    """Objects past the grace without a settled claim when listed."""
+    oldest_waiting_seconds: float | None = None
+    """How long the oldest of them had been in the bucket."""
+    wrapped: bool = False
+    """The listing reached the end of every prefix: the next run starts over."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts, for the cook's answer and its log line."""
+        return asdict(self)
+
+
+def reconcile_bucket(
+    client: storage.Client,
+    settings: Settings,
+    contract_set: ContractSet | None = None,
+    now: datetime | None = None,
+) -> ReconcileReport:
+    """List the next ``reconcile_max_objects`` landing objects and ingest every one whose
+    event was lost; what it saw and did, as counts."""
+    now = now or datetime.now(UTC)
+    contract_set = contract_set or load_contract_set(settings.contracts_dir)
+    prefixes = sorted(
+        {c.landing_prefix for c in contract_set.contracts.values()}
+        | {b.landing_prefix for b in contract_set.broken}
+    )
+    cursor = _read_cursor(client, settings)
+    report = ReconcileReport(wrapped=True)
+    budget = settings.reconcile_max_objects
+    for prefix in prefixes:
+        if budget <= 0:
+            report.wrapped = False
+            break
+        after = cursor.get(prefix, "")
+        blobs = _listed(client, settings, prefix, after, budget + 1)
+        if len(blobs) > budget:
+            blobs, report.wrapped = blobs[:budget], False
+            cursor[prefix] = blobs[-1].name if blobs else after
+        else:
+            cursor[prefix] = ""  # the end of the prefix: the next listing starts over
+        budget -= len(blobs)
+        for blob in blobs:
+            _reconcile_one(client, settings, blob, now, report)
+    _write_cursor(client, settings, cursor)
+    level = logging.WARNING if report.ingested or report.failed else logging.INFO
+    log_event(LOG, level, f"reconciliation of the landing bucket: {report.as_dict()}")
+    return report
+
+
+def _reconcile_one(
+    client: storage.Client,
+    settings: Settings,
+    blob: storage.Blob,
+    now: datetime,
+    report: ReconcileReport,
+) -> None:
+    report.listed += 1
+    age = now - blob.updated
+    if age < timedelta(seconds=settings.reconcile_grace_seconds):
+        report.too_new += 1
+        return
+    key = event_key(settings.landing_bucket, blob.name, blob.generation)
+    with gcs_faults(f"reading the claim of {key}"):
+        claim = read_claim(client, settings, key)
+    if claim is not None and claim.state != CLAIMED:
+        report.settled += 1
+        return
+    report.waiting += 1
+    waited = age.total_seconds()
+    report.oldest_waiting_seconds = max(report.oldest_waiting_seconds or 0.0, waited)
+    try:  # the door takes over a ``claimed`` claim past its lease, or says it is held
+        outcome = handle_object(
+            settings.landing_bucket, blob.name, blob.generation, settings=settings
+        )
+    except ClaimInProgress:
+        report.in_progress += 1
+        return
+    except Exception as exc:  # one file's failure must not stop the pass (nor the cook)
+        report.failed += 1
+        LOG.error("reconciling %s failed: %s", key, exc, exc_info=True)
+        return
+    report.ingested += 1
+    LOG.warning(
+        "reconciled %s after %.0f s without a settled claim: %s", key, waited, outcome.status
+    )
+
+
+def _listed(
+    client: storage.Client, settings: Settings, prefix: str, after: str, limit: int
+) -> list[storage.Blob]:
+    """Up to ``limit`` landing objects under ``prefix`` named after ``after``, in name order."""
+    with gcs_faults(f"listing gs://{settings.landing_bucket}/{prefix}"):
+        listed = client.list_blobs(
+            settings.landing_bucket,
+            prefix=prefix,
+            start_offset=after or None,
+            max_results=limit + 1,  # start_offset includes ``after`` itself
+        )
+        return [blob for blob in listed if blob.name != after][:limit]
+
+
+def _read_cursor(client: storage.Client, settings: Settings) -> dict[str, str]:
+    blob = client.bucket(settings.pipeline_bucket).blob(CURSOR_OBJECT)
+    with gcs_faults("reading the reconciliation cursor"):
+        from google.api_core.exceptions import NotFound
+
+        try:
+            raw = blob.download_as_bytes()
+        except NotFound:
+            return {}
+    try:
+        cursor = json.loads(raw)
+    except ValueError:
+        LOG.warning("reconciliation cursor is not JSON: starting over")
+        return {}
+    return {str(k): str(v) for k, v in cursor.items()} if isinstance(cursor, dict) else {}
+
+
+def _write_cursor(client: storage.Client, settings: Settings, cursor: dict[str, str]) -> None:
+    blob = client.bucket(settings.pipeline_bucket).blob(CURSOR_OBJECT)
+    with gcs_faults("writing the reconciliation cursor"):
+        blob.upload_from_string(json.dumps(cursor, sort_keys=True), content_type="application/json")
