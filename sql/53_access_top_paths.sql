@@ -10,7 +10,7 @@
 --   name: web-top-paths
 --   kind: table
 --   wide: true
---   columns: [path_rank: rank, path, requests, share_of_requests: share, bytes_sent: bytes]
+--   columns: [path_rank: rank, path, requests, bytes_sent: bytes]
 --   order: path_rank
 --   limit: 15
 CREATE OR REPLACE TABLE {cooked_dataset}.access_top_paths AS

@@ -9,7 +9,7 @@
 --   title: Top referrers
 --   name: web-top-referrers
 --   kind: table
---   columns: [referrer, requests, share_of_referred: share, unique_visitors: visitors]
+--   columns: [referrer, requests, unique_visitors: visitors]
 --   order: referrer_rank
 --   limit: 15
 CREATE OR REPLACE TABLE {cooked_dataset}.access_top_referrers AS

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 
@@ -39,6 +40,9 @@ def shown(value: Any, kind: str = "") -> str:
         return str(value)
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, Decimal):
+        # A wide sum (BIGNUMERIC; DECIMAL(38, 5) on DuckDB): whole numbers read as integers.
+        value = int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):

@@ -402,3 +402,6 @@ def test_dashboard_web_traffic_section_draws_the_cooked_access_tables(cooked: Co
     countries = Counter(r["country_code"] or "" for r in cooked.rows)
     bars = {b["data-web-country"]: int(b["data-requests"]) for b in page.marks("web-country")}
     assert bars == countries and "Web traffic (access logs)" in page.text
+    # The top path's wide byte sum reads as a whole number, not as DECIMAL(38, 5) text.
+    top_path = max(grouped(cooked.rows, lambda r: r["path"]).values(), key=len)
+    assert f"{traffic(top_path)['bytes_sent']:,}" in page.text
