@@ -9,6 +9,7 @@
     sluice up
     sluice upload PATH... --dataset NAME [--wait] [--timeout S] [--json]
     sluice replay gs://BUCKET/OBJECT [--wait] [--timeout S] [--json]
+    sluice replay --prefix gs://BUCKET/PREFIX [--force] [--wait] [--timeout S] [--json]
     sluice demo [--direct]
 
 Settings come from ``SLUICE_*`` environment variables (see ``sluice.settings``). ``upload``
@@ -88,8 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     upload.add_argument("--dataset", required=True)
     _add_wait_arguments(upload)
 
-    replay = commands.add_parser("replay", help="re-ingest a landing object (rows replaced)")
-    replay.add_argument("uri", metavar="gs://BUCKET/OBJECT")
+    replay = commands.add_parser(
+        "replay", help="re-ingest a landing object (rows replaced), or backfill a prefix"
+    )
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("uri", nargs="?", metavar="gs://BUCKET/OBJECT")
+    target.add_argument("--prefix", metavar="gs://BUCKET/PREFIX", help="every object under it")
+    replay.add_argument(
+        "--force", action="store_true", help="with --prefix: re-ingest objects already ingested"
+    )
     _add_wait_arguments(replay)
 
     demo = commands.add_parser("demo", help="samples through the local stack, cook, summaries")

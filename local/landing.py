@@ -151,10 +151,42 @@ def replay_object(settings: Settings, uri: str) -> tuple[LandedObject, UploadOut
         blob = storage_client(settings).bucket(bucket).get_blob(name)
     if blob is None:
         raise ConfigError(f"expected an object at {uri}, found none")
-    replay = uuid.uuid4().hex[:12]
-    outcome = handle_object(bucket, name, int(blob.generation), settings=settings, replay=replay)
-    landed = LandedObject(bucket, name, int(blob.generation), outcome.dataset or "", replay)
-    return landed, outcome
+    return _ingest(settings, bucket, name, int(blob.generation), uuid.uuid4().hex[:12])
+
+
+def replay_prefix(
+    settings: Settings,
+    uri: str,
+    *,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[tuple[LandedObject, UploadOutcome]]:
+    """Backfill every object under the prefix ``uri``: each one its own event never
+    ingested, through the same claim that event takes (a settled claim answers
+    ``duplicate``: skipped), or with ``force`` every one again under a new event key (rows
+    replaced). ``progress`` gets (objects done, objects listed) after each object."""
+    from sluice.gcs import storage_client
+
+    bucket, prefix = parse_gs_uri(uri)
+    with gcs_faults(f"listing {uri}"):
+        blobs = list(storage_client(settings).list_blobs(bucket, prefix=prefix))
+    if not blobs:
+        raise ConfigError(f"expected objects under {uri}, found none")
+    done = []
+    for blob in blobs:
+        replay = uuid.uuid4().hex[:12] if force else None
+        done.append(_ingest(settings, bucket, blob.name, int(blob.generation), replay))
+        if progress is not None:
+            progress(len(done), len(blobs))
+    return done
+
+
+def _ingest(
+    settings: Settings, bucket: str, name: str, generation: int, replay: str | None
+) -> tuple[LandedObject, UploadOutcome]:
+    """One object generation through the door, as on_upload would (a replay id or none)."""
+    outcome = handle_object(bucket, name, generation, settings=settings, replay=replay)
+    return LandedObject(bucket, name, generation, outcome.dataset or "", replay), outcome
 
 
 def wait_for_outcomes(

@@ -17,7 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
 from local import output
 from sluice.contracts import load_contract_set
@@ -105,6 +112,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
     """sluice replay."""
     from local.landing import LandingResult, replay_object
 
+    if args.force and not args.prefix:
+        raise ConfigError("--force: expected --prefix (one object's replay always re-ingests)")
+    if args.prefix:
+        return _replay_prefix(args)
     settings = _stack_settings()
     client = _storage_client(settings)
     with output.console.status(f"replaying {args.uri}"):
@@ -113,6 +124,35 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.uri} cannot be replayed: {outcome.reason}")
     result = LandingResult(landed, outcome.status, reason=outcome.reason)
     return _report_landing(client, settings, [result], args, title=f"replay {args.uri}")
+
+
+def _replay_prefix(args: argparse.Namespace) -> int:
+    """sluice replay --prefix: every object under it with a progress bar; objects outside
+    every contract's prefix are named on stderr and left out."""
+    from local.landing import LandingResult, replay_prefix
+
+    settings = _stack_settings()
+    client = _storage_client(settings)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=output.errors, transient=True) as bar:
+        task = bar.add_task(f"replaying {args.prefix}", total=None)
+        done = replay_prefix(
+            settings,
+            args.prefix,
+            force=args.force,
+            progress=lambda count, total: bar.update(task, completed=count, total=total),
+        )
+    results = []
+    for landed, outcome in done:
+        if outcome.status == "ignored":
+            output.print_error(f"{landed.uri} left out: {outcome.reason}")
+        else:
+            if outcome.status == "duplicate":
+                reason = "already ingested (--force ingests it again)"
+                results.append(LandingResult(landed, "skipped", reason=reason))
+            else:
+                results.append(LandingResult(landed, outcome.status, reason=outcome.reason))
+    return _report_landing(client, settings, results, args, title=f"replay {args.prefix}")
 
 
 def _stack_settings() -> Settings:

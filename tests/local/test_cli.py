@@ -258,3 +258,43 @@ def test_replay_of_missing_object_is_one_clear_line(capsys, stack_home: LocalSta
     assert code == 2
     message = " ".join(err.split())  # rich wraps long lines
     assert "expected an object at gs://sluice-landing/incoming/kiva_loans/none.csv" in message
+
+
+@pytest.mark.slow
+def test_replay_prefix_skips_what_was_ingested_unless_forced(
+    capsys, stack_home: LocalStack, tmp_path: Path
+) -> None:
+    count_sql = "SELECT COUNT(*) AS n FROM {dataset}.kiva_lenders WHERE _source_uri LIKE @uris"
+    prefix = "gs://sluice-landing/incoming/kiva_lenders/"
+    paths = [tmp_path / "backfill-a.csv", tmp_path / "backfill-b.csv"]
+    for first, path in zip((1, 3), paths, strict=True):  # lenders merge on loan_id
+        path.write_text(f'loan_id,lenders\n{first},"ann, bob"\n{first + 1},cy\n')
+    uploaded, _, _ = run_cli(
+        capsys, "upload", *map(str, paths), "--dataset=kiva_lenders", "--wait", "--json"
+    )
+    warehouse = DuckDBWarehouse(stack_home.settings)
+    rows_before = warehouse.query(count_sql, {"uris": f"{prefix}backfill-%"})[0]["n"]
+
+    code, out, _ = run_cli(capsys, "replay", "--prefix", f"{prefix}backfill-", "--json")
+    forced_code, forced_out, _ = run_cli(
+        capsys, "replay", "--prefix", f"{prefix}backfill-", "--force", "--wait", "--json"
+    )
+
+    skipped, forced = json.loads(out), json.loads(forced_out)
+    assert (uploaded, code, forced_code) == (0, 0, 0)
+    assert [(row["uri"], row["status"]) for row in skipped] == [
+        (f"{prefix}backfill-a.csv", "skipped"),
+        (f"{prefix}backfill-b.csv", "skipped"),
+    ]
+    assert [(row["status"], row["rows_loaded"]) for row in forced] == [("loaded", 2)] * 2
+    assert rows_before == 4
+    assert warehouse.query(count_sql, {"uris": f"{prefix}backfill-%"})[0]["n"] == 4  # replaced
+
+
+def test_replay_force_without_prefix_is_a_usage_error(capsys, stack_home: LocalStack) -> None:
+    code, _, err = run_cli(
+        capsys, "replay", "gs://sluice-landing/incoming/kiva_loans/x.csv", "--force"
+    )
+
+    assert code == 2
+    assert "--force: expected --prefix" in " ".join(err.split())
