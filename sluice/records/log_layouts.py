@@ -308,10 +308,11 @@ def compile_layout(layout: str | ServerLogFormat) -> CompiledLayout:
 
 
 def _compiled(layout: ServerLogFormat, title: str) -> CompiledLayout:
+    text = layout.text.strip("\r\n")  # a YAML block ends with one; the server adds its own
     if layout.server == "nginx":
-        tokens = _nginx_tokens(_nginx_format(layout.text))
+        tokens = _nginx_tokens(_nginx_format(text))
     else:
-        tokens = _apache_tokens(_apache_format(layout.text))
+        tokens = _apache_tokens(_apache_format(text))
     tokens = [t for t in tokens if t != ""]
     fields = [t for t in tokens if isinstance(t, _Field)]
     _check_fields(fields, tokens)
