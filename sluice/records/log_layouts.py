@@ -226,7 +226,7 @@ def _apache_field(letter: str, argument: str | None, written: str) -> _Field:
     if letter == "t" and argument is not None:
         strftime = re.sub(r"^(?:begin|end):", "", argument)
         if strftime in _EPOCH_TIMES:
-            return _Field("timestamp", written)
+            return _Field("timestamp", written, "[0-9]+")
         return _Field("timestamp", written, _time_pattern(strftime, written))
     if argument is None and letter in _APACHE_FIELDS:
         return _Field(_APACHE_FIELDS[letter], written)
@@ -269,10 +269,28 @@ def _apache_tokens(text: str) -> list[str | _Field]:
         elif letter == "t" and argument is None:  # [10/Oct/2000:13:55:36 -0700]
             tokens += [literal + "[", _Field("timestamp", match[0])]
             literal = "]"
+        elif letter == "t" and _continues_time(tokens, literal):
+            # "%{%d/%b/%Y %T}t.%{msec_frac}t %{%z}t" is one time, in pieces (Apache's example)
+            before, piece = tokens.pop(), _apache_field(letter, argument, match[0])
+            assert isinstance(before, _Field)
+            written = before.written + literal + piece.written
+            pattern = before.pattern + _literal_pattern(literal) + piece.pattern
+            tokens.append(_Field("timestamp", written, pattern))
+            literal = ""
         else:
             tokens += [literal, _apache_field(letter, argument, match[0])]
             literal = ""
     return [*tokens, literal + text[end:]]
+
+
+def _continues_time(tokens: list[str | _Field], literal: str) -> bool:
+    """Whether a ``%{...}t`` after ``literal`` continues the time before it."""
+    before = tokens[-1] if tokens else None
+    return (
+        isinstance(before, _Field)
+        and before.written.endswith("}t")
+        and not set(literal) & set('"[]')
+    )
 
 
 # --- one compiler for both ------------------------------------------------------------------

@@ -476,23 +476,22 @@ def test_nginx_iso8601_time_without_a_request_line(tmp_path: Path) -> None:
     ]
 
 
-def test_apache_strftime_time_with_a_space_is_read_outside_brackets(tmp_path: Path) -> None:
+def test_apache_time_in_pieces_is_one_timestamp(tmp_path: Path) -> None:
     text = (
         "name: x\nversion: 1\nformat: access_log\n"
-        "layout: {apache: '%{%Y-%m-%d %T}t %a %>s'}\n"
-        "columns:\n  - {name: timestamp, type: timestamp, format: '%Y-%m-%d %H:%M:%S'}\n"
+        "layout: {apache: '%{%d/%b/%Y %T}t.%{msec_frac}t %{%z}t %a %>s'}\n"  # Apache's example
+        "columns:\n  - {name: timestamp, type: timestamp, format: '%d/%b/%Y %H:%M:%S.%f %z'}\n"
         "  - {name: status, type: integer}\n"
     )
     contract = custom_contract(tmp_path, text)
+    lines = b"24/Nov/2026 10:05:03.250 +0100 203.0.113.7 404\n24/Nov/2026 203.0.113.7 404\n"
 
-    rows, dead = parse(
-        b"2026-11-24 10:05:03 203.0.113.7 404\n2026-11-24 203.0.113.7 404\n", contract
-    )
+    rows, dead = parse(lines, contract)
 
     assert rows.select(contract.column_names).to_pylist() == [
-        {"timestamp": datetime(2026, 11, 24, 10, 5, 3, tzinfo=UTC), "status": 404}
+        {"timestamp": datetime(2026, 11, 24, 9, 5, 3, 250000, tzinfo=UTC), "status": 404}
     ]
-    assert dead.column("reason").to_pylist() == [
-        "not a custom apache log line: expected the time at the start of the line, "
-        "found '2026-11-24 203.0.113.7 404'"
-    ]
+    assert reasons_by_line(dead) == {
+        2: "not a custom apache log line: expected the time at the start of the line, "
+        "found '24/Nov/2026 203.0.113.7 404'"
+    }
