@@ -28,6 +28,12 @@ from typing import Any
 import yaml
 
 from sluice.errors import ContractError
+from sluice.records.log_layouts import (
+    ACCESS_LOG_LAYOUTS,
+    ServerLogFormat,
+    compile_layout,
+    read_layout,
+)
 
 TYPES = ("string", "integer", "float", "boolean", "date", "timestamp")
 # Dataset and column names become table and column identifiers: letters, digits and '_',
@@ -42,23 +48,6 @@ FORMATS_DIR = Path(__file__).parent / "records" / "formats"
 REQUEST_PARTS = ("method", "path", "query", "protocol")
 """The parts of an access log's request line, columns of every layout (NULL when the request
 line is not ``METHOD TARGET PROTOCOL``)."""
-ACCESS_LOG_LAYOUTS: dict[str, tuple[str, ...]] = {
-    "common": ("client_ip", "ident", "user_name", "timestamp", "request", "status", "bytes_sent"),
-    "combined": (
-        "client_ip", "ident", "user_name", "timestamp", "request", "status", "bytes_sent",
-        "referrer", "user_agent",
-    ),
-    "vhost_combined": (
-        "virtual_host", "server_port", "client_ip", "ident", "user_name", "timestamp", "request",
-        "status", "bytes_sent", "referrer", "user_agent",
-    ),
-    "combined_request_time": (
-        "client_ip", "ident", "user_name", "timestamp", "request", "status", "bytes_sent",
-        "referrer", "user_agent", "request_time",
-    ),
-}  # fmt: skip
-"""The layouts of ``format: access_log`` and the fields each line holds, in line order
-(``sluice.records.formats.access_log`` reads them); contract columns are named after them."""
 HEADER_POLICIES = ("reject", "ignore")
 WRITE_MODES = ("append", "merge", "replace_dataset")
 """How a file's rows meet the table (see ``Contract.write``)."""
@@ -153,9 +142,10 @@ class Contract:
     source_path: Path | None = None
     format: str = "csv"
     """The input format: the module ``sluice/records/formats/<format>.py`` reads it."""
-    layout: str | None = None
+    layout: str | ServerLogFormat | None = None
     """How each line of an ``access_log`` lays out its fields: a name in
-    ``ACCESS_LOG_LAYOUTS`` (None for every other format)."""
+    ``sluice.records.log_layouts.ACCESS_LOG_LAYOUTS`` or the server's own format string
+    (None for every other format)."""
     write: str = "append"
     """How a file's rows meet the table. ``append``: each file adds its rows (a reload of the
     same object replaces its own rows). ``merge``: one row per ``primary_key``; the version
@@ -661,8 +651,14 @@ def _check_format(name: Any, where: str) -> str:
     return name
 
 
-def _check_layout(layout: Any, record_format: str, columns: list[str], where: str) -> str | None:
-    """The ``layout`` of an access_log contract, whose fields name every column; else None."""
+def _check_layout(
+    layout: Any, record_format: str, columns: list[str], where: str
+) -> str | ServerLogFormat | None:
+    """The ``layout`` of an access_log contract, whose fields name every column; else None.
+
+    A named layout is its name; a server's own format is ``{nginx: '<log_format>'}`` or
+    ``{apache: '<LogFormat>'}``, compiled here so a variable it cannot read fails the
+    contract, not the first file."""
     if record_format != "access_log":
         if layout is not None:
             raise ContractError(
@@ -674,13 +670,19 @@ def _check_layout(layout: Any, record_format: str, columns: list[str], where: st
             f"{where}: layout: expected one of {', '.join(ACCESS_LOG_LAYOUTS)} "
             "for format: access_log, found none"
         )
-    _check_choice(layout, tuple(ACCESS_LOG_LAYOUTS), f"{where}: layout")
-    fields = (*ACCESS_LOG_LAYOUTS[layout], *REQUEST_PARTS)
+    try:
+        layout = read_layout(layout)
+        compiled = compile_layout(layout)
+    except ContractError as error:
+        raise ContractError(f"{where}: layout: {error}") from error
+    fields = compiled.fields
+    if "request" in fields:
+        fields += REQUEST_PARTS
     unknown = [name for name in columns if name not in fields]
     if unknown:
         raise ContractError(
             f"{where}: column(s) {', '.join(map(repr, unknown))}: expected fields of layout "
-            f"{layout} ({', '.join(fields)}), found names it does not have"
+            f"{compiled.title} ({', '.join(fields)}), found names it does not have"
         )
     return layout
 

@@ -1,4 +1,5 @@
-"""The pipeline loads access logs: a gzipped rotated log whole, a big plain one in ranges."""
+"""The pipeline loads access logs: a gzipped rotated log whole, a big plain one in ranges, and
+one written in a layout of the server's own syntax."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ import duckdb
 import pytest
 
 from tests.beam.line_loads import load_dataset
-from tests.sluice.records.test_access_log import DEAD, ROW_LINES, SAMPLE_COMBINED_LOG
+from tests.sluice.records.test_access_log import (
+    DEAD,
+    NGINX_CONTRACT,
+    NGINX_DEAD,
+    ROW_LINES,
+    SAMPLE_COMBINED_LOG,
+    SAMPLE_NGINX_LOG,
+)
 
 
 def load(
@@ -57,3 +65,23 @@ def test_pipeline_records_the_enrichment_data_with_the_load(
         logged = con.execute("SELECT status, enrichment FROM sluice.ingestion_log").fetchall()
     data = f"iptocc {version('iptocc')}; ua-parser-builtins {version('ua-parser-builtins')}"
     assert logged == [("loaded", data)]
+
+
+def test_pipeline_loads_a_log_of_an_nginx_log_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contracts = tmp_path / "contracts"
+    contracts.mkdir()
+    (contracts / "proxy_logs.yaml").write_text(NGINX_CONTRACT)
+    monkeypatch.setenv("SLUICE_CONTRACTS_DIR", str(contracts))
+    path = tmp_path / "proxy.access.log"
+    path.write_bytes(SAMPLE_NGINX_LOG + b"\n")
+
+    rows, dead, counts = load_dataset(
+        path, "proxy_logs", tmp_path / "home", monkeypatch,
+        columns="_source_line, status, request_time, upstream_response_time",
+    )  # fmt: skip
+
+    assert counts == (6, 3, 3)
+    assert rows == [(1, 200, 0.042, "0.040"), (2, 502, 3.004, "3.001, 0.002"), (3, 200, 0.0, None)]
+    assert dict(dead) == NGINX_DEAD

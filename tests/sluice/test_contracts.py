@@ -18,6 +18,7 @@ from sluice.contracts import (
     resolve_header,
 )
 from sluice.errors import ContractError
+from sluice.records.log_layouts import ServerLogFormat
 
 KIVA_LOANS_COLUMNS = [
     "loan_id",
@@ -562,6 +563,79 @@ def test_load_contract_accepts_each_access_log_layout(tmp_path: Path, layout: st
     ],
 )
 def test_load_contract_refuses_a_bad_layout(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ContractError) as error:
+        load_contract(write_contract(tmp_path, text))
+
+    assert message in str(error.value)
+
+
+def test_load_contract_accepts_a_layout_in_the_servers_own_syntax(tmp_path: Path) -> None:
+    layout = "{nginx: '$remote_addr [$time_local] \"$request\" $status $upstream_addr'}"
+    text = ACCESS_LOG.format(layout=f"layout: {layout}\n", column="upstream_addr")
+
+    contract = load_contract(write_contract(tmp_path, text))
+
+    assert contract.layout == ServerLogFormat(
+        "nginx", '$remote_addr [$time_local] "$request" $status $upstream_addr'
+    )
+
+
+@pytest.mark.parametrize(
+    ("layout", "column", "message"),
+    [
+        (
+            "{nginx: '$remote_addr $status'}",
+            "path",
+            "column(s) 'path': expected fields of layout custom nginx (client_ip, status), "
+            "found names it does not have",
+        ),
+        (
+            "{apache: '%h %Z %>s'}",
+            "status",
+            "layout: expected Apache LogFormat directives (%% %a %A ",
+        ),
+        ("{apache: '%h %Z %>s'}", "status", "found '%Z'"),
+        (
+            "{apache: '%h %{%d/%b/%Y %c}t'}",
+            "status",
+            "layout: %{%d/%b/%Y %c}t: expected strftime directives of one shape (%a %A ",
+        ),
+        ("{apache: '%h %{%d/%b/%Y %c}t'}", "status", "found '%c'"),
+        (
+            "{nginx: '$remote_addr [$time_local] $time_iso8601'}",
+            "status",
+            "layout: expected each field once, found 'timestamp' from $time_local and "
+            "$time_iso8601",
+        ),
+        (
+            "{nginx: '$remote_addr$remote_user'}",
+            "status",
+            "layout: expected text between $remote_addr and $remote_user, found none",
+        ),
+        (
+            "{nginx: \"log_format j escape=json '$remote_addr';\"}",
+            "status",
+            "layout: log_format: expected escape=default or escape=none, found escape=json "
+            "(a log of JSON objects is format: jsonl)",
+        ),
+        (
+            "{iis: '%h'}",
+            "status",
+            "layout: expected a layout name or one of {nginx: '<log_format>'}, "
+            "{apache: '<LogFormat>'} with the format as text, found {'iis': '%h'}",
+        ),
+        (
+            "{nginx: 'no variables here'}",
+            "status",
+            "layout: expected at least one variable in the format, found none",
+        ),
+    ],
+)
+def test_load_contract_refuses_a_server_format_it_cannot_read(
+    tmp_path: Path, layout: str, column: str, message: str
+) -> None:
+    text = ACCESS_LOG.format(layout=f"layout: {layout}\n", column=column)
+
     with pytest.raises(ContractError) as error:
         load_contract(write_contract(tmp_path, text))
 

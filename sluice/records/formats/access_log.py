@@ -1,16 +1,19 @@
 """Web-server access logs (``format: access_log``): one request a line, fields by ``layout``.
 
-The layouts (``sluice.contracts.ACCESS_LOG_LAYOUTS``) are the ones Apache and nginx ship:
-``common`` (``%h %l %u %t "%r" %>s %b``), ``combined`` (common, then ``"%{Referer}i"
-"%{User-Agent}i"``; nginx's default), ``vhost_combined`` (``%v:%p`` first) and
-``combined_request_time`` (combined, then nginx's ``$request_time`` in seconds). A file has
-no header: the contract's columns are named after the layout's fields.
+The named layouts (``sluice.records.log_layouts.ACCESS_LOG_LAYOUTS``) are the ones Apache and
+nginx ship: ``common`` (``%h %l %u %t "%r" %>s %b``), ``combined`` (common, then
+``"%{Referer}i" "%{User-Agent}i"``; nginx's default), ``vhost_combined`` (``%v:%p`` first) and
+``combined_request_time`` (combined, then nginx's ``$request_time`` in seconds). Any other
+layout is the server's own format string (``layout: {nginx: '...'}`` or ``{apache: '...'}``),
+compiled by the same code. A file has no header: the contract's columns are named after the
+layout's fields.
 
 Every line is one record (``sluice.records.linescan``). Its fields are read by one regular
 expression over the whole chunk (Arrow's ``extract_regex``), never a Python loop per line.
 What the fields mean, as Vector, Logstash's grok patterns and GoAccess read them:
 
-- ``-`` is NULL for the ident, user, size, referrer, user agent and request time;
+- ``-`` is NULL in every field but the client, time, request line, status, virtual host,
+  port and Apache's connection status (``DASH_IS_A_VALUE``);
 - the time ``[10/Oct/2000:13:55:36 -0700]`` is typed by the contract column's format
   (``%d/%b/%Y:%H:%M:%S %z``) and stored in UTC;
 - the request line ``METHOD TARGET PROTOCOL`` gives ``method``, ``path``, ``query`` (after
@@ -30,69 +33,26 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluice.contracts import ACCESS_LOG_LAYOUTS, REQUEST_PARTS, Contract, HeaderMapping
+from sluice.contracts import REQUEST_PARTS, Contract, HeaderMapping
 from sluice.records.chunks import RecordChunk
 from sluice.records.linescan import LineChunk, LineFormat
+from sluice.records.log_layouts import ServerLogFormat, compile_layout
 
 LAYOUT = "layout"
 """The one fault code: a line that does not match the layout."""
 DEFAULT_LAYOUT = "combined"
-NULL_WHEN_DASH = ("ident", "user_name", "bytes_sent", "referrer", "user_agent", "request_time")
-
-
-@dataclass(frozen=True)
-class _Part:
-    """One piece of a layout's line: what it is called in a reason, and its pattern."""
-
-    what: str
-    pattern: str
-
-
-_SPACE = _Part("a space", " ")
-_QUOTED = r'(?:[^"\\]|\\.)*'  # a backslash escapes the next byte (\" never closes the field)
-
-
-def _word(field: str, what: str) -> list[_Part]:
-    return [_Part(what, rf"(?P<{field}>\S+)")]
-
-
-def _quoted(field: str, what: str) -> list[_Part]:
-    return [
-        _Part(f"'\"' opening {what}", '"'),
-        _Part(what, f"(?P<{field}>{_QUOTED})"),
-        _Part(f"'\"' closing {what}", '"'),
-    ]
-
-
-_FIELD_PARTS: dict[str, list[_Part]] = {
-    "client_ip": _word("client_ip", "the client address"),
-    "ident": _word("ident", "the ident field"),
-    "user_name": _word("user_name", "the user"),
-    "timestamp": [
-        _Part("'[' opening the time", r"\["),
-        _Part("the time", r"(?P<timestamp>[^\]]*)"),
-        _Part("']' closing the time", r"\]"),
-    ],
-    "request": _quoted("request", "the request line"),
-    "status": _word("status", "the status"),
-    "bytes_sent": _word("bytes_sent", "the size"),
-    "referrer": _quoted("referrer", "the referrer"),
-    "user_agent": _quoted("user_agent", "the user agent"),
-    "request_time": _word("request_time", "the request time"),
-}
-_VHOST = [
-    _Part("the virtual host", r"(?P<virtual_host>\S+)"),
-    _Part("':' before the port", ":"),
-    _Part("the port", r"(?P<server_port>[0-9]+)"),
-]
-_END = _Part("the end of the line", "$")
+DASH_IS_A_VALUE = (
+    "client_ip", "timestamp", "request", "status", "virtual_host", "server_port",
+    "connection_status",
+)  # fmt: skip
+"""Fields where ``-`` is what the server logged (a timed-out request line, Apache's "connection
+closed"); in every other field it is the servers' "no value", NULL."""
 
 # METHOD TARGET PROTOCOL; the target splits at its first '?'.
 _REQUEST_LINE = (
@@ -108,28 +68,18 @@ _ONE_PASS_GROUPS = 4
 five, the whole match included)."""
 
 
-def _layout_parts(layout: str) -> list[_Part]:
-    """The pieces of one line of ``layout``, in order, ending with the end of the line."""
-    parts = list(_VHOST) if layout == "vhost_combined" else []
-    fields = [f for f in ACCESS_LOG_LAYOUTS[layout] if f not in ("virtual_host", "server_port")]
-    for name in fields:
-        if parts:
-            parts.append(_SPACE)
-        parts.extend(_FIELD_PARTS[name])
-    return [*parts, _END]
-
-
 class AccessLogFormat(LineFormat):
     """Access-log lines of one layout (``format: access_log``, ``layout: ...``)."""
 
     name = "access_log"
 
-    def __init__(self, layout: str) -> None:
+    def __init__(self, layout: str | ServerLogFormat) -> None:
         self.layout = layout
-        self.parts = _layout_parts(layout)
-        self.pattern = "^" + "".join(part.pattern for part in self.parts)
+        compiled = compile_layout(layout)
+        self.fields_in_line = compiled.fields
+        self.pattern = "^" + "".join(part.pattern for part in compiled.parts)
         self.fault_nouns: Mapping[str, str] = MappingProxyType(
-            {LAYOUT: f"a shape other than the {layout} layout"}
+            {LAYOUT: f"a shape other than the {compiled.title} layout"}
         )
 
     def faults(self, chunk: RecordChunk, header: HeaderMapping) -> dict[str, np.ndarray]:
@@ -150,20 +100,21 @@ class AccessLogFormat(LineFormat):
     ) -> dict[str, pa.Array]:
         """The layout's fields of ``records`` (matching, UTF-8 lines), unescaped, by column."""
         lines = self._lines(chunk).take(pa.array(records, pa.int64()))
+        splits_request = not set(REQUEST_PARTS).isdisjoint(header.positions)
         wanted = [
             name
-            for name in ACCESS_LOG_LAYOUTS[self.layout]
-            if name in header.positions or name == "request"
+            for name in self.fields_in_line
+            if name in header.positions or (name == "request" and splits_request)
         ]
         values = {name: _unescaped(raw) for name, raw in self._extracted(lines, wanted).items()}
-        for name in NULL_WHEN_DASH:
-            if name in values:
-                values[name] = _dash_to_null(values[name])
-        request = pc.extract_regex(values["request"], _REQUEST_LINE)
-        for part in REQUEST_PARTS:
-            values[part] = pc.if_else(
-                request.is_valid(), request.field(part), pa.scalar(None, pa.string())
-            )
+        for name in values.keys() - set(DASH_IS_A_VALUE):
+            values[name] = _dash_to_null(values[name])
+        if "request" in values:
+            request = pc.extract_regex(values["request"], _REQUEST_LINE)
+            for part in REQUEST_PARTS:
+                values[part] = pc.if_else(
+                    request.is_valid(), request.field(part), pa.scalar(None, pa.string())
+                )
         return {name: values[name] for name in header.positions}
 
     def _extracted(self, lines: pa.Array, names: list[str]) -> dict[str, pa.Array]:
@@ -241,9 +192,10 @@ def _dash_to_null(values: pa.Array) -> pa.Array:
     return pc.if_else(pc.equal(values, "-"), pa.scalar(None, pa.string()), values)
 
 
-def describe_mismatch(record: bytes, layout: str) -> str:
+def describe_mismatch(record: bytes, layout: str | ServerLogFormat) -> str:
     """Why ``record`` is not a line of ``layout``: the first part that does not fit."""
-    parts = _layout_parts(layout)
+    compiled = compile_layout(layout)
+    parts = compiled.parts
     end, fitted = 0, 0
     # The longest prefix of parts that matches; every part is a short pattern, and this
     # runs for dead letters only.
@@ -254,18 +206,18 @@ def describe_mismatch(record: bytes, layout: str) -> str:
             break
         end, fitted = match.end(), count
     if fitted == len(parts):
-        return f"expected a line of layout {layout}, found one that only partly fits"
+        return f"expected a line of layout {compiled.title}, found one that only partly fits"
     expected = parts[fitted].what
     after = f" after {parts[fitted - 1].what}" if fitted else " at the start of the line"
     if expected.startswith("'\"' closing"):
         after = ""  # "expected '"' closing the user agent", not "... after the user agent"
     rest = record[end:]
     found = "the end of the line" if not rest else repr(rest[:40].decode("utf-8", "replace"))
-    return f"not a {layout} log line: expected {expected}{after}, found {found}"
+    return f"not a {compiled.title} log line: expected {expected}{after}, found {found}"
 
 
 @functools.cache
-def format_for_layout(layout: str) -> AccessLogFormat:
+def format_for_layout(layout: str | ServerLogFormat) -> AccessLogFormat:
     """The format reading ``layout`` (one per layout and process)."""
     return AccessLogFormat(layout)
 

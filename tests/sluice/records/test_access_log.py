@@ -329,3 +329,169 @@ def test_line_that_is_not_utf8_is_a_dead_letter_and_its_neighbours_load() -> Non
     assert rows.column("_source_line").to_pylist() == [1, 3]
     assert dead.column("line").to_pylist() == [2]
     assert dead.column("reason")[0].as_py().startswith("invalid UTF-8 at byte ")
+
+
+# --- layouts in the server's own syntax --------------------------------------------------------
+
+NGINX_CONTRACT = """\
+name: proxy_logs
+version: 1
+format: access_log
+layout:
+  nginx: |
+    log_format upstream_timing '$remote_addr - $remote_user [$time_local] "$request" '
+                               '$status $body_bytes_sent "$http_referer" '
+                               '"$http_user_agent" rt=$request_time urt=$upstream_response_time';
+columns:
+  - {name: client_ip, type: string}
+  - {name: timestamp, type: timestamp, format: "%d/%b/%Y:%H:%M:%S %z"}
+  - {name: path, type: string}
+  - {name: status, type: integer}
+  - {name: request_time, type: float}
+  - {name: upstream_response_time, type: string}
+"""
+NGINX_HEAD = rb'203.0.113.7 - - [24/Nov/2026:10:05:03 +0000] "GET /api/items?page=2 HTTP/1.1" '
+SAMPLE_NGINX_LOG = b"\n".join(
+    [
+        NGINX_HEAD + rb'200 913 "https://example.org/" "okhttp/4.12.0" rt=0.042 urt=0.040',  # 1
+        NGINX_HEAD + rb'502 157 "-" "curl/8.5.0" rt=3.004 urt=3.001, 0.002',  # 2: two upstreams
+        NGINX_HEAD + rb'200 68 "-" "curl/8.5.0" rt=0.000 urt=-',  # 3: no upstream
+        NGINX_HEAD + rb'200 68 "-" "curl/8.5.0"',  # 4: another server's combined line
+        NGINX_HEAD + rb'200 68 "-" "curl/8.5.0" 0.042 0.040',  # 5: without the rt= label
+        NGINX_HEAD + rb'200 68 "-" "curl/8.5.0" rt=fast urt=0.040',  # 6
+    ]
+)
+NGINX_DEAD = {
+    4: "not a custom nginx log line: expected a space after '\"' closing the user agent, "
+    "found the end of the line",
+    5: "not a custom nginx log line: expected 'rt=' before the request time after a space, "
+    "found '0.042 0.040'",
+    6: "column 'request_time': expected float, found 'fast'",
+}
+APACHE_CONTRACT = """\
+name: proxied_logs
+version: 1
+format: access_log
+layout:
+  apache: 'LogFormat "%h %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-Agent}i\\" %D \\"%{X-Forwarded-For}i\\"" proxied'
+columns:
+  - {name: client_ip, type: string}
+  - {name: method, type: string}
+  - {name: status, type: integer}
+  - {name: request_time_us, type: integer}
+  - {name: x_forwarded_for, type: string}
+"""  # noqa: E501 (the directive pasted as it stands in apache2.conf)
+APACHE_HEAD = (
+    rb'10.0.0.5 - - [24/Nov/2026:10:05:03 +0000] "GET / HTTP/1.1" 200 5213 "-" "Mozilla/5.0"'
+)
+SAMPLE_APACHE_LOG = b"\n".join(
+    [
+        APACHE_HEAD + rb' 1532 "198.51.100.7, 10.0.0.1"',  # 1: behind two proxies
+        APACHE_HEAD + rb' 87 "-"',  # 2: no proxy
+        APACHE_HEAD,  # 3: a combined line, without the time and the proxies
+        APACHE_HEAD + rb" 87 198.51.100.7",  # 4: an unquoted header
+    ]
+)
+APACHE_DEAD = {
+    3: "not a custom apache log line: expected a space after '\"' closing the user agent, "
+    "found the end of the line",
+    4: "not a custom apache log line: expected '\"' opening %{X-Forwarded-For}i after a space, "
+    "found '198.51.100.7'",
+}
+
+
+def reasons_by_line(dead: pa.Table) -> dict[int, str]:
+    return dict(
+        zip(dead.column("line").to_pylist(), dead.column("reason").to_pylist(), strict=True)
+    )
+
+
+def custom_contract(tmp_path: Path, text: str) -> Contract:
+    path = tmp_path / "custom.yaml"
+    path.write_text(text)
+    return load_contract(path)
+
+
+def test_nginx_log_format_reads_request_and_upstream_times(tmp_path: Path) -> None:
+    contract = custom_contract(tmp_path, NGINX_CONTRACT)
+
+    rows, dead = parse(SAMPLE_NGINX_LOG, contract)
+
+    assert rows_by_line(rows, contract) == {
+        1: {
+            "client_ip": "203.0.113.7", "timestamp": datetime(2026, 11, 24, 10, 5, 3, tzinfo=UTC),
+            "path": "/api/items", "status": 200, "request_time": 0.042,
+            "upstream_response_time": "0.040",
+        },
+        2: {
+            "client_ip": "203.0.113.7", "timestamp": datetime(2026, 11, 24, 10, 5, 3, tzinfo=UTC),
+            "path": "/api/items", "status": 502, "request_time": 3.004,
+            "upstream_response_time": "3.001, 0.002",
+        },
+        3: {
+            "client_ip": "203.0.113.7", "timestamp": datetime(2026, 11, 24, 10, 5, 3, tzinfo=UTC),
+            "path": "/api/items", "status": 200, "request_time": 0.0,
+            "upstream_response_time": None,
+        },
+    }  # fmt: skip
+    assert reasons_by_line(dead) == NGINX_DEAD
+
+
+def test_apache_log_format_reads_microseconds_and_forwarded_for(tmp_path: Path) -> None:
+    contract = custom_contract(tmp_path, APACHE_CONTRACT)
+
+    rows, dead = parse(SAMPLE_APACHE_LOG, contract)
+
+    assert rows.select(contract.column_names).to_pylist() == [
+        {
+            "client_ip": "10.0.0.5", "method": "GET", "status": 200, "request_time_us": 1532,
+            "x_forwarded_for": "198.51.100.7, 10.0.0.1",
+        },
+        {
+            "client_ip": "10.0.0.5", "method": "GET", "status": 200, "request_time_us": 87,
+            "x_forwarded_for": None,
+        },
+    ]  # fmt: skip
+    assert reasons_by_line(dead) == APACHE_DEAD
+
+
+def test_nginx_iso8601_time_without_a_request_line(tmp_path: Path) -> None:
+    text = (
+        "name: x\nversion: 1\nformat: access_log\n"
+        "layout: {nginx: '$time_iso8601 $remote_addr $request_method $uri $status'}\n"
+        "columns:\n  - {name: timestamp, type: timestamp, format: iso8601}\n"
+        "  - {name: request_method, type: string}\n  - {name: uri, type: string}\n"
+    )
+    contract = custom_contract(tmp_path, text)
+
+    rows, dead = parse(b"2026-11-24T11:05:03+01:00 203.0.113.7 GET /health 200\n", contract)
+
+    assert dead.num_rows == 0
+    assert rows.select(contract.column_names).to_pylist() == [
+        {
+            "timestamp": datetime(2026, 11, 24, 10, 5, 3, tzinfo=UTC),
+            "request_method": "GET",
+            "uri": "/health",
+        }
+    ]
+
+
+def test_apache_time_in_pieces_is_one_timestamp(tmp_path: Path) -> None:
+    text = (
+        "name: x\nversion: 1\nformat: access_log\n"
+        "layout: {apache: '%{%d/%b/%Y %T}t.%{msec_frac}t %{%z}t %a %>s'}\n"  # Apache's example
+        "columns:\n  - {name: timestamp, type: timestamp, format: '%d/%b/%Y %H:%M:%S.%f %z'}\n"
+        "  - {name: status, type: integer}\n"
+    )
+    contract = custom_contract(tmp_path, text)
+    lines = b"24/Nov/2026 10:05:03.250 +0100 203.0.113.7 404\n24/Nov/2026 203.0.113.7 404\n"
+
+    rows, dead = parse(lines, contract)
+
+    assert rows.select(contract.column_names).to_pylist() == [
+        {"timestamp": datetime(2026, 11, 24, 9, 5, 3, 250000, tzinfo=UTC), "status": 404}
+    ]
+    assert reasons_by_line(dead) == {
+        2: "not a custom apache log line: expected the time at the start of the line, "
+        "found '24/Nov/2026 203.0.113.7 404'"
+    }
