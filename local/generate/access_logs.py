@@ -13,6 +13,7 @@ of another layout, the last line cut mid-write).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from urllib.parse import quote
 
 import numpy as np
@@ -49,7 +50,9 @@ def iter_row_blocks(rows: int, seed: int) -> Iterator[tuple[int, list[Row]]]:
         protocol = rng.choice(len(_PROTOCOLS), len(requests), p=_PROTOCOL_SHARES)
         protocol[requests.crawled] = 0
         admin = requests.hosts == "admin.shop.example.com"
-        users = np.where(admin, np.array(ADMIN_USERS)[rng.integers(0, 3, len(requests))], "-")
+        users = np.where(
+            admin, np.array(ADMIN_USERS)[rng.integers(0, len(ADMIN_USERS), len(requests))], "-"
+        )
         requests_text = [
             _escaped(f"{method} {quote(path, safe=_TARGET_SAFE)} {_PROTOCOLS[p]}")
             for method, path, p in zip(
@@ -133,13 +136,10 @@ def _ipv6_client(row: Row, rng: np.random.Generator) -> str:
 
 def _error_log_line(row: Row, rng: np.random.Generator) -> str:
     # The server's error log written to the access log's file.
-    day, month, rest = row[3].split("/", 2)
-    year, clock = rest[:4], rest[5:13]
-    months = "JanFebMarAprMayJunJulAugSepOctNovDec"
-    number = months.index(month) // 3 + 1
+    at = datetime.strptime(row[3], "%d/%b/%Y:%H:%M:%S %z").strftime("%Y/%m/%d %H:%M:%S")
     pid = int(rng.integers(1000, 30000))
     return (
-        f"{year}/{number:02d}/{day} {clock} [error] {pid}#{pid}: *{int(rng.integers(1, 99999))} "
+        f"{at} [error] {pid}#{pid}: *{int(rng.integers(1, 99999))} "
         "upstream timed out (110: Connection timed out) while reading response header from "
         f'upstream, client: {row[0]}, server: shop.example.com, request: "{row[4]}", '
         'upstream: "http://10.0.2.15:8080/", host: "shop.example.com"'
