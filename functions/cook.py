@@ -47,7 +47,7 @@ def cook(request: flask.Request) -> flask.Response:
         swept = sweep_stuck_claims(client, settings)
         reconciled = reconcile_bucket(client, settings)
         with connected_warehouse(settings) as warehouse:
-            report = cook_and_check_alerts(warehouse, settings)
+            report = cook_and_check_alerts(warehouse, settings, unprocessed=reconciled.unsettled)
     except SluiceError as exc:
         # Any non-2xx makes Cloud Scheduler retry per its policy; 503 marks the retryable
         # faults, 500 the ones (bad SQL file, bad setting) a person has to fix.

@@ -1,13 +1,15 @@
 # Alerting on the data itself: a file expected by a contract's freshness rule did not arrive
 # (missing_data), or a load's dead-letter share went over the contract's dead_letter.max_rate
 # (dead_letter_rate), or a contract file is broken and its dataset out of service
-# (broken_contract). The code logs one structured entry per alert; this counts them and pages.
+# (broken_contract), or a landing file waited too long without being loaded or rejected, even
+# after the cook's reconciliation (unprocessed_files). The code logs one structured entry per
+# alert; this counts them and pages.
 #
 # The contract an alert log entry must meet (sluice/logs.py writes this shape; issue 4's
 # checks must emit it), one JSON line on stdout:
 #   severity                          "ERROR" (or higher)
 #   alert                             "missing_data" | "dead_letter_rate" | "broken_contract"
-#                                                                           -> jsonPayload.alert
+#                                     | "unprocessed_files"                 -> jsonPayload.alert
 #   logging.googleapis.com/labels     {"dataset": "<contract name>", ...}   -> labels.dataset
 # e.g. log_event(LOG, logging.ERROR, "no kiva_loans file for 26 h", alert="missing_data")
 # inside event_labels(dataset="kiva_loans"), or extra={"labels": {"dataset": ...}}.
@@ -15,12 +17,12 @@
 
 locals {
   # A literal, so that the test can evaluate it against real log lines.
-  alert_log_filter = "severity>=ERROR AND (jsonPayload.alert=\"missing_data\" OR jsonPayload.alert=\"dead_letter_rate\" OR jsonPayload.alert=\"broken_contract\")"
+  alert_log_filter = "severity>=ERROR AND (jsonPayload.alert=\"missing_data\" OR jsonPayload.alert=\"dead_letter_rate\" OR jsonPayload.alert=\"broken_contract\" OR jsonPayload.alert=\"unprocessed_files\")"
 }
 
 resource "google_logging_metric" "alerts" {
   name        = "${var.name_prefix}-alerts"
-  description = "Sluice data alerts (missing data, dead-letter rate, broken contract) by kind and dataset."
+  description = "Sluice data alerts (missing data, dead-letter rate, broken contract, unprocessed files) by kind and dataset."
   filter      = local.alert_log_filter
 
   metric_descriptor {
@@ -31,7 +33,7 @@ resource "google_logging_metric" "alerts" {
     labels {
       key         = "alert"
       value_type  = "STRING"
-      description = "missing_data, dead_letter_rate or broken_contract"
+      description = "missing_data, dead_letter_rate, broken_contract or unprocessed_files"
     }
     labels {
       key         = "dataset"

@@ -90,6 +90,9 @@ class Settings:
     reconciliation (``sluice/cook/reconcile.py``): its event was lost or gave up."""
     reconcile_max_objects: int = 1000
     """Landing objects one reconciliation lists; the next run goes on from there."""
+    unprocessed_alert_seconds: int = 7200
+    """The ``unprocessed_files`` alert opens for a dataset when one of its landing files has
+    waited this long without a settled claim and reconciliation could not settle it."""
     max_pipeline_attempts: int = 3
     """Pipeline runs a file gets (its launch plus the sweep's relaunches) before the sweep
     records it ``rejected`` ("pipeline failed N times"); the landing file stays untouched."""
@@ -154,6 +157,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "max_event_age_seconds": (0, math.inf),
     "reconcile_grace_seconds": (0, math.inf),
     "reconcile_max_objects": (1, math.inf),
+    "unprocessed_alert_seconds": (0, math.inf),
     "claim_lease_seconds": (0, math.inf),
     "job_check_after_seconds": (0, math.inf),
     "max_pipeline_attempts": (1, math.inf),

@@ -14,7 +14,10 @@ ever breached. The rules live here, the table access in ``sluice.warehouse.state
   above ``dead_letter.max_rate``. A window, not "since the last check", so the answer
   depends only on the log and ``now``: checking twice gives the same alerts;
 - a broken contract file (alert ``broken_contract``): the dataset is out of service, its
-  files are quarantined with the reason, until the file is fixed.
+  files are quarantined with the reason, until the file is fixed;
+- ``unprocessed_files`` (alert ``unprocessed_files``): a landing file of the dataset has
+  waited longer than ``SLUICE_UNPROCESSED_ALERT_SECONDS`` without a settled claim, and the
+  cook's reconciliation (``sluice.cook.reconcile``) could not settle it either.
 
 Windows are ``(now - hours, now]`` over the log's ``finished_at``; rows finished after
 ``now`` are ignored. The table is updated by one MERGE, so a check is idempotent: a breach
@@ -46,6 +49,7 @@ RULE_ALERTS = {
     "min_rows_per_hour": "missing_data",
     "dead_letter_rate": "dead_letter_rate",
     "broken_contract": "broken_contract",
+    "unprocessed_files": "unprocessed_files",
 }
 """Rule -> the ``alert`` kind logged for it (the values infra/monitoring.tf filters on)."""
 
@@ -85,9 +89,14 @@ def check_alerts(
     contracts: Mapping[str, Contract],
     now: datetime | None = None,
     broken: Sequence[BrokenContract] = (),
+    unprocessed: Mapping[str, float] | None = None,
+    unprocessed_after_seconds: float = 7200,
 ) -> list[Alert]:
     """Check every contract's rules, record them in the alerts table, log the open ones;
-    each ``broken`` contract is an open ``broken_contract`` alert of its dataset.
+    each ``broken`` contract is an open ``broken_contract`` alert of its dataset, and each
+    dataset in ``unprocessed`` (dataset -> seconds its oldest unsettled file has waited,
+    ``ReconcileReport.unsettled``) past ``unprocessed_after_seconds`` an open
+    ``unprocessed_files`` alert.
 
     Returns the open alerts of these datasets, by dataset and rule. The contracts' tables
     must exist (``warehouse.ensure_tables``); the alerts table is created.
@@ -101,6 +110,15 @@ def check_alerts(
               f"{b.dataset}: contract {b.path} is broken, its files are quarantined: {b.reason}",
               None, 0.0, now)
         for b in broken
+    ]  # fmt: skip
+    found += [
+        Alert(dataset, "unprocessed_files",
+              f"{dataset}: a landing file has waited {seconds / 3600:.1f} h without being "
+              f"loaded or rejected; expected each settled within "
+              f"{unprocessed_after_seconds / 3600:g} h (see the cook's reconcile counts)",
+              seconds / 3600, unprocessed_after_seconds / 3600, now)
+        for dataset, seconds in sorted((unprocessed or {}).items())
+        if seconds > unprocessed_after_seconds
     ]  # fmt: skip
     datasets = sorted({c.name for c in checked} | {b.dataset for b in broken})
     alerts, cleared = record_alerts(warehouse, found, datasets, now)

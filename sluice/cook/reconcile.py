@@ -21,13 +21,16 @@ the cook therefore also polls the bucket (``reconcile_bucket``, with every cook)
 
 The counts go into the cook's answer; ``waiting`` and ``oldest_waiting_seconds`` say how
 many files had no settled claim when listed, and how long the oldest of them had waited.
+``unsettled`` names the datasets whose files this pass could not settle either, with the
+oldest wait: past ``SLUICE_UNPROCESSED_ALERT_SECONDS`` that opens the dataset's
+``unprocessed_files`` alert (``sluice.cook.alerts``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +70,9 @@ class ReconcileReport:
     """Objects past the grace without a settled claim when listed."""
     oldest_waiting_seconds: float | None = None
     """How long the oldest of them had been in the bucket."""
+    unsettled: dict[str, float] = field(default_factory=dict)
+    """Dataset -> seconds its oldest file left unsettled by this pass (held within a lease,
+    or the door failed) has waited: what the ``unprocessed_files`` alert reads."""
     wrapped: bool = False
     """The listing reached the end of every prefix: the next run starts over."""
 
@@ -85,14 +91,12 @@ def reconcile_bucket(
     event was lost; what it saw and did, as counts."""
     now = now or datetime.now(UTC)
     contract_set = contract_set or load_contract_set(settings.contracts_dir)
-    prefixes = sorted(
-        {c.landing_prefix for c in contract_set.contracts.values()}
-        | {b.landing_prefix for b in contract_set.broken}
-    )
+    datasets = {c.landing_prefix: c.name for c in contract_set.contracts.values()}
+    datasets |= {b.landing_prefix: b.dataset for b in contract_set.broken}
     cursor = _read_cursor(client, settings)
     report = ReconcileReport(wrapped=True)
     budget = settings.reconcile_max_objects
-    for prefix in prefixes:
+    for prefix in sorted(datasets):
         if budget <= 0:
             report.wrapped = False
             break
@@ -105,7 +109,7 @@ def reconcile_bucket(
             cursor[prefix] = ""  # the end of the prefix: the next listing starts over
         budget -= len(blobs)
         for blob in blobs:
-            _reconcile_one(client, settings, blob, now, report)
+            _reconcile_one(client, settings, blob, datasets[prefix], now, report)
     _write_cursor(client, settings, cursor)
     level = logging.WARNING if report.ingested or report.failed else logging.INFO
     log_event(LOG, level, f"reconciliation of the landing bucket: {report.as_dict()}")
@@ -116,6 +120,7 @@ def _reconcile_one(
     client: storage.Client,
     settings: Settings,
     blob: storage.Blob,
+    dataset: str,
     now: datetime,
     report: ReconcileReport,
 ) -> None:
@@ -139,15 +144,21 @@ def _reconcile_one(
         )
     except ClaimInProgress:
         report.in_progress += 1
+        _still_waiting(report, dataset, waited)
         return
     except Exception as exc:  # one file's failure must not stop the pass (nor the cook)
         report.failed += 1
+        _still_waiting(report, dataset, waited)
         LOG.error("reconciling %s failed: %s", key, exc, exc_info=True)
         return
     report.ingested += 1
     LOG.warning(
         "reconciled %s after %.0f s without a settled claim: %s", key, waited, outcome.status
     )
+
+
+def _still_waiting(report: ReconcileReport, dataset: str, waited: float) -> None:
+    report.unsettled[dataset] = max(report.unsettled.get(dataset, 0.0), waited)
 
 
 def _listed(

@@ -39,6 +39,7 @@ import heapq
 import logging
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -413,17 +414,28 @@ def count_rows(warehouse: Warehouse, tables: list[str]) -> dict[str, int]:
 
 
 def cook_and_check_alerts(
-    warehouse: Warehouse, settings: Settings, now: datetime | None = None
+    warehouse: Warehouse,
+    settings: Settings,
+    now: datetime | None = None,
+    unprocessed: Mapping[str, float] | None = None,
 ) -> CookReport:
     """Rebuild every cooked table that can be built, then check every usable contract's
-    alert rules at ``now``, whatever failed; broken contracts are logged at ERROR and listed."""
+    alert rules at ``now``, whatever failed; broken contracts are logged at ERROR and listed.
+    ``unprocessed``: the reconciliation's files left waiting, by dataset (``check_alerts``)."""
     # A contract its table cannot take (a breaking change) is broken like a bad file.
     contract_set = ensure_usable_tables(warehouse, load_contract_set(settings.contracts_dir))
     for broken in contract_set.broken:
         log.error("broken contract, dataset %s skipped: %s", broken.dataset, broken)
     result = cook_every_summary(warehouse, settings)
     # Every usable contract's tables, which the check reads, were made sure of above.
-    alerts = check_alerts(warehouse, contract_set.contracts, now, contract_set.broken)
+    alerts = check_alerts(
+        warehouse,
+        contract_set.contracts,
+        now,
+        contract_set.broken,
+        unprocessed,
+        settings.unprocessed_alert_seconds,
+    )
     return CookReport(
         result.tables, alerts, result.failed, result.skipped, list(contract_set.broken)
     )

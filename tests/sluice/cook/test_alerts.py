@@ -133,6 +133,29 @@ def test_max_hours_without_file_fires_when_stale_and_clears_when_a_file_arrives(
     assert fresh == []
 
 
+def test_unprocessed_files_fire_past_the_threshold_and_clear_once_settled(
+    warehouse: DuckDBWarehouse, contracts: dict[str, Contract]
+) -> None:
+    loans = only(contracts, "kiva_loans")
+    record_file(warehouse, "kiva_loans", NOW - HOUR)  # fresh data: no other rule breaches
+
+    waiting = check_alerts(warehouse, loans, NOW, unprocessed={"kiva_loans": 3 * 3600.0})
+    within = check_alerts(warehouse, loans, NOW, unprocessed={"kiva_loans": 7200.0})
+    reopened = check_alerts(warehouse, loans, NOW, unprocessed={"kiva_loans": 7201.0})
+    settled = check_alerts(warehouse, loans, NOW + HOUR, unprocessed={})
+
+    [alert] = waiting
+    assert (alert.rule, alert.alert, alert.threshold) == (
+        "unprocessed_files",
+        "unprocessed_files",
+        2.0,
+    )
+    assert alert.observed == pytest.approx(3.0)
+    assert "waited 3.0 h without being loaded or rejected" in alert.message
+    assert within == [] and [a.rule for a in reopened] == ["unprocessed_files"]
+    assert settled == []
+
+
 def test_max_hours_without_file_at_the_limit_does_not_fire(
     warehouse: DuckDBWarehouse, contracts: dict[str, Contract]
 ) -> None:
