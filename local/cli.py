@@ -273,12 +273,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         alerts = warehouse.open_alerts()
     rows = [{key: record.as_dict()[key] for key in STATUS_COLUMNS} for record in records]
     broken = [b.as_dict() for b in contract_set.broken]
+    files, reconciled = stack_commands.landing_status(contract_set, args.limit)
     if args.json:
-        output.print_json({"ingestion_log": rows, "alerts": alerts, "broken_contracts": broken})
+        output.print_json(
+            {"ingestion_log": rows, "alerts": alerts, "broken_contracts": broken}
+            | {"files": files, "reconcile": reconciled}
+        )
     else:
         output.print_table(rows, title="ingestion log")
         _print_broken_contracts(broken)
         output.print_table(_alert_rows(alerts), title="open alerts (as of the last cook)")
+        if files is None:
+            output.console.print("landing files: no local stack and no Google credentials")
+        else:
+            output.print_table(files, title="landing files, newest first")
+            output.console.print(f"last reconciliation: {reconciled or 'none yet'}")
     return 0
 
 

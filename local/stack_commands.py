@@ -27,7 +27,7 @@ from rich.progress import (
 )
 
 from local import output
-from sluice.contracts import load_contract_set
+from sluice.contracts import ContractSet, load_contract_set
 from sluice.errors import ConfigError
 from sluice.settings import Settings, load_settings
 
@@ -153,6 +153,28 @@ def _replay_prefix(args: argparse.Namespace) -> int:
             else:
                 results.append(LandingResult(landed, outcome.status, reason=outcome.reason))
     return _report_landing(client, settings, results, args, title=f"replay {args.prefix}")
+
+
+def landing_status(
+    contract_set: ContractSet, limit: int
+) -> tuple[list[dict[str, Any]] | None, dict[str, Any] | None]:
+    """``sluice status``'s view of the bucket: the newest landing files with their state,
+    and the last reconciliation's counts; (None, None) with neither a local stack nor Google
+    credentials to reach a bucket."""
+    from google.auth.exceptions import DefaultCredentialsError
+
+    from sluice.cook.reconcile import landing_files, last_run
+
+    settings = _stack_settings()
+    try:
+        client = _storage_client(settings)
+    except ConfigError:
+        return None, None
+    try:
+        files = landing_files(client, settings, contract_set, limit)
+    except DefaultCredentialsError:
+        return None, None
+    return [f.as_dict() for f in files], last_run(client, settings)
 
 
 def _stack_settings() -> Settings:

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sluice.contracts import ContractSet, load_contract_set
-from sluice.gcs import gcs_faults
+from sluice.gcs import gcs_faults, gs_uri
 from sluice.ingest.claims import CLAIMED, ClaimInProgress, event_key, read_claim
 from sluice.ingest.door import handle_object
 from sluice.logs import log_event
@@ -47,7 +47,10 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 
 CURSOR_OBJECT = "reconcile/cursor.json"
-"""Where the listing goes on from, in the pipeline bucket: prefix -> last object name seen."""
+"""In the pipeline bucket: where the listing goes on from (prefix -> last object name seen)
+and the last pass's counts, which ``sluice status`` shows."""
+WAITING = "waiting"
+"""The state of a landing object without a claim: its event has not been handled (yet)."""
 
 
 @dataclass
@@ -91,8 +94,7 @@ def reconcile_bucket(
     event was lost; what it saw and did, as counts."""
     now = now or datetime.now(UTC)
     contract_set = contract_set or load_contract_set(settings.contracts_dir)
-    datasets = {c.landing_prefix: c.name for c in contract_set.contracts.values()}
-    datasets |= {b.landing_prefix: b.dataset for b in contract_set.broken}
+    datasets = _datasets_by_prefix(contract_set)
     cursor = _read_cursor(client, settings)
     report = ReconcileReport(wrapped=True)
     budget = settings.reconcile_max_objects
@@ -110,7 +112,7 @@ def reconcile_bucket(
         budget -= len(blobs)
         for blob in blobs:
             _reconcile_one(client, settings, blob, datasets[prefix], now, report)
-    _write_cursor(client, settings, cursor)
+    _write_state(client, settings, cursor, {**report.as_dict(), "at": now.isoformat()})
     level = logging.WARNING if report.ingested or report.failed else logging.INFO
     log_event(LOG, level, f"reconciliation of the landing bucket: {report.as_dict()}")
     return report
@@ -175,24 +177,86 @@ def _listed(
         return [blob for blob in listed if blob.name != after][:limit]
 
 
-def _read_cursor(client: storage.Client, settings: Settings) -> dict[str, str]:
+def _read_state(client: storage.Client, settings: Settings) -> dict[str, Any]:
+    """What the last pass left in ``CURSOR_OBJECT``: ``after`` (prefix -> last name seen)
+    and ``last_run`` (its counts, with ``at``); empty before the first pass."""
+    from google.api_core.exceptions import NotFound
+
     blob = client.bucket(settings.pipeline_bucket).blob(CURSOR_OBJECT)
     with gcs_faults("reading the reconciliation cursor"):
-        from google.api_core.exceptions import NotFound
-
         try:
             raw = blob.download_as_bytes()
         except NotFound:
             return {}
     try:
-        cursor = json.loads(raw)
+        state = json.loads(raw)
     except ValueError:
-        LOG.warning("reconciliation cursor is not JSON: starting over")
+        LOG.warning("reconciliation cursor %s is not JSON: starting over", CURSOR_OBJECT)
         return {}
-    return {str(k): str(v) for k, v in cursor.items()} if isinstance(cursor, dict) else {}
+    return state if isinstance(state, dict) else {}
 
 
-def _write_cursor(client: storage.Client, settings: Settings, cursor: dict[str, str]) -> None:
+def _read_cursor(client: storage.Client, settings: Settings) -> dict[str, str]:
+    after = _read_state(client, settings).get("after")
+    return {str(k): str(v) for k, v in after.items()} if isinstance(after, dict) else {}
+
+
+def last_run(client: storage.Client, settings: Settings) -> dict[str, Any] | None:
+    """The counts of the last reconciliation pass, with its time ``at``; None before any."""
+    run = _read_state(client, settings).get("last_run")
+    return run if isinstance(run, dict) else None
+
+
+def _write_state(
+    client: storage.Client, settings: Settings, cursor: dict[str, str], run: dict[str, Any]
+) -> None:
     blob = client.bucket(settings.pipeline_bucket).blob(CURSOR_OBJECT)
+    state = json.dumps({"after": cursor, "last_run": run}, sort_keys=True)
     with gcs_faults("writing the reconciliation cursor"):
-        blob.upload_from_string(json.dumps(cursor, sort_keys=True), content_type="application/json")
+        blob.upload_from_string(state, content_type="application/json")
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One landing object and where it stands (``sluice status``)."""
+
+    dataset: str
+    uri: str
+    generation: int
+    updated: datetime
+    state: str
+    """Its claim's state, or ``waiting``: no claim yet (its event has not been handled)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        return {**asdict(self), "updated": self.updated.isoformat()}
+
+
+def landing_files(
+    client: storage.Client, settings: Settings, contract_set: ContractSet, limit: int
+) -> list[LandingFile]:
+    """The ``limit`` most recently written landing objects under the contracts' prefixes
+    (among the first ``reconcile_max_objects`` of each prefix), newest first, each with its
+    state."""
+    datasets = _datasets_by_prefix(contract_set)
+    listed = [
+        (blob, datasets[prefix])
+        for prefix in sorted(datasets)
+        for blob in _listed(client, settings, prefix, "", settings.reconcile_max_objects)
+    ]
+    listed.sort(key=lambda pair: (pair[0].updated, pair[0].name), reverse=True)
+    files = []
+    for blob, dataset in listed[:limit]:
+        key = event_key(settings.landing_bucket, blob.name, blob.generation)
+        with gcs_faults(f"reading the claim of {key}"):
+            claim = read_claim(client, settings, key)
+        uri = gs_uri(settings.landing_bucket, blob.name)
+        state = WAITING if claim is None else claim.state
+        files.append(LandingFile(dataset, uri, int(blob.generation), blob.updated, state))
+    return files
+
+
+def _datasets_by_prefix(contract_set: ContractSet) -> dict[str, str]:
+    """Landing prefix -> dataset, for every contract, usable or broken."""
+    datasets = {c.landing_prefix: c.name for c in contract_set.contracts.values()}
+    return datasets | {b.landing_prefix: b.dataset for b in contract_set.broken}

@@ -298,3 +298,19 @@ def test_replay_force_without_prefix_is_a_usage_error(capsys, stack_home: LocalS
 
     assert code == 2
     assert "--force: expected --prefix" in " ".join(err.split())
+
+
+def test_status_lists_landing_files_with_their_state(
+    capsys, stack_home: LocalStack, tmp_path: Path
+) -> None:
+    path = tmp_path / "status-check.csv"
+    path.write_text('loan_id,lenders\n91,"ann, bob"\n', encoding="utf-8")
+    run_cli(capsys, "upload", str(path), "--dataset=kiva_lenders", "--wait", "--json")
+
+    code, out, _ = run_cli(capsys, "status", "--json")
+
+    status = json.loads(out)
+    states = {f["uri"].rsplit("/", 1)[1]: f["state"] for f in status["files"]}
+    assert code == 0
+    assert states["status-check.csv"] == "loaded"
+    assert {"dataset", "generation", "updated"} <= set(status["files"][0])

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from sluice.cook.reconcile import CURSOR_OBJECT, reconcile_bucket
+from sluice.contracts import load_contract_set
+from sluice.cook.reconcile import CURSOR_OBJECT, landing_files, last_run, reconcile_bucket
 from sluice.ingest.claims import claim_event, event_key, read_claim
 from sluice.settings import load_settings
 from tests.sluice.ingest.upload_doubles import BAD, GOOD, PREFIX, install_launcher, land
@@ -189,3 +190,26 @@ def test_a_launcher_down_for_a_day_loses_no_file(
     assert given_up == "claimed"  # released by each failed delivery: stale to any taker
     assert report.ingested == 1 and state_of(gcs, blob) == "launched"
     assert launcher.attempts == 6 and len(launcher.requests) == 1
+
+
+def test_landing_files_show_each_state_and_the_last_run(
+    gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_launcher(monkeypatch)
+    settings = load_settings()
+    delivered = land(gcs, GOOD, f"{PREFIX}delivered.csv")
+    waiting = land(gcs, GOOD, f"{PREFIX}waiting.csv")
+    deliver(upload_client(), delivered)
+    before = last_run(gcs.client, settings)
+
+    files = landing_files(gcs.client, settings, load_contract_set(settings.contracts_dir), 10)
+    report = reconcile_bucket(gcs.client, settings)  # both within the grace: nothing done
+
+    assert [(f.uri.rsplit("/", 1)[1], f.generation, f.state) for f in files] == [
+        ("waiting.csv", waiting.generation, "waiting"),  # newest first
+        ("delivered.csv", delivered.generation, "launched"),
+    ]
+    run = last_run(gcs.client, settings)
+    assert before is None and run is not None
+    assert datetime.fromisoformat(run.pop("at")) <= datetime.now(UTC)
+    assert run == report.as_dict() and (report.too_new, report.listed) == (2, 2)
