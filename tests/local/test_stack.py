@@ -229,7 +229,7 @@ def test_stack_start_resumes_a_file_whose_stack_was_killed_mid_pipeline(
     up.kill()
     os.killpg(pid, signal.SIGKILL)
     up.wait(timeout=10)
-    stuck = wait_for_claim(settings, landed, LAUNCHED, timeout=1)
+    # Its services end with it (the parent-death signal): the claim is read after restart.
     nothing_loaded = log_rows(settings)
 
     started = time.monotonic()
@@ -238,7 +238,7 @@ def test_stack_start_resumes_a_file_whose_stack_was_killed_mid_pipeline(
         resumed_after = time.monotonic() - started
         done = wait_for_claim(stack.settings, landed, LOADED, timeout=10)
 
-    assert (stuck.pipeline_attempts, nothing_loaded) == (1, [])
+    assert nothing_loaded == []
     assert resumed_after < stack.settings.job_check_after_seconds / 10
     assert (row["status"], row["rows_in"]) == ("loaded", source.rows)
     assert done.pipeline_attempts == 2  # relaunched once, by the start-up sweep
