@@ -53,7 +53,7 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from beam.loading import IngestionRecords, LoadWarehouseFn, find_ingestion_record
+from beam.loading import IngestionRecords, LoadWarehouseFn
 from beam.options import PipelineParams, add_pipeline_arguments, resolve_params
 from beam.ranges import InputFile
 from beam.transforms import ByteRanges, ParsedBatches, StagedParquet
@@ -106,8 +106,10 @@ def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pip
             max_record_bytes=settings.max_record_bytes,
         )
     )
-    staged_rows = parsed.rows | "Stage rows" >> StagedParquet(params.staging_dir, "rows")
-    staged_dead = parsed.dead | "Stage dead letters" >> StagedParquet(params.staging_dir, "dead")
+    staged_rows = parsed.rows | "Stage rows" >> StagedParquet(params.staging_dir, "rows", settings)
+    staged_dead = parsed.dead | "Stage dead letters" >> StagedParquet(
+        params.staging_dir, "dead", settings
+    )
     load = LoadWarehouseFn(
         contract,
         params.source,
@@ -142,7 +144,7 @@ def use_local_workers(options: PipelineOptions, workers: int) -> None:
 def read_ingestion_record(params: PipelineParams) -> IngestionRecord:
     """The ingestion-log row this job wrote (read back, so it is what the warehouse holds)."""
     with connected_warehouse(params.settings) as warehouse:
-        record = find_ingestion_record(warehouse, params.source, params.job_name)
+        record = warehouse.latest_ingestion(params.source, job_name=params.job_name)
     if record is None:
         raise WarehouseError(
             f"expected an ingestion-log row for {params.source.uri} (job {params.job_name}),"

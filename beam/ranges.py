@@ -16,14 +16,12 @@ import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from google.api_core.exceptions import GoogleAPIError, NotFound
 
 from sluice.errors import FileRejected
-from sluice.gcs import open_object, parse_gs_uri, storage_client
+from sluice.gcs import parse_gs_uri, storage_client
+from sluice.ingest.staging import open_source
 from sluice.records.csvscan import GZIP_MAGIC
 from sluice.records.formats import format_named
 from sluice.records.splits import WHOLE_FILE, ByteRange, SplitIndex, find_split_points
@@ -45,21 +43,6 @@ class InputFile:
     """Where validation stored the file's split points, if it did."""
     record_format: str = "csv"
     """The contract's format (``sluice.records.formats``), whose scanner finds split points."""
-
-
-def open_source(path: str, source: SourceRef, settings: Settings, *, chunk_bytes: int) -> BinaryIO:
-    """The input's stored bytes, seekable; for the source object, exactly its generation.
-
-    Reading ``gs://bucket/name`` through Beam's filesystem would read whatever generation
-    is live, so a newer upload of the same name would be loaded under this generation's
-    label (and again by its own job). UNCOMPRESSED everywhere: gzip is detected by its
-    magic bytes, not by the object's name.
-    """
-    if path == source.uri and path.startswith("gs://"):
-        bucket, name = parse_gs_uri(path)
-        client = storage_client(settings)  # one per process, made at first use
-        return open_object(client, bucket, name, source.generation, chunk_bytes=chunk_bytes)
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
 def plan_ranges(file: InputFile, settings: Settings) -> list[ByteRange]:

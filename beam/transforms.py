@@ -13,7 +13,8 @@ ParDo into one (so would ``Partition``, which is built on them).
 The elements parsed are byte ranges of one file, planned inside the pipeline
 (``ByteRanges``, ``beam.ranges.plan_ranges``): each starts at a record boundary, so workers
 parse them at once and still give the rows, lines and dead letters of a serial parse. A
-range past the first reads the header from the file's start.
+range past the first reads the header from the file's start. Parsing a range and staging a
+table are ``sluice.ingest.loading``'s, shared with the in-function fast lane.
 
 DoFns take their configuration in their constructors (they are pickled to workers) and make
 clients in ``setup``, never at construction.
@@ -21,35 +22,27 @@ clients in ``setup``, never at construction.
 
 from __future__ import annotations
 
-import io
 import logging
-import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.pvalue import PBegin, PCollection
 
-from beam.ranges import InputFile, open_source, plan_ranges
+from beam.ranges import InputFile, plan_ranges
 from sluice.contracts import Contract
-from sluice.errors import FileRejected
 from sluice.gcs import storage_client
-from sluice.records.csvscan import open_decompressed
-from sluice.records.parse import ParsedBatch, iter_parsed_batches, read_file_header
-from sluice.records.splits import WHOLE_FILE, ByteRange, RangeReader
+from sluice.ingest.loading import DEAD, REJECTED, ROWS, parse_range, stage_table
+from sluice.records.splits import ByteRange
 from sluice.schema import SourceRef
 from sluice.settings import Settings
 
 LOG = logging.getLogger(__name__)
 METRICS_NAMESPACE = "sluice"
-ROWS, DEAD, REJECTED = "rows", "dead", "rejected"
-"""The kinds of what the parse emits, as ``(kind, payload)`` pairs."""
 
 
 def payloads_of(item: tuple[str, Any], kind: str) -> Iterator[Any]:
@@ -99,15 +92,17 @@ class ParseCsvFn(beam.DoFn):
         max_record_bytes: int,
     ) -> None:
         self._path = path
-        self._settings = settings
+        self._settings = replace(
+            settings, chunk_bytes=chunk_bytes, max_record_bytes=max_record_bytes
+        )
         self._contract = contract
         self._source = source
         self._ingested_at = ingested_at
-        self._chunk_bytes = chunk_bytes
-        self._max_record_bytes = max_record_bytes
-        self._rows = Metrics.counter(METRICS_NAMESPACE, "rows_parsed")
-        self._dead = Metrics.counter(METRICS_NAMESPACE, "dead_letters")
-        self._rejected = Metrics.counter(METRICS_NAMESPACE, "files_rejected")
+        self._counters = {
+            ROWS: Metrics.counter(METRICS_NAMESPACE, "rows_parsed"),
+            DEAD: Metrics.counter(METRICS_NAMESPACE, "dead_letters"),
+            REJECTED: Metrics.counter(METRICS_NAMESPACE, "files_rejected"),
+        }
         self._parsed = Metrics.counter(METRICS_NAMESPACE, "ranges_parsed")
 
     def setup(self) -> None:
@@ -115,86 +110,31 @@ class ParseCsvFn(beam.DoFn):
         _warm_storage_client(self._path, self._settings)
 
     def process(self, byte_range: ByteRange) -> Iterator[tuple[str, pa.Table | str]]:
-        """Emit each batch's ``rows`` and ``dead`` tables, or the file's ``rejected`` reason."""
-        from google.api_core.exceptions import NotFound
-
+        """Emit each batch's ``rows`` and ``dead`` tables, or the file's ``rejected`` reason
+        (``sluice.ingest.loading.parse_range``, which the fast lane calls too)."""
         self._parsed.inc()
-        try:
-            with open_source(
-                self._path, self._source, self._settings, chunk_bytes=self._chunk_bytes
-            ) as raw:
-                for batch in self._parse(raw, byte_range):
-                    if batch.rows.num_rows:
-                        self._rows.inc(batch.rows.num_rows)
-                        yield ROWS, batch.rows
-                    if batch.dead.num_rows:
-                        self._dead.inc(batch.dead.num_rows)
-                        yield DEAD, batch.dead
-        except NotFound:
-            # The pinned generation was replaced or deleted before the pipeline read it.
-            exc = FileRejected(
-                f"expected generation {self._source.generation} of {self._path}, found it gone "
-                "(replaced or deleted before the pipeline read it)",
-                code="vanished",
-            )
-            LOG.warning("%s: file rejected: %s", self._source.uri, exc)
-            self._rejected.inc()
-            yield REJECTED, str(exc)
-        except FileRejected as exc:
-            # Retrying cannot fix the file: report it once, the load step records it.
-            LOG.warning("%s: file rejected: %s", self._source.uri, exc)
-            self._rejected.inc()
-            yield REJECTED, str(exc)
-
-    def _parse(self, raw: BinaryIO, byte_range: ByteRange) -> Iterator[ParsedBatch]:
-        """The range's batches; a range past the first takes the header from the file's start."""
-        sizes = {"chunk_bytes": self._chunk_bytes, "max_record_bytes": self._max_record_bytes}
-        if byte_range == WHOLE_FILE:
-            stream, header = open_decompressed(raw), None  # the only range a gzip file has
-        else:
-            header = None
-            if not byte_range.at_file_start:
-                header = read_file_header(
-                    raw, self._contract, max_record_bytes=self._max_record_bytes
-                )
-            stream = io.BufferedReader(RangeReader(raw, byte_range), self._chunk_bytes)
-        return iter_parsed_batches(
-            stream,
-            self._contract,
-            self._source,
+        parsed = parse_range(
+            self._path, self._contract, self._source, self._settings, byte_range,
             ingested_at=self._ingested_at,
-            header=header,
-            byte_offset=byte_range.start,
-            first_line=byte_range.first_line,
-            **sizes,
-        )
+        )  # fmt: skip
+        for kind, payload in parsed:
+            self._counters[kind].inc(payload.num_rows if kind != REJECTED else 1)
+            yield kind, payload
 
 
 class StageParquetFn(beam.DoFn):
     """Write each table to its own Parquet file in the staging directory: (path, rows) out."""
 
-    def __init__(self, directory: str, kind: str) -> None:
+    def __init__(self, directory: str, kind: str, settings: Settings) -> None:
         self._directory = directory
         self._kind = kind
+        self._settings = settings
 
     def process(self, table: pa.Table) -> Iterator[tuple[str, int]]:
-        """Stage one non-empty table under a unique name."""
-        if table.num_rows == 0:
-            return
-        path = FileSystems.join(self._directory, f"{self._kind}-{uuid.uuid4().hex}.parquet")
-        write_parquet(table, path)
-        LOG.debug("staged %d %s to %s", table.num_rows, self._kind, path)
-        yield path, table.num_rows
-
-
-def write_parquet(table: pa.Table, path: str) -> str:
-    """Write ``table`` as one Parquet file at ``path`` (local or ``gs://``); the path."""
-    buffer = pa.BufferOutputStream()
-    pq.write_table(table, buffer)
-    # One write of the finished file: GCS writers need no seek, and retries are whole.
-    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as out:
-        out.write(buffer.getvalue().to_pybytes())
-    return path
+        """Stage one non-empty table under a unique name (``sluice.ingest.loading``)."""
+        staged = stage_table(table, self._directory, self._kind, self._settings)
+        if staged is not None:
+            yield staged
 
 
 class ByteRanges(beam.PTransform):
@@ -257,9 +197,9 @@ class ParsedBatches(beam.PTransform):
 class StagedParquet(beam.PTransform):
     """Arrow tables -> (staged Parquet path, row count), one file per non-empty table."""
 
-    def __init__(self, directory: str, kind: str) -> None:
+    def __init__(self, directory: str, kind: str, settings: Settings) -> None:
         super().__init__()
-        self._stage = StageParquetFn(directory, kind)
+        self._stage = StageParquetFn(directory, kind, settings)
 
     def expand(self, tables: PCollection) -> PCollection:
         return tables | "Write Parquet" >> beam.ParDo(self._stage)

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 import duckdb
 import pytest
 
-from beam.loading import LoadWarehouseFn, remove_staging
+from beam.loading import LoadWarehouseFn
 from beam.transforms import StageParquetFn
 from sluice.ingest.claims import claim_event, read_claim, set_claim_state
+from sluice.ingest.loading import remove_staging
 from sluice.records.parse import iter_parsed_batches
 from sluice.schema import SourceRef
 from sluice.settings import Settings, load_settings
@@ -41,8 +42,8 @@ def staged_sample(contract, staging: Path) -> tuple[list, list]:
         max_record_bytes=4096,
     )
     for batch in batches:
-        rows += StageParquetFn(str(staging), "rows").process(batch.rows)
-        dead += StageParquetFn(str(staging), "dead").process(batch.dead)
+        rows += StageParquetFn(str(staging), "rows", load_settings()).process(batch.rows)
+        dead += StageParquetFn(str(staging), "dead", load_settings()).process(batch.dead)
     return rows, dead
 
 
@@ -123,13 +124,15 @@ def test_load_warehouse_records_rejection_without_loading(
     assert not staging.exists()
 
 
-def test_remove_staging_deletes_directory_and_tolerates_missing(tmp_path: Path) -> None:
+def test_remove_staging_deletes_directory_and_tolerates_missing(
+    tmp_path: Path, settings: Settings
+) -> None:
     staging = tmp_path / "staging" / "job"
     staging.mkdir(parents=True)
     (staging / "rows-1.parquet").write_bytes(b"x")
 
-    remove_staging(str(staging), expect_files=True)
-    remove_staging(str(staging), expect_files=False)
+    remove_staging(str(staging), settings, expect_files=True)
+    remove_staging(str(staging), settings, expect_files=False)
 
     assert not staging.exists()
     assert staging.parent.exists()
@@ -177,7 +180,7 @@ def test_load_warehouse_logs_a_claim_that_cannot_become_loaded(
     staging = tmp_path / "staging" / "tiny_loans" / "job-1"
     rows, dead = staged_sample(tiny_contract, staging)
 
-    with caplog.at_level(logging.ERROR, logger="beam.loading"):
+    with caplog.at_level(logging.ERROR, logger="sluice.ingest.loading"):
         [record] = loader(tiny_contract, settings, staging, CLAIM_KEY).process(None, rows, dead, [])
 
     assert record.status == "loaded"  # the rows are in; the claim keeps its final state

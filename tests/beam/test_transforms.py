@@ -148,7 +148,7 @@ def test_staged_parquet_writes_one_file_per_nonempty_table(local_pipeline, tmp_p
         staged = (
             pipeline
             | beam.Create([first, empty], reshuffle=False)
-            | StagedParquet(str(staging), "dead")
+            | StagedParquet(str(staging), "dead", load_settings())
         )
 
         def one_file_of_two_rows(pairs: list[tuple[str, int]]) -> None:

@@ -91,8 +91,8 @@ def stage(contract: Contract, request: LaunchRequest, settings: Settings) -> tup
             chunk_bytes=256, max_record_bytes=4096,
         )  # fmt: skip
         for batch in batches:
-            rows += StageParquetFn(directory, "rows").process(batch.rows)
-            dead += StageParquetFn(directory, "dead").process(batch.dead)
+            rows += StageParquetFn(directory, "rows", settings).process(batch.rows)
+            dead += StageParquetFn(directory, "dead", settings).process(batch.dead)
     return rows, dead
 
 
