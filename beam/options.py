@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sluice.errors import ConfigError
 from sluice.gcs import is_local_path
+from sluice.ingest.launch import job_staging_dir
 from sluice.schema import SourceRef, job_name_for
 from sluice.settings import Settings, load_settings
 
@@ -88,7 +89,7 @@ class PipelineParams:
     @property
     def staging_dir(self) -> str:
         """This job's own staging directory: ``<staging_location>/<dataset>/<job_name>``."""
-        return "/".join((self.staging_location.rstrip("/"), self.dataset, self.job_name))
+        return job_staging_dir(self.staging_location, self.dataset, self.job_name)
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

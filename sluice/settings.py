@@ -65,6 +65,10 @@ class Settings:
     plain CSV; the pipeline parses the ranges between them in parallel."""
     pipeline_workers: int = 0
     """Local runner: worker threads parsing one file's ranges at once; 0: one per CPU core."""
+    fast_lane_max_bytes: int = 64 * 1024**2
+    """An accepted file of at most this many (decompressed) bytes is parsed and loaded inside
+    ``on_upload`` (``sluice/ingest/fast_lane.py``); a bigger one goes to the pipeline; 0: the
+    pipeline always."""
     type_sample_rows: int = 1000
     """Rows whose values validation type-checks (a bounded sample at the file's start)."""
     max_bad_sample_fraction: float = 0.5
@@ -152,6 +156,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "chunk_bytes": (1, math.inf),
     "split_bytes": (1, math.inf),
     "pipeline_workers": (0, math.inf),
+    "fast_lane_max_bytes": (0, math.inf),
     "type_sample_rows": (0, math.inf),
     "max_bad_sample_fraction": (0, 1),
     "max_event_age_seconds": (0, math.inf),

@@ -6,9 +6,11 @@ us), under a known contract's landing prefix, not folder placeholders, younger t
 ``settings.max_event_age_seconds``. Anything else is logged once and acknowledged.
 
 ``handle_object`` claims the event key (``sluice.ingest.claims``), streams exactly that generation
-through ``validate_stream`` and either quarantines the file (``sluice.ingest.quarantine``) or
-launches the pipeline (``sluice.ingest.launch``), after storing the split points validation
-found (``sluice.records.splits``) beside the claim so the pipeline parses the file in parallel.
+through ``validate_stream`` and either quarantines the file (``sluice.ingest.quarantine``),
+loads it right here when it is small (at most ``settings.fast_lane_max_bytes`` decompressed:
+``sluice.ingest.fast_lane``, the pipeline's own parse and load) or launches the pipeline
+(``sluice.ingest.launch``), after storing the split points validation found
+(``sluice.records.splits``) beside the claim so the pipeline parses the file in parallel.
 Failures split as DESIGN.md decision 9 says:
 
 - the file's fault, a vanished generation or a launch the launcher refuses for good: logged,
@@ -54,6 +56,7 @@ from sluice.ingest.claims import (
     set_claim_state,
     split_index_name,
 )
+from sluice.ingest.fast_lane import load_in_function, takes_fast_lane
 from sluice.ingest.quarantine import quarantine_details, quarantine_object, record_rejected_source
 from sluice.ingest.validation import ValidationReport, validate_stream
 from sluice.logs import event_labels, log_event
@@ -76,7 +79,8 @@ class UploadOutcome:
     """What ``on_upload`` did with one event."""
 
     status: str
-    """``ignored``, ``duplicate``, ``rejected`` or ``launched``."""
+    """``ignored``, ``duplicate``, ``rejected`` or ``launched``; a file loaded in the function
+    (the fast lane): ``loaded``, ``rejected`` or ``superseded``."""
     bucket: str
     name: str
     generation: int | None
@@ -264,6 +268,8 @@ class _Ingest:
                 return self._reject(VANISHED)
             if not report.accepted:
                 return self._reject(report.reason or "rejected by validation", report)
+            if takes_fast_lane(report.bytes_read, self.settings):
+                return self._load_here(report)
             self.request = replace(self.request, split_index=self._store_split_index(report))
             try:
                 result = self._launch()
@@ -285,6 +291,24 @@ class _Ingest:
             runner_job_id=runner_job_id,
         )
         return self._outcome(LAUNCHED, runner_job_id=runner_job_id)
+
+    def _load_here(self, report: ValidationReport) -> UploadOutcome:
+        """The fast lane: parse and load the file in this function, settle its claim."""
+        limit = self.settings.fast_lane_max_bytes
+        log_event(
+            LOG, logging.INFO,
+            f"loading {self.source.uri} here: {report.bytes_read} bytes, at most {limit}",
+            stage="fast_lane",
+        )  # fmt: skip
+        record = load_in_function(
+            self.request, self.contract, self.settings, takeover=self.claim.attempt > 1
+        )
+        counts = f"{record.rows_loaded} rows, {record.rows_dead} dead"
+        log_event(
+            LOG, logging.INFO, f"{record.status} {self.source.uri}: {counts}",
+            outcome=record.status, rows_loaded=record.rows_loaded, rows_dead=record.rows_dead,
+        )  # fmt: skip
+        return self._outcome(record.status, reason=record.reason)
 
     def _validate(self) -> ValidationReport | None:
         """The validation report of exactly this generation; None when it no longer exists."""

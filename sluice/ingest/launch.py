@@ -140,11 +140,7 @@ def launch_parameters(
         "dataset": request.dataset,
         "source_uri": request.source.uri,
         "source_generation": str(request.source.generation),
-        "staging_location": (
-            f"gs://{settings.pipeline_bucket}/staging"
-            if on_dataflow
-            else str(settings.staging_root.absolute())
-        ),
+        "staging_location": staging_location(settings, on_dataflow=on_dataflow),
         "warehouse": settings.warehouse,
         "warehouse_target": target,
         "warehouse_dataset": request.warehouse_dataset(settings),
@@ -160,6 +156,19 @@ def launch_parameters(
         # The template image carries its own contracts; a laptop path means nothing there.
         params["contracts_dir"] = str(settings.contracts_dir.absolute())
     return params
+
+
+def staging_location(settings: Settings, *, on_dataflow: bool) -> str:
+    """Where a job stages Parquet before loading: the pipeline bucket in the cloud (BigQuery
+    loads from it), the local staging directory on a laptop."""
+    if on_dataflow:
+        return f"gs://{settings.pipeline_bucket}/staging"
+    return str(settings.staging_root.absolute())
+
+
+def job_staging_dir(location: str, dataset: str, job_name: str) -> str:
+    """One job's own staging directory: ``<location>/<dataset>/<job_name>``."""
+    return "/".join((location.rstrip("/"), dataset, job_name))
 
 
 LAUNCHERS = {
