@@ -92,7 +92,8 @@ resource "google_project_iam_member" "upload_compute_viewer" {
   member  = "serviceAccount:${google_service_account.upload.email}"
 }
 
-# A rejected file's ingestion-log row is a BigQuery query job.
+# A rejected file's ingestion-log row is a BigQuery query job; a fast-lane load runs load jobs
+# and the replacing transaction.
 resource "google_project_iam_member" "upload_bigquery_job_user" {
   project = var.project_id
   role    = "roles/bigquery.jobUser"

@@ -103,7 +103,9 @@ resource "google_storage_bucket_iam_member" "artifacts_build_reader" {
 # --- BigQuery datasets -------------------------------------------------------------------
 # dataEditor on a dataset: create tables in it (ensure_tables), read, insert, delete rows.
 
-# on_upload writes a rejected file's ingestion-log row (and ensures the tables first).
+# on_upload writes a rejected file's ingestion-log row (and ensures the tables first), and
+# loads a small file itself (the fast lane, sluice/ingest/fast_lane.py): the same replacing
+# transaction as the pipeline's, through the staging dataset.
 resource "google_bigquery_dataset_iam_member" "processed_upload_editor" {
   dataset_id = google_bigquery_dataset.processed.dataset_id
   role       = "roles/bigquery.dataEditor"
@@ -117,13 +119,20 @@ resource "google_bigquery_dataset_iam_member" "processed_worker_editor" {
   member     = "serviceAccount:${google_service_account.worker.email}"
 }
 
+resource "google_bigquery_dataset_iam_member" "staging_upload_editor" {
+  dataset_id = google_bigquery_dataset.staging.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.upload.email}"
+}
+
 resource "google_bigquery_dataset_iam_member" "staging_worker_editor" {
   dataset_id = google_bigquery_dataset.staging.dataset_id
   role       = "roles/bigquery.dataEditor"
   member     = "serviceAccount:${google_service_account.worker.email}"
 }
 
-# Test files: on_upload logs their rejections, the pipeline loads them (never production).
+# Test files: on_upload logs their rejections and loads small ones, the pipeline loads the
+# rest (never production).
 resource "google_bigquery_dataset_iam_member" "test_upload_editor" {
   dataset_id = google_bigquery_dataset.test.dataset_id
   role       = "roles/bigquery.dataEditor"
@@ -141,6 +150,12 @@ resource "google_bigquery_dataset_iam_member" "test_worker_editor" {
   dataset_id = google_bigquery_dataset.test.dataset_id
   role       = "roles/bigquery.dataEditor"
   member     = "serviceAccount:${google_service_account.worker.email}"
+}
+
+resource "google_bigquery_dataset_iam_member" "test_staging_upload_editor" {
+  dataset_id = google_bigquery_dataset.test_staging.dataset_id
+  role       = "roles/bigquery.dataEditor"
+  member     = "serviceAccount:${google_service_account.upload.email}"
 }
 
 resource "google_bigquery_dataset_iam_member" "test_staging_worker_editor" {

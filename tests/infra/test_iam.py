@@ -179,10 +179,10 @@ def test_only_the_launching_accounts_may_act_and_only_as_the_worker_account(
     ("dataset", "editors"),
     [
         ("processed", {"upload", "worker", "cook"}),
-        ("staging", {"worker"}),
+        ("staging", {"upload", "worker"}),  # on_upload loads small files itself
         ("cooked", {"cook"}),
         ("test", {"upload", "worker", "cook"}),  # test files, never production
-        ("test_staging", {"worker"}),
+        ("test_staging", {"upload", "worker"}),
     ],
 )
 def test_datasets_are_writable_by_the_accounts_that_load_them(
