@@ -1,6 +1,6 @@
 """Drop to query on the local stack: how long from a file landing to its rows answering.
 
-    .venv/bin/python bench/drop_to_query.py [--rows 10000] [--runs 2]
+    .venv/bin/python bench/drop_to_query.py [--rows 10000] [--runs 2] [--lane fast|pipeline]
 
 Starts the local stack (``sluice up``, as a developer does), generates a kiva_loans file,
 runs ``sluice upload --wait`` on it (the real command, as a subprocess), then queries the
@@ -12,6 +12,10 @@ answer; each phase is read from the component that did the work, never estimated
   ``received`` and ``validated``; the launcher's "started as pid");
 - pipeline running: the first line of the job's log (Beam's runner starting the graph:
   everything before it is interpreter start, Beam import and pipeline construction);
+  ``--lane fast`` (the default settings: a 10,000-row file is far under
+  ``SLUICE_FAST_LANE_MAX_BYTES``) has neither: the function parses and loads the file
+  itself, so its phases go from ``validated`` straight to ``parsed``;
+  ``--lane pipeline`` runs the stack with ``SLUICE_FAST_LANE_MAX_BYTES=0``;
 - parsed and staged: the ingestion log's ``finished_at`` (stamped before the load starts);
 - loaded: the claim's ``updated_at`` when the pipeline marked it ``loaded``;
 - ``--wait`` returned, rows queryable: this process's clock.
@@ -48,16 +52,30 @@ REPO = BENCH_DIR.parent  # sluice is installed editable, so it imports from anyw
 OUT = BENCH_DIR / "out"
 DATASET = "kiva_loans"
 TARGET_SECONDS = 5.0
-PHASES = (
-    ("event delivery (finalized -> on_upload started)", "finalized", "received"),
-    ("validation (claim, validate_stream)", "received", "validated"),
-    ("launch (split index, start the process)", "validated", "launched"),
-    ("pipeline start (interpreter, Beam import, graph)", "launched", "running"),
-    ("parse + stage", "running", "parsed"),
+_RECEIVED = ("event delivery (finalized -> on_upload started)", "finalized", "received")
+_VALIDATED = ("validation (claim, validate_stream)", "received", "validated")
+_SETTLED = (
     ("load (warehouse, claim settled)", "parsed", "loaded"),
     ("until queryable: `--wait` sees the claim, exits", "loaded", "waited"),
     ("until queryable: the query answers", "waited", "queryable"),
 )
+PHASES = {
+    "pipeline": (
+        _RECEIVED,
+        _VALIDATED,
+        ("launch (split index, start the process)", "validated", "launched"),
+        ("pipeline start (interpreter, Beam import, graph)", "launched", "running"),
+        ("parse + stage", "running", "parsed"),
+        *_SETTLED,
+    ),
+    "fast": (
+        _RECEIVED,
+        _VALIDATED,
+        ("parse + stage, in on_upload", "validated", "parsed"),
+        *_SETTLED,
+    ),
+}
+"""Each lane's phases: (label, from stamp, to stamp)."""
 ROWS_SQL = (
     f"SELECT count(*) AS n FROM {{dataset}}.{DATASET}"
     " WHERE _source_uri = @uri AND _source_generation = @generation"
@@ -65,21 +83,26 @@ ROWS_SQL = (
 _JOB_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 
-def child_environment(home: Path) -> dict[str, str]:
-    """This environment without SLUICE_* (so the home's stack is found), for one home."""
+def child_environment(home: Path, lane: str = "fast") -> dict[str, str]:
+    """This environment without SLUICE_* (so the home's stack is found), for one home; the
+    pipeline lane turns the fast lane off."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     env.update(SLUICE_HOME=str(home), NO_GCE_CHECK="True", SLUICE_COOK_INTERVAL_SECONDS="0")
+    if lane == "pipeline":
+        env["SLUICE_FAST_LANE_MAX_BYTES"] = "0"
     return env
 
 
-def start_stack(home: Path, timeout: float = 90.0) -> tuple[subprocess.Popen[bytes], dict]:
+def start_stack(
+    home: Path, lane: str = "fast", timeout: float = 90.0
+) -> tuple[subprocess.Popen[bytes], dict]:
     """``sluice up`` for ``home`` in the background; the process and its stack.json."""
     home.mkdir(parents=True, exist_ok=True)
     with (home / "up.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "local.cli", "up"],
             cwd=REPO,
-            env=child_environment(home),
+            env=child_environment(home, lane),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -134,7 +157,7 @@ def upload_wait(path: Path, home: Path) -> tuple[datetime, dict[str, Any]]:
     return returned, row
 
 
-def function_times(home: Path, key: str) -> dict[str, datetime]:
+def function_times(home: Path, key: str, lane: str) -> dict[str, datetime]:
     """When on_upload received, validated and launched the event ``key`` (its JSON log)."""
     times = {}
     for line in (home / "logs" / "on_upload.log").read_text(encoding="utf-8").splitlines():
@@ -149,7 +172,10 @@ def function_times(home: Path, key: str) -> dict[str, datetime]:
             times.setdefault(entry["stage"], at)
         elif entry.get("logger") == "local.launcher" and "started as pid" in entry["message"]:
             times.setdefault("launched", at)
-    missing = {"received", "validated", "launched"} - set(times)
+    wanted = (
+        {"received", "validated", "launched"} if lane == "pipeline" else {"received", "validated"}
+    )
+    missing = wanted - set(times)
     if missing:
         raise RuntimeError(f"expected on_upload log lines for {key}, found none for {missing}")
     return times
@@ -177,7 +203,7 @@ def query_rows(settings: Settings, source: SourceRef, expected: int) -> tuple[da
         time.sleep(0.05)
 
 
-def measure_drop(path: Path, home: Path, settings: Settings) -> dict[str, Any]:
+def measure_drop(path: Path, home: Path, settings: Settings, lane: str) -> dict[str, Any]:
     """Upload ``path`` with ``--wait``, query its rows; every phase's seconds."""
     started, clock = datetime.now(UTC), time.perf_counter()
     waited, row = upload_wait(path, home)
@@ -199,14 +225,17 @@ def measure_drop(path: Path, home: Path, settings: Settings) -> dict[str, Any]:
         )
     times = {
         "finalized": blob.time_created,
-        **function_times(home, key),
-        "running": first_job_log_time(home, job_name),
+        **function_times(home, key, lane),
         "parsed": logged["finished_at"],
         "loaded": claim.updated_at,
         "waited": waited,
         "queryable": queryable,
     }
-    phases = [(label, (times[end] - times[begin]).total_seconds()) for label, begin, end in PHASES]
+    if lane == "pipeline":
+        times["running"] = first_job_log_time(home, job_name)
+    phases = [
+        (label, (times[end] - times[begin]).total_seconds()) for label, begin, end in PHASES[lane]
+    ]
     return {
         "phases": phases,
         "total_seconds": (queryable - times["finalized"]).total_seconds(),
@@ -220,7 +249,11 @@ def measure_drop(path: Path, home: Path, settings: Settings) -> dict[str, Any]:
 
 
 def run(
-    rows: int = 10_000, runs: int = 2, seed: int = 5, home: Path | None = None
+    rows: int = 10_000,
+    runs: int = 2,
+    seed: int = 5,
+    home: Path | None = None,
+    lane: str = "fast",
 ) -> dict[str, Any]:
     """Start a stack in ``home`` (default bench/out/home-drop, emptied), upload ``runs``
     copies of one generated file one after another, stop the stack; the figures."""
@@ -231,7 +264,7 @@ def run(
     # that is already open has it loaded: its import is not the pipeline's latency.
     importlib.import_module("sluice.warehouse.duckdb")
     load_before = os.getloadavg()[0]
-    process, info = start_stack(home)
+    process, info = start_stack(home, lane)
     try:
         environ = {"SLUICE_HOME": str(home), "SLUICE_GCS_ENDPOINT": info["gcs_endpoint"]}
         settings = load_settings(environ)
@@ -240,11 +273,12 @@ def run(
             copy = home / "drops" / f"drop-{number}.csv"
             copy.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, copy)
-            drops.append(measure_drop(copy, home, settings))
+            drops.append(measure_drop(copy, home, settings, lane))
     finally:
         stop_stack(process)
     return {
         "rows": rows,
+        "lane": lane,
         "file_mb": source.stat().st_size / 1e6,
         "drops": drops,
         "cores": os.cpu_count(),
@@ -257,8 +291,9 @@ def print_table(result: dict[str, Any]) -> None:
     drops = result["drops"]
     names = ["first upload (cold function)", *(f"upload {n} (warm)" for n in range(2, 10))]
     print(
-        f"\nDrop to query on the local stack: {result['rows']:,}-row kiva_loans file"
-        f" ({result['file_mb']:.1f} MB), `sluice upload --wait`, then a query (seconds)\n"
+        f"\nDrop to query on the local stack, {result['lane']} lane: {result['rows']:,}-row"
+        f" kiva_loans file ({result['file_mb']:.1f} MB), `sluice upload --wait`, then a query"
+        " (seconds)\n"
     )
     print("| phase | " + " | ".join(names[: len(drops)]) + " |")
     print("|---|" + "---:|" * len(drops))
@@ -284,9 +319,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--lane", choices=sorted(PHASES), default="fast")
     args = parser.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    print_table(run(rows=args.rows, runs=args.runs))
+    print_table(run(rows=args.rows, runs=args.runs, lane=args.lane))
 
 
 if __name__ == "__main__":
