@@ -17,7 +17,8 @@ the cook therefore also polls the bucket (``reconcile_bucket``, with every cook)
 4. any other (no claim at all, or ``claimed`` past its lease) goes through the door
    exactly as its event would have (``sluice.ingest.door.handle_object``): the same claim,
    so a late event, a second cook or a retry finds it settled and does nothing. A claim
-   within its lease is left to its holder.
+   within its lease is left to its holder. An accepted file is always launched, whatever
+   its size: the cook does not load files in its own function (no fast lane).
 
 The counts go into the cook's answer; ``waiting`` and ``oldest_waiting_seconds`` say how
 many files had no settled claim when listed, and how long the oldest of them had waited.
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -140,9 +141,12 @@ def _reconcile_one(
     report.waiting += 1
     waited = age.total_seconds()
     report.oldest_waiting_seconds = max(report.oldest_waiting_seconds or 0.0, waited)
+    # Through the pipeline always (no fast lane): the cook function is sized and permitted to
+    # launch jobs and run summaries, not to load files itself (infra/functions.tf).
+    door_settings = replace(settings, fast_lane_max_bytes=0)
     try:  # the door takes over a ``claimed`` claim past its lease, or says it is held
         outcome = handle_object(
-            settings.landing_bucket, blob.name, blob.generation, settings=settings
+            settings.landing_bucket, blob.name, blob.generation, settings=door_settings
         )
     except ClaimInProgress:
         report.in_progress += 1

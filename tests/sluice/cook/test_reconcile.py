@@ -61,6 +61,18 @@ def test_files_without_events_are_ingested_once(
     assert len(launcher.requests) == 3
 
 
+def test_a_small_file_is_launched_not_loaded_by_the_cook(
+    gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLUICE_FAST_LANE_MAX_BYTES")  # the shipped limit, far above GOOD
+    launcher = install_launcher(monkeypatch)
+    blob = land(gcs, GOOD)
+
+    reconcile_bucket(gcs.client, load_settings(), now=LATER)
+
+    assert len(launcher.requests) == 1 and state_of(gcs, blob) == "launched"
+
+
 def test_files_within_the_grace_are_left_to_their_event(
     gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
