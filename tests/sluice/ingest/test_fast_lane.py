@@ -5,21 +5,28 @@ test's DuckDB warehouse; the launcher is the recording double, which must stay u
 file the function loads itself. A crash is an exception no handler catches (``Crash``, a
 ``BaseException`` like the signal that kills a process), raised at one step of the load: the
 claim is left as the dead delivery left it, and a later delivery must finish the file once.
+The same load runs once more through the BigQuery adapter on its emulator, and the staged
+files' ``gs://`` side (the cloud's staging) against fake-gcs-server.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 
+import pyarrow as pa
 import pytest
 
+from sluice.errors import WarehouseError
 from sluice.gcs import storage_client
-from sluice.ingest import loading
+from sluice.ingest import loading, staging
 from sluice.ingest.claims import claim_event, event_key, read_claim
 from sluice.settings import load_settings
+from sluice.warehouse import connected_warehouse
 from sluice.warehouse.duckdb import DuckDBWarehouse
 from tests.sluice.ingest.upload_doubles import GOOD, claim_names, install_launcher, land
+from tests.sluice.warehouse.conftest import EMULATOR_PROJECT, bq_emulator  # noqa: F401
 from tests.test_main import deliver, upload_client
 
 if TYPE_CHECKING:
@@ -275,3 +282,46 @@ def test_fast_lane_crash_after_the_load_before_settling_does_not_load_twice(
 
 def _crash(*args: object, **kwargs: object) -> None:
     raise Crash("the function's instance died here")
+
+
+@pytest.mark.emulator
+def test_fast_lane_loads_through_the_bigquery_adapter(
+    gcs: GcsBuckets,
+    monkeypatch: pytest.MonkeyPatch,
+    bq_emulator: str,  # noqa: F811 - the fixture imported above
+) -> None:
+    suffix = uuid.uuid4().hex[:10]
+    for name, value in {
+        "SLUICE_WAREHOUSE": "bigquery", "SLUICE_BQ_PROJECT": EMULATOR_PROJECT,
+        "SLUICE_BQ_ENDPOINT": bq_emulator, "SLUICE_WAREHOUSE_DATASET": f"fast_{suffix}",
+        "SLUICE_COOKED_WAREHOUSE_DATASET": f"fast_cooked_{suffix}",
+    }.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    launcher = install_launcher(monkeypatch)
+    blob = land(gcs, GOOD)
+
+    status = deliver(upload_client(), blob)
+
+    with connected_warehouse(load_settings()) as warehouse:
+        rows = warehouse.query("SELECT loan_id, lenders FROM {dataset}.kiva_lenders ORDER BY 1")
+        [logged] = warehouse.query("SELECT status, rows_loaded FROM {dataset}.ingestion_log")
+    assert status == 200 and launcher.attempts == 0
+    assert [(r["loan_id"], r["lenders"]) for r in rows] == GOOD_ROWS
+    assert (logged["status"], logged["rows_loaded"]) == ("loaded", 2)
+    assert claim_state(gcs, blob) == ("loaded", 1)
+
+
+def test_staged_files_in_the_bucket_are_written_read_and_removed(gcs: GcsBuckets) -> None:
+    settings = load_settings()
+    directory = f"gs://{gcs.pipeline.name}/staging/kiva_lenders/job-1"
+    table = pa.table({"loan_id": [1, 2], "lenders": ["a", "b"]})
+
+    path = staging.write_parquet(table, staging.join(directory, "rows-1.parquet"), settings)
+    there = staging.exists(path, settings)
+    read = staging.read_parquet(path, settings, columns=["loan_id"])
+    removed = staging.remove_tree(directory, settings)
+
+    assert there and read.column("loan_id").to_pylist() == [1, 2]
+    assert removed == 1 and not staging.exists(path, settings)
+    with pytest.raises(WarehouseError, match="expected a Parquet file, found none"):
+        staging.read_parquet(path, settings)
