@@ -45,6 +45,7 @@ from sluice.warehouse.bigquery_jobs import (
     bigquery_errors,
     make_client,
     query_parameter,
+    run_dml_job,
     start_job_once,
     table_exists,
     wait_for,
@@ -76,7 +77,13 @@ class BigQueryWarehouse(StateTables):
     """Warehouse adapter over BigQuery (or an emulator at ``settings.bq_endpoint``)."""
 
     def __init__(
-        self, settings: Settings, *, api_timeout: float = 60.0, job_timeout: float = 1800.0
+        self,
+        settings: Settings,
+        *,
+        api_timeout: float = 60.0,
+        job_timeout: float = 1800.0,
+        busy_timeout: float = 900.0,
+        busy_delay: float = 1.0,
     ) -> None:
         if not settings.bq_project:
             raise ConfigError("SLUICE_BQ_PROJECT: expected a project id, found none")
@@ -89,6 +96,10 @@ class BigQueryWarehouse(StateTables):
         self.staging_dataset = f"{self.dataset}_staging"
         self.api_timeout = api_timeout
         self.job_timeout = job_timeout
+        self.busy_timeout = busy_timeout
+        """How long a load keeps trying a table whose DML queue is full (``TableBusy``)."""
+        self.busy_delay = busy_delay
+        """The first backoff after a ``TableBusy``; it doubles, up to 32 times this."""
         self._client: bigquery.Client | None = None
 
     @property
@@ -161,14 +172,16 @@ class BigQueryWarehouse(StateTables):
             {kind: self._table(self.dataset, name) for kind, name in _targets(contract).items()},
             {kind: f"`{self._staging_table(key, kind)}`" for kind in staged},
         )
-        job = start_job_once(
+        run_dml_job(
             self.client,
             f"sluice_tx_{key}",
             lambda job_id: self.client.query(script, job_id=job_id, job_retry=None, **self._limits),
             location=self.settings.bq_location,
             **self._limits,
+            job_timeout=self.job_timeout,
+            busy_timeout=self.busy_timeout,
+            busy_delay=self.busy_delay,
         )
-        wait_for(job, timeout=self.job_timeout, retry=self._retry)
         for kind in staged:
             with bigquery_errors(f"drop staging table {kind}"):
                 self.client.delete_table(

@@ -24,6 +24,8 @@ from sluice.warehouse.bigquery import BigQueryWarehouse
 from sluice.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import require_tool
 
+from .fake_bigquery import FakeBigQuery, serve
+
 T0 = datetime(2024, 3, 15, 23, 30, tzinfo=UTC)
 EMULATOR_VENV = Path(os.environ.get("BQEMU_VENV", REPO_ROOT / ".venv-bqemu"))
 EMULATOR_PROJECT = "sluice-emulator"
@@ -111,6 +113,22 @@ class Stager:
     def dead(self, source: SourceRef, count: int) -> str:
         """One staged file of ``count`` dead letters."""
         return self.write(sample_dead(self.contract, source, count))
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBigQuery]:
+    """A recording BigQuery REST fake on a loopback port."""
+    state = FakeBigQuery()
+    server = serve(state)
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def bq_settings(isolated_env: object, fake: FakeBigQuery) -> Settings:
+    """Settings pointing the BigQuery adapter at the fake."""
+    return load_settings(warehouse="bigquery", bq_project="proj-1", bq_endpoint=fake.endpoint)
 
 
 @pytest.fixture

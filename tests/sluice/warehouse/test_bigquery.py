@@ -25,25 +25,9 @@ from sluice.warehouse.bigquery import BigQueryWarehouse
 from sluice.warehouse.loads import load_key
 
 from .conftest import Stager, make_record
-from .fake_bigquery import FakeBigQuery, serve
+from .fake_bigquery import FakeBigQuery
 
 SOURCE = SourceRef("gs://landing/incoming/kiva_loans/2024/loans.csv", 1711000000000000)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBigQuery]:
-    """A recording BigQuery REST fake on a loopback port."""
-    state = FakeBigQuery()
-    server = serve(state)
-    yield state
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def bq_settings(isolated_env: object, fake: FakeBigQuery) -> Settings:
-    """Settings pointing the BigQuery adapter at the fake."""
-    return load_settings(warehouse="bigquery", bq_project="proj-1", bq_endpoint=fake.endpoint)
 
 
 @pytest.fixture
