@@ -46,6 +46,14 @@ def newer_load(contract: Contract, log: str, uri: str, generation: str) -> str:
     )
 
 
+def seen_before(log: str, uri: str) -> str:
+    """SQL condition: the log holds a row of the file at ``uri``, so the tables may hold its
+    rows and dead letters. A load writes its log row in the transaction that writes its
+    rows, and no statement removes a uri's last log row (a reload replaces it), so without
+    one the file has nothing to replace: its load skips the replacing deletes."""
+    return f"EXISTS (SELECT 1 FROM {log} WHERE source_uri = {uri})"
+
+
 def write_rows(
     contract: Contract,
     *,
