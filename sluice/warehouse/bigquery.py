@@ -5,12 +5,16 @@ record into three staging tables of ``<dataset>_staging`` (a dataset whose table
 after a day, so an abandoned attempt cleans itself up), with job ids derived from the load
 key so that a retry reuses jobs instead of loading twice. One script then deletes the
 source's rows, dead letters and earlier ``loaded`` log row and inserts the staged ones
-between ``BEGIN TRANSACTION`` and ``COMMIT TRANSACTION``: all or nothing.
+between ``BEGIN TRANSACTION`` and ``COMMIT TRANSACTION``: all or nothing. The deletes of
+rows and dead letters run only for a file the log has seen, on tables clustered by
+``_source_uri`` first: a new file's load reads none of the processed table, a replay only
+the blocks that can hold the file (README, "Scale on paper");
+a table whose DML queue is full is tried again with backoff (``bigquery_jobs.run_dml_job``).
 
-The script carries no values at all: the source uri and generation are read from the staged
-record table. Query parameters would do as well on BigQuery itself, but the BigQuery
-emulator used in tests binds no parameters inside scripts, and values in data files keep
-the one code path testable end to end. ``gs://`` staged files load with
+The script carries no values at all: the source uri and generation are script variables
+read from the staged record table. Query parameters would do as well on BigQuery itself,
+but the BigQuery emulator used in tests binds no parameters inside scripts, and values in
+data files keep the one code path testable end to end. ``gs://`` staged files load with
 ``load_table_from_uri``; local files (emulator, laptop) are uploaded as one Parquet file.
 
 The client is created on first use; with ``bq_endpoint`` set (an emulator) it uses anonymous

@@ -20,8 +20,10 @@ newer file holds still count, so an older file of another name is never supersed
 newer file of the dataset for ``replace_dataset``.
 
 Values arrive as SQL expressions (``uri``, ``generation``): query parameters on DuckDB,
-subqueries of the staged log row on BigQuery. Table names arrive quoted; ``quote`` quotes
-a column name in the adapter's dialect.
+script variables read from the staged log row on BigQuery. BigQuery bills a DELETE by the
+table it reads, so it runs a file's replacing DELETE only when ``seen_before`` holds;
+DuckDB, local and free, always runs it: a file never seen has no rows, so both agree.
+Table names arrive quoted; ``quote`` quotes a column name in the adapter's dialect.
 """
 
 from __future__ import annotations

@@ -95,3 +95,29 @@ def test_a_table_busy_past_the_busy_timeout_is_a_transient_error(
     assert isinstance(raised.value, TransientError)
     tries = [job_id for job_id in fake.jobs if job_id.startswith("sluice_tx_")]
     assert len(tries) >= 2  # tried again, each try on a fresh job id
+
+
+def test_a_full_queue_refusing_the_job_itself_is_retried_on_the_same_id(
+    bq_settings: Settings, fake: FakeBigQuery, contract: Contract, stager: Stager
+) -> None:
+    source = SourceRef("gs://landing/incoming/server_logs/refused.csv", 1)
+    message = (
+        "Resources exceeded during query execution: Too many DML statements outstanding"
+        " against table proj-1:sluice.ingestion_log, limit is 20"
+    )
+    error = {"code": 400, "message": message, "errors": [{"reason": "resourcesExceeded"}]}
+    fake.fail_next(r"^POST /bigquery/v2/projects/proj-1/jobs$", 400, error)
+    record = make_record(contract, source, 2, 0)
+
+    busy_tolerant(bq_settings).load_replacing_source(
+        contract, source, [stager.rows(source, 2)], [], record
+    )
+
+    key = load_key("sluice", record)
+    tries = [
+        job["jobReference"]["jobId"]
+        for job in fake.job_inserts()
+        if job["jobReference"]["jobId"].startswith("sluice_tx_")
+    ]
+    assert tries == [f"sluice_tx_{key}_0", f"sluice_tx_{key}_0"]  # no job was made: id kept
+    assert fake.jobs[f"sluice_tx_{key}_0"]["status"] == {"state": "DONE"}
