@@ -73,6 +73,25 @@ def test_emulator_ensure_tables_is_idempotent_with_partitions_and_clusters(
     assert ingestion_log.time_partitioning.field == "started_at"
 
 
+def test_emulator_ensure_tables_reclusters_an_older_table_and_keeps_its_rows(
+    emu: BigQueryWarehouse, stager: Stager, contract: Contract
+) -> None:
+    load(emu, stager, SOURCE_A, rows=3, dead=0)
+    name = f"{emu.project}.{emu.dataset}.server_logs"
+    table = emu.client.get_table(name, timeout=10)
+    table.clustering_fields = ["host", "status"]  # as tables were clustered before
+    emu.client.update_table(table, ["clustering_fields"], timeout=10)
+    assert emu.client.get_table(name, timeout=10).clustering_fields == ["host", "status"]
+
+    emu.ensure_tables(contract)
+    load(emu, stager, SOURCE_A, rows=2, dead=0)
+
+    assert emu.client.get_table(name, timeout=10).clustering_fields == [
+        "_source_uri", "host", "status",
+    ]  # fmt: skip
+    assert count(emu, "server_logs", SOURCE_A.uri) == 2
+
+
 def test_emulator_load_twice_keeps_one_copy_and_other_sources(
     emu: BigQueryWarehouse, stager: Stager
 ) -> None:
