@@ -10,7 +10,8 @@ UPDATE or MERGE on a table (a whole transaction script counts against every tabl
 mutates) runs when fewer than 2 such jobs run on each of its tables, waits ``PENDING`` in
 FIFO order otherwise, and fails with BigQuery's ``resourcesExceeded`` "Too many DML
 statements outstanding" when a table already has 22 outstanding (2 running + 20 queued).
-A running DML job takes ``dml_seconds`` (``slow_dml`` for some); ``peak_running`` and
+A running DML job takes ``dml_seconds`` (one matching ``held_dml`` runs until
+``release_held``, as a long job of someone else's would); ``peak_running`` and
 ``peak_pending`` record the most seen per table. getQueryResults waits (up to its
 ``timeoutMs``) for the job, as BigQuery does.
 """
@@ -59,8 +60,8 @@ class FakeBigQuery:
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
     dml_seconds: float = 0.0
-    slow_dml: dict[str, float] = field(default_factory=dict)
-    """SQL pattern -> seconds a matching DML job runs instead of ``dml_seconds``."""
+    held_dml: list[str] = field(default_factory=list)
+    """SQL patterns of DML jobs that run until ``release_held``."""
     dml_tables: dict[str, list[str]] = field(default_factory=dict)
     """Job id -> the tables its DML mutates."""
     dml_running: dict[str, float] = field(default_factory=dict)
@@ -107,6 +108,14 @@ class FakeBigQuery:
                     return _json(status, {"error": body})
             return self._route(request)
 
+    def release_held(self) -> None:
+        """Let the held DML jobs finish now."""
+        with self.lock:
+            self.held_dml.clear()
+            for job_id, end in self.dml_running.items():
+                if end == float("inf"):
+                    self.dml_running[job_id] = time.monotonic()
+
     def _wait_for_job(self, job_id: str, query: dict[str, list[str]]) -> None:
         """Hold a getQueryResults call until the job is done or its timeoutMs (max 1 s)."""
         wait = min(float(query.get("timeoutMs", ["0"])[0]) / 1000, 1.0)
@@ -134,8 +143,8 @@ class FakeBigQuery:
             if all(self._outstanding(table)[0] < 2 for table in self.dml_tables[job_id]):
                 self.dml_pending.remove(job_id)
                 sql = self.jobs[job_id]["configuration"]["query"]["query"]
-                seconds = [v for pattern, v in self.slow_dml.items() if re.search(pattern, sql)]
-                self.dml_running[job_id] = now + (seconds or [self.dml_seconds])[0]
+                held = any(re.search(pattern, sql) for pattern in self.held_dml)
+                self.dml_running[job_id] = float("inf") if held else now + self.dml_seconds
                 self.jobs[job_id]["status"] = {"state": "RUNNING"}
         for table in {
             t for job in [*self.dml_running, *self.dml_pending] for t in self.dml_tables[job]

@@ -7,6 +7,7 @@ the 23rd outstanding mutating DML job with BigQuery's own error.
 from __future__ import annotations
 
 import concurrent.futures
+import time
 
 import pytest
 
@@ -35,8 +36,8 @@ def test_thirty_concurrent_loads_into_one_table_stay_within_its_dml_queue(
     bq_settings: Settings, fake: FakeBigQuery, contract: Contract
 ) -> None:
     fake.dml_seconds = 0.1
-    # Two long UPDATEs of someone else hold both running slots while the burst arrives.
-    fake.slow_dml[r"^UPDATE"] = 4.0
+    # Two long UPDATEs of someone else hold both running slots until the burst overflows.
+    fake.held_dml.append(r"^UPDATE")
     other = busy_tolerant(bq_settings)
     for _ in range(2):
         other.client.query(f"UPDATE `proj-1.sluice.{contract.table}` SET host = host WHERE TRUE")
@@ -58,7 +59,13 @@ def test_thirty_concurrent_loads_into_one_table_stay_within_its_dml_queue(
         return load_key(warehouse.dataset, record)
 
     with concurrent.futures.ThreadPoolExecutor(LOADS) as pool:
-        keys = list(pool.map(load, sources))
+        futures = [pool.submit(load, source) for source in sources]
+        deadline = time.monotonic() + 60
+        while not fake.dml_refused and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused_while_held = fake.dml_refused
+        fake.release_held()
+        keys = [future.result() for future in futures]
     other.close()
 
     succeeded = {
@@ -71,9 +78,10 @@ def test_thirty_concurrent_loads_into_one_table_stay_within_its_dml_queue(
     }
     assert len(set(keys)) == LOADS
     assert all(len(jobs) == 1 for jobs in succeeded.values()), succeeded
-    assert fake.dml_refused > 0  # the burst really overflowed the queue, and was retried
+    assert refused_while_held > 0  # the burst really overflowed the queue, and was retried
     assert max(fake.peak_running.values()) <= 2
     assert max(fake.peak_pending.values()) <= 20
+    assert fake.peak_pending[f"proj-1.sluice.{contract.table}"] == 20  # the queue was full
     assert not fake.dml_running and not fake.dml_pending
 
 
