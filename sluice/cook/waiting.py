@@ -1,0 +1,157 @@
+"""Files waiting for a Dataflow job slot are launched as jobs end, oldest first.
+
+A project runs at most so many Dataflow jobs at once (25 by default). When ``on_upload``
+(or the sweep's relaunch of a dead pipeline) finds that budget spent, the launcher raises
+``launch.JobBudgetSpent``, the claim is recorded ``waiting_for_quota`` and the event is
+acknowledged: Eventarc's retries, for up to a day, would only meet the same spent budget.
+Nothing else would ever launch such a file, so ``launch_waiting_claims`` runs with every cook:
+
+1. it lists the claims whose state (object metadata) is ``waiting_for_quota`` and reads them;
+2. oldest wait first (the claim's ``updated_at``: when it began waiting), it launches each with
+   the request ``on_upload`` built (``sluice.cook.sweep.relaunch_request``, same job name), until
+   the launcher says the budget is spent again; the rest wait for the next cook;
+3. before each launch it rewrites the claim unchanged by compare-and-swap on the generation it
+   read, so of two cooks at once only one launches a file; a launch that reaches Dataflow but
+   dies before ``launched`` is recorded launches again next time and gets 409, "already
+   running", which counts as launched. A job name never runs twice at once.
+
+The launch does not count as another pipeline run (``pipeline_attempts``): the wait came before
+the run it was counted for. A fault on one claim is logged and counted (``failed``); listing
+the claims may raise ``TransientError`` so the scheduler retries the cook.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sluice.cook.sweep import listed_claims, relaunch_request, split_index_uri
+from sluice.ingest import launch
+from sluice.ingest.claims import (
+    LAUNCHED,
+    SETTLED_STATES,
+    STATE_METADATA,
+    WAITING_FOR_QUOTA,
+    Claim,
+    ClaimStateError,
+    read_claim,
+    read_claim_object,
+    set_claim_state,
+    swap_claim,
+)
+from sluice.logs import event_labels, log_event
+from sluice.settings import Settings
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class WaitingReport:
+    """What one pass over the waiting files did, in claims."""
+
+    waiting: int = 0
+    """Claims found ``waiting_for_quota``."""
+    launched: int = 0
+    """Launched this pass (or found already running: a launch that was not recorded)."""
+    still_waiting: int = 0
+    """Left waiting: the budget was spent again, or another cook took the claim first."""
+    failed: int = 0
+    """The launch failed otherwise (logged with the event key); the next cook tries again."""
+    oldest_waiting_seconds: float | None = None
+    """How long the oldest waiting file had waited when this pass began."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts, for the cook's answer and its log line."""
+        return asdict(self)
+
+
+def launch_waiting_claims(
+    client: storage.Client,
+    settings: Settings,
+    launcher: launch.Launcher | None = None,
+    now: datetime | None = None,
+) -> WaitingReport:
+    """Launch ``waiting_for_quota`` files, oldest wait first, while the job budget allows;
+    what it did, as counts."""
+    now = now or datetime.now(UTC)
+    claims = waiting_claims(client, settings)
+    report = WaitingReport(waiting=len(claims))
+    if claims:
+        report.oldest_waiting_seconds = (now - claims[0].updated_at).total_seconds()
+        launcher = launcher or launch.launcher_from_settings(settings)
+    budget_spent = False
+    for claim in claims:
+        if budget_spent:
+            report.still_waiting += 1
+            continue
+        with event_labels(event_key=claim.event_key, dataset=claim.dataset):
+            try:
+                assert launcher is not None  # set above whenever a claim waits
+                launched = _launch_waiting(client, settings, launcher, claim, now)
+            except launch.JobBudgetSpent as exc:
+                budget_spent = True
+                report.still_waiting += 1
+                LOG.info(
+                    "job budget spent; %d file(s) wait: %s", len(claims) - report.launched, exc
+                )
+                continue
+            except Exception as exc:  # one claim's fault must not stop the others (nor the cook)
+                report.failed += 1
+                LOG.error("launch of waiting %s failed: %s", claim.event_key, exc, exc_info=True)
+                continue
+        if launched:
+            report.launched += 1
+        else:
+            report.still_waiting += 1
+    level = logging.WARNING if report.failed else logging.INFO
+    log_event(LOG, level, f"launch of files waiting for quota: {report.as_dict()}")
+    return report
+
+
+def waiting_claims(client: storage.Client, settings: Settings) -> list[Claim]:
+    """The ``waiting_for_quota`` claims, the longest waiting first."""
+    claims = []
+    for blob in listed_claims(client, settings):
+        if (blob.metadata or {}).get(STATE_METADATA) != WAITING_FOR_QUOTA:
+            continue
+        claim = read_claim_object(client, settings, blob.name)
+        if claim is not None and claim.state == WAITING_FOR_QUOTA:
+            claims.append(claim)
+    return sorted(claims, key=lambda claim: (claim.updated_at, claim.event_key))
+
+
+def _launch_waiting(
+    client: storage.Client,
+    settings: Settings,
+    launcher: launch.Launcher,
+    claim: Claim,
+    now: datetime,
+) -> bool:
+    """Launch one waiting file; False when another cook took it first. Raises
+    ``JobBudgetSpent`` when the budget is spent (the claim stays as it was)."""
+    # Rewritten unchanged (its wait keeps its place in line): the compare-and-swap on the
+    # generation read is the token that lets one cook, not two, launch it.
+    mine = swap_claim(client, settings, claim)
+    if mine is None:
+        return False
+    request = relaunch_request(claim, now)
+    request = replace(request, split_index=split_index_uri(client, settings, claim))
+    result = launcher.launch(request)
+    runner_job_id = result.runner_job_id or result.job_name
+    try:
+        set_claim_state(client, settings, claim.event_key, LAUNCHED, runner_job_id=runner_job_id)
+    except ClaimStateError:
+        current = read_claim(client, settings, claim.event_key)
+        if current is None or current.state not in SETTLED_STATES:
+            raise
+        LOG.info("job %s finished before its launch was recorded", runner_job_id)
+    verb = "is already running" if result.already_running else "launched"
+    waited = (now - claim.updated_at).total_seconds()
+    message = f"job {request.job_name} {verb} after {waited:.0f} s waiting for a job slot"
+    log_event(LOG, logging.INFO, message, outcome=LAUNCHED, runner_job_id=runner_job_id)
+    return True
