@@ -83,23 +83,33 @@ def launch_waiting_claims(
     report = WaitingReport(waiting=len(claims))
     if claims:
         report.oldest_waiting_seconds = (now - claims[0].updated_at).total_seconds()
-        launcher = launcher or launch.launcher_from_settings(settings)
-    budget_spent = False
-    for claim in claims:
-        if budget_spent:
-            report.still_waiting += 1
-            continue
+        # Only now: a cook with nothing waiting needs no launcher (nor its credentials).
+        _launch_in_order(
+            client, settings, launcher or launch.launcher_from_settings(settings), claims, now,
+            report,
+        )  # fmt: skip
+    level = logging.WARNING if report.failed else logging.INFO
+    log_event(LOG, level, f"launch of files waiting for quota: {report.as_dict()}")
+    return report
+
+
+def _launch_in_order(
+    client: storage.Client,
+    settings: Settings,
+    launcher: launch.Launcher,
+    claims: list[Claim],
+    now: datetime,
+    report: WaitingReport,
+) -> None:
+    """Launch ``claims`` in their order until the budget is spent; count what happened."""
+    for index, claim in enumerate(claims):
         with event_labels(event_key=claim.event_key, dataset=claim.dataset):
             try:
-                assert launcher is not None  # set above whenever a claim waits
                 launched = _launch_waiting(client, settings, launcher, claim, now)
             except launch.JobBudgetSpent as exc:
-                budget_spent = True
-                report.still_waiting += 1
-                LOG.info(
-                    "job budget spent; %d file(s) wait: %s", len(claims) - report.launched, exc
-                )
-                continue
+                report.still_waiting += len(claims) - index
+                LOG.info("job budget spent; %d file(s) wait: %s", len(claims) - index, exc)
+                return
             except Exception as exc:  # one claim's fault must not stop the others (nor the cook)
                 report.failed += 1
                 LOG.error("launch of waiting %s failed: %s", claim.event_key, exc, exc_info=True)
@@ -108,9 +118,6 @@ def launch_waiting_claims(
             report.launched += 1
         else:
             report.still_waiting += 1
-    level = logging.WARNING if report.failed else logging.INFO
-    log_event(LOG, level, f"launch of files waiting for quota: {report.as_dict()}")
-    return report
 
 
 def waiting_claims(client: storage.Client, settings: Settings) -> list[Claim]:

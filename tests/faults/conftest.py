@@ -186,6 +186,12 @@ class FakeDataflow:
                 job.state = state
         return [job.name for job in ended]
 
+    def states(self) -> list[str]:
+        """Every job's state now, in creation order."""
+        with self.lock:
+            self._advance()
+            return [job.state for job in self.jobs.values()]
+
     def active_names(self) -> dict[str, str]:
         """Active job name -> job id."""
         with self.lock:

@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,9 +32,12 @@ import pytest
 from sluice.cook.reconcile import reconcile_bucket
 from sluice.cook.waiting import launch_waiting_claims, waiting_claims
 from sluice.ingest.claims import LAUNCHED, read_claim
+from sluice.ingest.dataflow import DataflowLauncher
+from sluice.ingest.launch import LaunchRequest
+from sluice.schema import SourceRef
 from sluice.settings import REPO_ROOT, load_settings
 from tests.faults.conftest import FakeDataflow
-from tests.faults.fault_helpers import claim_of, job_name, lenders_csv
+from tests.faults.fault_helpers import DATASET, URI, claim_of, job_name, lenders_csv
 from tests.faults.test_faults import KILL_BETWEEN_CLAIM_AND_LAUNCH
 from tests.sluice.ingest.upload_doubles import land
 from tests.test_main import deliver, upload_client
@@ -44,8 +48,6 @@ if TYPE_CHECKING:
     from tests.gcs_fixtures import GcsBuckets
 
 pytest_plugins = ["tests.gcs_fixtures"]
-
-pytestmark = pytest.mark.emulator
 
 
 def land_files(gcs: GcsBuckets, count: int) -> list[Blob]:
@@ -71,6 +73,32 @@ def states(gcs: GcsBuckets, blobs: list[Blob]) -> Counter[str]:
     return Counter(claim_of(gcs, blob).state for blob in blobs)
 
 
+def test_dataflow_job_states_move_over_time_and_on_command_as_is_running_sees_them(
+    dataflow_env: FakeDataflow,
+) -> None:
+    dataflow_env.queued_seconds, dataflow_env.run_seconds = 0.05, 1.0
+    launcher = DataflowLauncher(load_settings())
+    timed = launcher.launch(LaunchRequest.for_object(DATASET, SourceRef(URI, 1)))
+    ended = launcher.launch(LaunchRequest.for_object(DATASET, SourceRef(URI, 2)))
+
+    queued = dataflow_env.states()
+    time.sleep(0.1)
+    running = dataflow_env.states()
+    by_id_running = launcher.is_running(timed.job_name, timed.runner_job_id)
+    by_name_running = launcher.is_running(ended.job_name, None)
+    failed = dataflow_env.finish(1, "JOB_STATE_FAILED")
+    time.sleep(1.0)
+
+    assert queued == ["JOB_STATE_QUEUED"] * 2
+    assert running == ["JOB_STATE_RUNNING"] * 2
+    assert by_id_running and by_name_running
+    assert failed == [timed.job_name]
+    assert not launcher.is_running(timed.job_name, timed.runner_job_id)
+    assert not launcher.is_running(ended.job_name, None)  # done after its run time
+    assert dataflow_env.states() == ["JOB_STATE_FAILED", "JOB_STATE_DONE"]
+
+
+@pytest.mark.emulator
 def test_forty_files_with_a_quota_of_25_wait_and_each_launches_once(
     gcs: GcsBuckets, dataflow_env: FakeDataflow
 ) -> None:
@@ -100,9 +128,10 @@ def test_forty_files_with_a_quota_of_25_wait_and_each_launches_once(
     assert states(gcs, blobs) == {"launched": 40}
     assert dataflow_env.peak_active <= 25
     assert sorted(dataflow_env.created_names()) == sorted(job_name(blob) for blob in blobs)
-    assert not any(job.state == "JOB_STATE_FAILED" for job in dataflow_env.jobs.values())
+    assert "JOB_STATE_FAILED" not in dataflow_env.states()
 
 
+@pytest.mark.emulator
 def test_dataflow_quota_error_means_waiting_not_a_retry_and_duplicates_do_nothing(
     gcs: GcsBuckets, dataflow_env: FakeDataflow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,6 +165,7 @@ def test_dataflow_quota_error_means_waiting_not_a_retry_and_duplicates_do_nothin
     assert sorted(dataflow_env.created_names()) == sorted(job_name(blob) for blob in blobs)
 
 
+@pytest.mark.emulator
 def test_duplicate_events_of_a_waiting_file_leave_its_claim_untouched(
     gcs: GcsBuckets, dataflow_env: FakeDataflow
 ) -> None:
@@ -156,6 +186,7 @@ def test_duplicate_events_of_a_waiting_file_leave_its_claim_untouched(
     assert len(dataflow_env.launches) == launches
 
 
+@pytest.mark.emulator
 def test_on_upload_killed_before_recording_the_wait_is_recovered_and_launched_once(
     gcs: GcsBuckets,
     dataflow_env: FakeDataflow,
