@@ -42,9 +42,10 @@ QUOTA_MESSAGE = (
     " for a workflow to finish or contact Google Cloud Support to request an increase in quota."
     " If it does not, contact Google Cloud Support."
 )
-"""Dataflow's answer when a project runs its quota of concurrent jobs: this message (as Beam's
-own test runs quote it, apache/beam#34381) in a 429 RESOURCE_EXHAUSTED, the status Google APIs
-give a spent quota."""
+"""Dataflow's answer when a project runs its quota of concurrent jobs: this message, as Beam's
+own test runs quote it (apache/beam#34381). No public record found shows its HTTP status; the
+fake answers 429 RESOURCE_EXHAUSTED, what Google's APIs give for a spent quota, and the
+launcher tells the error by its message, so another status would change nothing."""
 LIST_PAGE_SIZE = 10
 """Jobs per ``jobs.list`` page: small, so that a listing of the quota's jobs has pages."""
 

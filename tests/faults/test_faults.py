@@ -49,6 +49,11 @@ name is in this file):
     tests/sluice/ingest/test_door.py::test_handle_object_replaced_generation_is_rejected_as_vanished
 5.  Two cooks at once give the tables of one cook.
     tests/sluice/cook/test_cook_order.py::test_two_cooks_at_once_give_the_tables_of_one
+6.  Dataflow's concurrent-job quota spent (the budget SLUICE_DATAFLOW_MAX_JOBS, or Dataflow's
+    own jobs-per-project quota error): the file waits as 'waiting_for_quota', its event
+    acknowledged; each cook launches waiting files oldest first within the budget; duplicates
+    do nothing; a function killed before recording the wait is recovered by the lease.
+    tests/faults/test_quota_faults.py
 """
 
 from __future__ import annotations

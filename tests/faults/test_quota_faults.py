@@ -6,6 +6,8 @@ real ``on_upload`` (functions-framework), the real ``DataflowLauncher`` (google-
 over HTTP to ``FakeDataflow``), fake-gcs-server for claims, and the cook's
 ``launch_waiting_claims``:
 
+- The fake's jobs move queued -> running -> done over scaled time, or end on command, and
+  the launcher's ``is_running`` (jobs.get by id, jobs.list by name) follows them.
 - 40 files' events at once with the budget and the quota at 25: 25 jobs, 15 files
   ``waiting_for_quota`` with their events acknowledged; as jobs end each cook launches the
   oldest waiting files and never more than the budget; every file launched once.
