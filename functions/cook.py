@@ -50,7 +50,8 @@ def cook(request: flask.Request) -> flask.Response:
         waited = launch_waiting_claims(client, settings)
         reconciled = reconcile_bucket(client, settings)
         with connected_warehouse(settings) as warehouse:
-            report = cook_and_check_alerts(warehouse, settings, unprocessed=reconciled.unsettled)
+            unprocessed = waited.unsettled_with(reconciled.unsettled)
+            report = cook_and_check_alerts(warehouse, settings, unprocessed=unprocessed)
     except SluiceError as exc:
         # Any non-2xx makes Cloud Scheduler retry per its policy; 503 marks the retryable
         # faults, 500 the ones (bad SQL file, bad setting) a person has to fix.

@@ -23,7 +23,8 @@ the claims may raise ``TransientError`` so the scheduler retries the cook.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -64,10 +65,22 @@ class WaitingReport:
     """The launch failed otherwise (logged with the event key); the next cook tries again."""
     oldest_waiting_seconds: float | None = None
     """How long the oldest waiting file had waited when this pass began."""
+    unsettled: dict[str, float] = field(default_factory=dict)
+    """Dataset -> seconds its longest-waiting file still waiting after this pass has waited:
+    the cook adds it to the reconciliation's for the ``unprocessed_files`` alert, so jobs that
+    never end (and a queue that never moves) page someone."""
 
     def as_dict(self) -> dict[str, Any]:
         """The counts, for the cook's answer and its log line."""
         return asdict(self)
+
+    def unsettled_with(self, other: Mapping[str, float]) -> dict[str, float]:
+        """``unsettled`` and ``other`` (the reconciliation's) in one: the longer wait of each
+        dataset, for the ``unprocessed_files`` alert."""
+        merged = dict(other)
+        for dataset, waited in self.unsettled.items():
+            merged[dataset] = max(merged.get(dataset, 0.0), waited)
+        return merged
 
 
 def launch_waiting_claims(
@@ -107,17 +120,31 @@ def _launch_in_order(
             try:
                 launched = _launch_waiting(client, settings, launcher, claim, now)
             except launch.JobBudgetSpent as exc:
-                report.still_waiting += len(claims) - index
                 LOG.info("job budget spent; %d file(s) wait: %s", len(claims) - index, exc)
+                for waiting in claims[index:]:
+                    _still_waiting(report, waiting, now)
                 return
             except Exception as exc:  # one claim's fault must not stop the others (nor the cook)
                 report.failed += 1
+                _note_wait(report, claim, now)
                 LOG.error("launch of waiting %s failed: %s", claim.event_key, exc, exc_info=True)
                 continue
         if launched:
             report.launched += 1
         else:
-            report.still_waiting += 1
+            _still_waiting(report, claim, now)
+
+
+def _still_waiting(report: WaitingReport, claim: Claim, now: datetime) -> None:
+    """Count ``claim`` as left waiting, and note its wait."""
+    report.still_waiting += 1
+    _note_wait(report, claim, now)
+
+
+def _note_wait(report: WaitingReport, claim: Claim, now: datetime) -> None:
+    """Keep the longest wait of ``claim``'s dataset among files still waiting."""
+    waited = (now - claim.updated_at).total_seconds()
+    report.unsettled[claim.dataset] = max(report.unsettled.get(claim.dataset, 0.0), waited)
 
 
 def waiting_claims(client: storage.Client, settings: Settings) -> list[Claim]:

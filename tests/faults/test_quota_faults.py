@@ -78,26 +78,34 @@ def states(gcs: GcsBuckets, blobs: list[Blob]) -> Counter[str]:
 def test_dataflow_job_states_move_over_time_and_on_command_as_is_running_sees_them(
     dataflow_env: FakeDataflow,
 ) -> None:
-    dataflow_env.queued_seconds, dataflow_env.run_seconds = 0.05, 1.0
+    dataflow_env.queued_seconds, dataflow_env.run_seconds = 1.0, 2.0
     launcher = DataflowLauncher(load_settings())
     timed = launcher.launch(LaunchRequest.for_object(DATASET, SourceRef(URI, 1)))
     ended = launcher.launch(LaunchRequest.for_object(DATASET, SourceRef(URI, 2)))
 
     queued = dataflow_env.states()
-    time.sleep(0.1)
-    running = dataflow_env.states()
+    running = states_within(dataflow_env, ["JOB_STATE_RUNNING"] * 2)
     by_id_running = launcher.is_running(timed.job_name, timed.runner_job_id)
     by_name_running = launcher.is_running(ended.job_name, None)
     failed = dataflow_env.finish(1, "JOB_STATE_FAILED")
-    time.sleep(1.0)
+    ended_states = states_within(dataflow_env, ["JOB_STATE_FAILED", "JOB_STATE_DONE"])
 
     assert queued == ["JOB_STATE_QUEUED"] * 2
-    assert running == ["JOB_STATE_RUNNING"] * 2
-    assert by_id_running and by_name_running
+    assert running and by_id_running and by_name_running
     assert failed == [timed.job_name]
+    assert ended_states
     assert not launcher.is_running(timed.job_name, timed.runner_job_id)
     assert not launcher.is_running(ended.job_name, None)  # done after its run time
-    assert dataflow_env.states() == ["JOB_STATE_FAILED", "JOB_STATE_DONE"]
+
+
+def states_within(fake: FakeDataflow, wanted: list[str], timeout: float = 20) -> bool:
+    """Whether the fake's job states become ``wanted`` within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while fake.states() != wanted:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 @pytest.mark.emulator
@@ -158,11 +166,13 @@ def test_dataflow_quota_error_means_waiting_not_a_retry_and_duplicates_do_nothin
     assert duplicates == [200] * 6
     assert (reconciled.ingested, reconciled.settled) == (0, 5)
     assert (still_full.launched, still_full.still_waiting) == (0, 2)
+    assert set(still_full.unsettled) == {DATASET}  # for the unprocessed_files alert
+    assert still_full.unsettled_with({DATASET: 1e9, "other": 1.0}) == {DATASET: 1e9, "other": 1.0}
     # One launch per refused file from on_upload (no backoff retries), one more from the
     # cook for the oldest (the quota refused it, so the cook stopped there).
     assert [launches_while_full[job_name(blob)] for blob in blobs] == [1, 1, 1, 2, 1]
     assert dataflow_env.quota_refusals == 3
-    assert (freed.launched, freed.still_waiting) == (2, 0)
+    assert (freed.launched, freed.still_waiting, freed.unsettled) == (2, 0, {})
     assert states(gcs, blobs) == {"launched": 5}
     assert sorted(dataflow_env.created_names()) == sorted(job_name(blob) for blob in blobs)
 
