@@ -28,14 +28,16 @@ def cook(request: flask.Request) -> flask.Response:
     """HTTP (Cloud Scheduler): sweep the claims of pipelines that died (``sluice.cook.sweep``),
     rebuild every cooked table it can, then check the data alerts; JSON ``{"tables": [...],
     "failed": [...], "skipped": [...], "broken_contracts": [...], "alerts": [...],
-    "sweep": {...}, "reconcile": {...}}`` (the alerts open after this check, the sweep's and
-    the reconciliation's counts: ``sluice.cook.reconcile`` ingests landing files whose event
-    was lost), plus ``error`` (one line per failed summary) when one failed. The sweep runs
-    first, so a file it gives up on is in the log the alerts read."""
+    "sweep": {...}, "waiting_for_quota": {...}, "reconcile": {...}}`` (the alerts open after
+    this check; the counts of the sweep, of the files launched once a Dataflow job slot freed
+    (``sluice.cook.waiting``) and of the reconciliation: ``sluice.cook.reconcile`` ingests
+    landing files whose event was lost), plus ``error`` (one line per failed summary) when
+    one failed. The sweep runs first, so a file it gives up on is in the log the alerts read."""
     _configure_logging()
     from sluice.cook.reconcile import reconcile_bucket
     from sluice.cook.summaries import cook_and_check_alerts
     from sluice.cook.sweep import sweep_stuck_claims
+    from sluice.cook.waiting import launch_waiting_claims
     from sluice.errors import SluiceError, TransientError
     from sluice.gcs import storage_client
     from sluice.settings import load_settings
@@ -45,16 +47,23 @@ def cook(request: flask.Request) -> flask.Response:
         settings = load_settings()
         client = storage_client(settings)
         swept = sweep_stuck_claims(client, settings)
+        waited = launch_waiting_claims(client, settings)
         reconciled = reconcile_bucket(client, settings)
         with connected_warehouse(settings) as warehouse:
-            report = cook_and_check_alerts(warehouse, settings, unprocessed=reconciled.unsettled)
+            unprocessed = waited.unsettled_with(reconciled.unsettled)
+            report = cook_and_check_alerts(warehouse, settings, unprocessed=unprocessed)
     except SluiceError as exc:
         # Any non-2xx makes Cloud Scheduler retry per its policy; 503 marks the retryable
         # faults, 500 the ones (bad SQL file, bad setting) a person has to fix.
         log.error("cook failed: %s", exc, exc_info=True)
         error = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
         return _json_response({"error": error}, 503 if isinstance(exc, TransientError) else 500)
-    answer = {**report.as_dict(), "sweep": swept.as_dict(), "reconcile": reconciled.as_dict()}
+    answer = {
+        **report.as_dict(),
+        "sweep": swept.as_dict(),
+        "waiting_for_quota": waited.as_dict(),
+        "reconcile": reconciled.as_dict(),
+    }
     if not report.failed:
         return _json_response(answer, 200)
     answer["error"] = "\n".join(str(failure) for failure in report.failed)

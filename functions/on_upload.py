@@ -22,7 +22,8 @@ def on_upload(cloud_event: CloudEvent) -> None:
     """CloudEvent (Eventarc, storage object finalized): validate the object, launch or reject.
 
     Returns normally (HTTP 200) for events it ignores (a payload that is not a JSON object
-    among them), duplicates, accepted and rejected files. Any other status makes Eventarc
+    among them), duplicates, accepted and rejected files, and files waiting for a Dataflow job
+    slot (the cook launches those). Any other status makes Eventarc
     redeliver: 503 while another delivery holds the event's claim (expected under duplicate
     delivery, so no error trace), 500 for a fault a retry can cure (raised, with its trace).
     """

@@ -70,7 +70,8 @@ class LandingResult:
 
     landed: LandedObject
     state: str
-    """``uploaded`` (not waited for), a claim state, ``failed``, or ``pending`` (no claim)."""
+    """``uploaded`` (not waited for), a claim state (``waiting_for_quota``: accepted, its
+    Dataflow job not started until a slot frees), ``failed``, or ``pending`` (no claim)."""
     rows_in: int | None = None
     rows_loaded: int | None = None
     rows_dead: int | None = None
@@ -224,7 +225,8 @@ def current_result(
             reason = f"the pipeline ended without loading; see {log_file}"
             return LandingResult(landed, FAILED, reason=reason)
     if claim.state not in SETTLED_STATES:
-        return LandingResult(landed, claim.state)
+        # Why it is not done yet, when the claim says (``waiting_for_quota``: which budget).
+        return LandingResult(landed, claim.state, reason=claim.reason)
     return _with_log_counts(settings, LandingResult(landed, claim.state, reason=claim.reason))
 
 

@@ -61,6 +61,9 @@ ENRICHMENTS = {"country": "string", "bot": "boolean", "browser": "string"}
 """What a column with ``enrich`` may be worked out as (``sluice.records.enrich``), with the
 type it needs: ``country`` from an IP address, ``bot`` and ``browser`` from a user agent."""
 CONTRACT_SUFFIXES = (".yaml", ".yml")
+MAX_CLUSTER_BY = 3
+"""Cluster columns a contract may name: BigQuery allows 4 and the processed table is
+clustered by ``_source_uri`` first (``sluice.warehouse.bigquery.processed_clustering``)."""
 
 
 @dataclass(frozen=True)
@@ -424,6 +427,11 @@ def _build_contract(raw: dict[str, Any], path: Path) -> Contract:
     granularity = str(table.get("partition_granularity", "DAY")).upper()
     _check_choice(granularity, PARTITION_GRANULARITIES, f"{where}: table.partition_granularity")
     cluster = tuple(table.get("cluster_by") or ())
+    if len(cluster) > MAX_CLUSTER_BY:
+        raise ContractError(
+            f"{where}: table.cluster_by: expected at most {MAX_CLUSTER_BY} columns (BigQuery"
+            f" clusters by 4, and the first is always _source_uri), found {len(cluster)}"
+        )
     table_version = _whole_number(table.get("table_version", 1), f"{where}: table.table_version")
     for col_name in ([partition] if partition else []) + list(cluster):
         if col_name not in names:

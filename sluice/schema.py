@@ -108,13 +108,17 @@ class SourceRef:
     """GCS object generation; for local files, the modification time in microseconds."""
 
 
+JOB_NAME_PREFIX = "sluice-"
+"""How every pipeline job name starts: how Sluice's jobs are told from others in a project."""
+
+
 def job_name_for(dataset: str, source: SourceRef) -> str:
     """A deterministic id for ingesting one file generation, valid as a Dataflow job name
     (lowercase ``[-a-z0-9]``, starts with a letter, at most 63 characters)."""
     key = f"{dataset}\n{source.uri}\n{source.generation}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     slug = re.sub(r"[^a-z0-9]+", "-", dataset.lower()).strip("-") or "data"
-    prefix = f"sluice-{slug}"[: 63 - len(digest) - 1].rstrip("-")
+    prefix = f"{JOB_NAME_PREFIX}{slug}"[: 63 - len(digest) - 1].rstrip("-")
     return f"{prefix}-{digest}"
 
 

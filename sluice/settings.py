@@ -110,6 +110,9 @@ class Settings:
     """Service account email the Dataflow workers run as."""
     dataflow_max_workers: int = 10
     """Upper bound of Dataflow workers per job."""
+    dataflow_max_jobs: int = 25
+    """Sluice's budget of concurrent Dataflow jobs (the project's quota is 25 by default): past
+    it, accepted files wait as ``waiting_for_quota`` and the cook launches them as jobs end."""
     dataflow_temp_location: str = ""
     """``gs://`` temp location of Dataflow jobs; default ``gs://<pipeline_bucket>/temp``."""
     dataflow_endpoint: str = ""
@@ -167,6 +170,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "job_check_after_seconds": (0, math.inf),
     "max_pipeline_attempts": (1, math.inf),
     "dataflow_max_workers": (1, math.inf),
+    "dataflow_max_jobs": (1, math.inf),
     "cook_interval_seconds": (0, math.inf),
     "gcs_port": (0, 65535),
     "bridge_port": (0, 65535),

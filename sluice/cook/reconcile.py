@@ -12,8 +12,10 @@ the cook therefore also polls the bucket (``reconcile_bucket``, with every cook)
    on from a cursor kept in the pipeline bucket (``CURSOR_OBJECT``), so a bucket of any size
    is covered over several runs;
 2. an object generation younger than ``reconcile_grace_seconds`` is left to its event;
-3. one whose claim is settled (launched, loaded, rejected, superseded) is done: the sweep
-   (``sluice.cook.sweep``) looks after launched pipelines that died;
+3. one whose claim is settled (launched, loaded, rejected, superseded), or settled for now
+   (``waiting_for_quota``: accepted, waiting for a Dataflow job slot), is done here: the sweep
+   (``sluice.cook.sweep``) looks after launched pipelines that died, ``sluice.cook.waiting``
+   launches the waiting files as jobs end;
 4. any other (no claim at all, or ``claimed`` past its lease) goes through the door
    exactly as its event would have (``sluice.ingest.door.handle_object``): the same claim,
    so a late event, a second cook or a retry finds it settled and does nothing. A claim

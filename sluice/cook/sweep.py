@@ -16,7 +16,9 @@ that has not changed for ``settings.job_check_after_seconds``. For each one, in 
 3. fewer than ``settings.max_pipeline_attempts`` runs so far: relaunched with the request
    ``on_upload`` built (same job name, event key, test flag, split index, replay id). The
    attempt is counted in the claim first, by compare-and-swap on the generation this sweep
-   read, so of two sweeps at once only one relaunches;
+   read, so of two sweeps at once only one relaunches. When Dataflow's job budget is spent
+   (``launch.JobBudgetSpent``) the claim moves to ``waiting_for_quota`` and the cook's
+   ``sluice.cook.waiting`` starts that run once a job ends;
 4. otherwise: a ``rejected`` ingestion-log row ("pipeline failed N times; see job <name>
    log"), then the claim ``rejected``. The landing file stays where it is, never quarantined:
    nothing says it is a bad file. ``sluice replay`` ingests it again once the cause is fixed.
@@ -46,6 +48,7 @@ from sluice.ingest.claims import (
     LAUNCHED,
     REJECTED,
     STATE_METADATA,
+    WAITING_FOR_QUOTA,
     Claim,
     ClaimStateError,
     event_key,
@@ -68,8 +71,8 @@ LOG = logging.getLogger(__name__)
 
 SPLITS_SUFFIX = ".splits.json"
 """Split indexes live beside the claims (``sluice.ingest.claims.split_index_name``): not claims."""
-RUNNING, SETTLED, RELAUNCHED, GAVE_UP, UNCHANGED = (
-    "running", "settled", "relaunched", "gave_up", "unchanged",
+RUNNING, SETTLED, RELAUNCHED, WAITING, GAVE_UP, UNCHANGED = (
+    "running", "settled", "relaunched", "waiting", "gave_up", "unchanged",
 )  # fmt: skip
 
 
@@ -84,6 +87,8 @@ class SweepReport:
     settled: int = 0
     """Their job had finished (an ingestion-log row) without settling the claim."""
     relaunched: int = 0
+    waiting: int = 0
+    """Due a relaunch, but Dataflow's job budget was spent: now ``waiting_for_quota``."""
     gave_up: int = 0
     """Out of attempts: recorded ``rejected``."""
     failed: int = 0
@@ -151,6 +156,17 @@ def stuck_claim_names(
     """Claim objects that may be stuck: ``launched`` (or older than state metadata) and not
     written since ``check_cutoff``; read from one listing."""
     cutoff = check_cutoff(settings, now, check_after_seconds)
+    return [
+        blob.name
+        for blob in listed_claims(client, settings)
+        if (blob.metadata or {}).get(STATE_METADATA, LAUNCHED) == LAUNCHED
+        and (blob.updated is None or blob.updated <= cutoff)
+    ]
+
+
+def listed_claims(client: storage.Client, settings: Settings) -> list[storage.Blob]:
+    """Every claim object (not the split indexes beside them), with its state metadata and
+    update time, from one listing; raises ``TransientError`` when Cloud Storage fails."""
     with gcs_faults(f"listing claims in gs://{settings.pipeline_bucket}/{CLAIMS_PREFIX}"):
         blobs = list(
             client.list_blobs(
@@ -160,12 +176,9 @@ def stuck_claim_names(
             )
         )
     return [
-        blob.name
+        blob
         for blob in blobs
-        if blob.name.endswith(".json")
-        and not blob.name.endswith(SPLITS_SUFFIX)
-        and (blob.metadata or {}).get(STATE_METADATA, LAUNCHED) == LAUNCHED
-        and (blob.updated is None or blob.updated <= cutoff)
+        if blob.name.endswith(".json") and not blob.name.endswith(SPLITS_SUFFIX)
     ]
 
 
@@ -187,6 +200,14 @@ def relaunch_request(claim: Claim, started_at: datetime) -> launch.LaunchRequest
         claim.dataset, source, event_key=claim.event_key, replay=replay, started_at=started_at,
         test=is_test_object(claim.name),
     )  # fmt: skip
+
+
+def split_index_uri(client: storage.Client, settings: Settings, claim: Claim) -> str | None:
+    """The ``gs://`` URI of the split index validation stored for this claim, if any."""
+    name = split_index_name(claim.event_key)
+    with gcs_faults(f"looking up the split index of {claim.event_key}"):
+        exists = client.bucket(settings.pipeline_bucket).blob(name).exists()
+    return gs_uri(settings.pipeline_bucket, name) if exists else None
 
 
 class _Sweep:
@@ -238,8 +259,16 @@ class _Sweep:
         )
         if counted is None:
             return UNCHANGED  # another sweep (or the job) changed the claim first: it decides
-        request = replace(request, split_index=self._split_index(claim))
-        result = self.launcher.launch(request)
+        request = replace(request, split_index=split_index_uri(self.client, self.settings, claim))
+        try:
+            result = self.launcher.launch(request)
+        except launch.JobBudgetSpent as exc:
+            # Counted as a run already: it starts when the cook launches the waiting files.
+            set_claim_state(
+                self.client, self.settings, claim.event_key, WAITING_FOR_QUOTA, reason=str(exc)
+            )
+            log_event(LOG, logging.WARNING, f"relaunch waits: {exc}", outcome=WAITING_FOR_QUOTA)
+            return WAITING
         # The new job's id; after a 409 only its name, so the next check looks it up by name.
         runner_job_id = result.runner_job_id or result.job_name
         try:
@@ -289,13 +318,6 @@ class _Sweep:
     def _log_settings(self, request: launch.LaunchRequest) -> Settings:
         """Settings whose dataset is the one this run logs to (the test dataset for tests)."""
         return replace(self.settings, warehouse_dataset=request.warehouse_dataset(self.settings))
-
-    def _split_index(self, claim: Claim) -> str | None:
-        """The ``gs://`` URI of the split index validation stored for this claim, if any."""
-        name = split_index_name(claim.event_key)
-        with gcs_faults(f"looking up the split index of {claim.event_key}"):
-            exists = self.client.bucket(self.settings.pipeline_bucket).blob(name).exists()
-        return gs_uri(self.settings.pipeline_bucket, name) if exists else None
 
     def _contract(self, dataset: str) -> Contract:
         if self._contracts is None:

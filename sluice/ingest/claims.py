@@ -5,7 +5,9 @@ names one claim object, ``claims/<sha256(key)[:40]>.json``. Creating it with
 ``if_generation_match=0`` lets exactly one of many duplicate deliveries win. Its state then
 moves forward only::
 
-    claimed -> launched | rejected | loaded      launched -> loaded | rejected
+    claimed -> launched | waiting_for_quota | rejected | loaded
+    waiting_for_quota -> launched | rejected | loaded
+    launched -> loaded | rejected | waiting_for_quota
 
 ``loaded`` may follow ``claimed`` directly because a fast pipeline can finish before the
 function records its launch. Every later write is a compare-and-swap on the claim object's
@@ -17,6 +19,11 @@ platform redelivers the event later, when the holder has finished or the lease h
 (Acknowledging it instead would lose the file whenever the holder crashes: its own
 redelivery would be that duplicate.) A holder that fails with a retryable fault calls
 ``release_claim``, which ends its lease at once, so the redelivery need not wait.
+
+``waiting_for_quota`` is settled for now, not for good: the file was accepted but no
+Dataflow job could start (``sluice.ingest.launch.JobBudgetSpent``), so its event was
+acknowledged and the cook (``sluice.cook.waiting``) launches it, oldest first, as jobs end. A
+dead pipeline's relaunch that finds the budget spent moves ``launched`` back to it.
 
 A ``launched`` claim has no lease: its event was acknowledged. If its pipeline dies before
 settling it, ``sluice.cook.sweep`` finds it (each claim object carries its state as metadata,
@@ -49,12 +56,15 @@ CLAIMED, LAUNCHED, REJECTED, LOADED = "claimed", "launched", "rejected", "loaded
 SUPERSEDED = "superseded"
 """A load that found a newer generation (or, for a snapshot dataset, a newer snapshot) already
 loaded: nothing to do, and nothing wrong."""
+WAITING_FOR_QUOTA = "waiting_for_quota"
+"""Accepted, its event acknowledged, its job not started: Dataflow's job budget was spent."""
 SETTLED_STATES = frozenset({LOADED, REJECTED, SUPERSEDED})
 """The states a claim ends in: the file needs nothing more."""
 NEXT_STATES: dict[str, frozenset[str]] = {
-    CLAIMED: frozenset({LAUNCHED, *SETTLED_STATES}),
+    CLAIMED: frozenset({LAUNCHED, WAITING_FOR_QUOTA, *SETTLED_STATES}),
     # Re-marking the same state is allowed: a retried step repeats its write.
-    LAUNCHED: frozenset({LAUNCHED, *SETTLED_STATES}),
+    LAUNCHED: frozenset({LAUNCHED, WAITING_FOR_QUOTA, *SETTLED_STATES}),
+    WAITING_FOR_QUOTA: frozenset({WAITING_FOR_QUOTA, LAUNCHED, *SETTLED_STATES}),
     **{state: frozenset({state}) for state in SETTLED_STATES},
 }
 SETTABLE_FIELDS = frozenset({"runner_job_id", "reason"})

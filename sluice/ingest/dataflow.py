@@ -6,6 +6,15 @@ build): ``jobName`` from the event key, the template's parameters (``launch_para
 the environment (temp and staging locations, service account, worker bound, labels). 429 and
 5xx are retried with jittered backoff; 409 means the job already runs.
 
+The project may run only so many jobs at once (Dataflow's jobs-per-project quota, 25 by
+default). Before each launch the launcher counts Sluice's active jobs in the region
+(``jobs.list``, ``filter=ACTIVE``, names starting ``sluice-``); at ``settings.dataflow_max_jobs``
+it raises ``JobBudgetSpent`` instead of launching. Dataflow's own quota error ("Dataflow
+quota error for jobs-per-project quota", which other jobs in the project or launches racing
+this count can still cause) raises it too, at once, without the backoff: a slot frees only
+when a job ends. The count is a budget, not a lock: two launches at once may both see one
+slot free; the quota error then stops the second.
+
 ``dataflow_job_running`` (Dataflow v1b3 ``projects.locations.jobs``): the sweep
 (``sluice.cook.sweep``) asks it before it relaunches a file whose claim stayed ``launched``.
 With the job id the launch returned it calls ``jobs.get``; a claim recorded after a 409 holds
@@ -28,7 +37,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sluice.errors import ConfigError, PermanentError, TransientError
-from sluice.ingest.launch import LaunchRequest, LaunchResult, launch_parameters
+from sluice.ingest.launch import JobBudgetSpent, LaunchRequest, LaunchResult, launch_parameters
+from sluice.schema import JOB_NAME_PREFIX
 from sluice.settings import Settings
 
 LOG = logging.getLogger(__name__)
@@ -46,6 +56,8 @@ TERMINAL_STATES = frozenset(
 )
 """Job states after which a job does nothing more (Dataflow's ``JobState`` enum)."""
 NOT_FOUND = 404
+JOBS_QUOTA_MARKER = "quota error for jobs-per-project"
+"""What Dataflow's answer says when the project already runs its quota of concurrent jobs."""
 
 
 class DataflowLauncher:
@@ -71,9 +83,11 @@ class DataflowLauncher:
         self._service: Any = None
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
-        """Send the launch; retry 429/5xx with jittered backoff; 409 means already running."""
+        """Send the launch; retry 429/5xx with jittered backoff; 409 means already running;
+        ``JobBudgetSpent`` when the job budget or Dataflow's jobs quota is spent."""
         from googleapiclient.errors import HttpError
 
+        self._check_job_budget(request.job_name)
         call = self._templates().launch(
             projectId=self._settings.gcp_project,
             location=self._settings.dataflow_region,
@@ -85,6 +99,12 @@ class DataflowLauncher:
                 response = call.execute(num_retries=0)
             except HttpError as exc:
                 status = exc.status_code
+                if is_jobs_quota_error(exc):
+                    # Not retried here: the quota frees only as jobs end, minutes away.
+                    raise JobBudgetSpent(
+                        f"dataflow launch of {request.job_name}: expected a free job slot,"
+                        f" found Dataflow's jobs quota spent: {error_message(exc)}"
+                    ) from exc
                 if status == 409 and error_status(exc) != "ABORTED":
                     LOG.info("dataflow job %s is already running", request.job_name)
                     return LaunchResult(request.job_name, None, already_running=True)
@@ -111,6 +131,22 @@ class DataflowLauncher:
             f"dataflow launch of {request.job_name}: expected success within"
             f" {self._max_attempts} attempts, found {fault}"
         )
+
+    def active_sluice_jobs(self) -> set[str]:
+        """The names of Sluice's jobs Dataflow lists as active in the region."""
+        jobs = self._dataflow().projects().locations().jobs()
+        return active_job_names(jobs, self._settings, prefix=JOB_NAME_PREFIX)
+
+    def _check_job_budget(self, job_name: str) -> None:
+        """Raise ``JobBudgetSpent`` when ``dataflow_max_jobs`` of Sluice's jobs are active
+        already (a job of this very name does not count: its launch is a 409, no new job)."""
+        active = self.active_sluice_jobs() - {job_name}
+        budget = self._settings.dataflow_max_jobs
+        if len(active) >= budget:
+            raise JobBudgetSpent(
+                f"dataflow launch of {job_name}: expected fewer than {budget} active Sluice jobs"
+                f" (SLUICE_DATAFLOW_MAX_JOBS), found {len(active)}"
+            )
 
     def is_running(self, job_name: str, runner_job_id: str | None) -> bool:
         """Whether Dataflow still runs the job (``dataflow_job_running``)."""
@@ -220,6 +256,21 @@ def error_status(exc: Any) -> str | None:
         return None
 
 
+def error_message(exc: Any) -> str:
+    """The ``error.message`` of a Google API error body; the HTTP reason without one."""
+    try:
+        return str(json.loads(exc.content.decode("utf-8"))["error"]["message"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return str(getattr(exc, "reason", exc))
+
+
+def is_jobs_quota_error(exc: Any) -> bool:
+    """Whether an API error is Dataflow's concurrent-jobs quota ("Dataflow quota error for
+    jobs-per-project quota. Project P is running N jobs. ..."), told by its message, not its
+    status: Dataflow's throttling and outages are 429s and 503s too, and those retry."""
+    return JOBS_QUOTA_MARKER in error_message(exc)
+
+
 def transport_errors() -> tuple[type[Exception], ...]:
     """Network-level failures of the HTTP stack, all worth a retry."""
     import google.auth.exceptions
@@ -259,6 +310,26 @@ def dataflow_job_running(
         page_token = page.get("nextPageToken")
         if not page_token:
             return False
+
+
+def active_job_names(jobs: Any, settings: Settings, *, prefix: str) -> set[str]:
+    """Names starting with ``prefix`` of the region's jobs that are not in a terminal state
+    (``jobs.list`` with ``filter=ACTIVE``, every page)."""
+    location = {"projectId": settings.gcp_project, "location": settings.dataflow_region}
+    names: set[str] = set()
+    page_token = None
+    while True:
+        call = jobs.list(filter="ACTIVE", pageToken=page_token, **location)
+        page = _execute(call, f"{prefix}*") or {}
+        names.update(
+            job["name"]
+            for job in page.get("jobs", [])
+            if str(job.get("name", "")).startswith(prefix)
+            and job.get("currentState") not in TERMINAL_STATES
+        )
+        page_token = page.get("nextPageToken")
+        if not page_token:
+            return names
 
 
 def _execute(call: Any, job_name: str) -> dict[str, Any] | None:

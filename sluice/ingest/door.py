@@ -25,6 +25,13 @@ A test-marked object (a ``_test`` path segment, ``sluice.testmark``) takes the s
 its launch and its rejection row target ``settings.test_warehouse_dataset``
 (``LaunchRequest.test``).
 
+A launch that finds Dataflow's job budget spent (``launch.JobBudgetSpent``: the concurrent
+jobs counted against ``settings.dataflow_max_jobs``, or Dataflow's own jobs-per-project quota
+error) is neither: the claim is recorded ``waiting_for_quota`` and the event acknowledged, and
+the cook launches the file when a job ends (``sluice.cook.waiting``). Dying before that record
+leaves the claim ``claimed``, which the lease (a redelivery, or the cook's reconciliation)
+recovers like any other crash.
+
 Once a launch has succeeded the claim is never released: recording ``launched`` may still
 fail, and then the lease recovers it and the relaunch finds the job already running.
 """
@@ -46,6 +53,7 @@ from sluice.ingest.claims import (
     LAUNCHED,
     REJECTED,
     SETTLED_STATES,
+    WAITING_FOR_QUOTA,
     Claim,
     ClaimInProgress,
     ClaimStateError,
@@ -79,8 +87,8 @@ class UploadOutcome:
     """What ``on_upload`` did with one event."""
 
     status: str
-    """``ignored``, ``duplicate``, ``rejected`` or ``launched``; a file loaded in the function
-    (the fast lane): ``loaded``, ``rejected`` or ``superseded``."""
+    """``ignored``, ``duplicate``, ``rejected``, ``launched`` or ``waiting_for_quota``; a file
+    loaded in the function (the fast lane): ``loaded``, ``rejected`` or ``superseded``."""
     bucket: str
     name: str
     generation: int | None
@@ -277,6 +285,8 @@ class _Ingest:
                 # Not the file's fault, but retrying the same launch cannot succeed either:
                 # record it (the file stays in landing, ``sluice replay`` re-ingests it).
                 return self._reject(f"launch refused: {exc}", quarantine=False)
+            except launch.JobBudgetSpent as exc:
+                return self._wait_for_quota(str(exc))
         except Exception:
             self._release()
             raise
@@ -381,6 +391,17 @@ class _Ingest:
         return quarantine_object(
             self.client, self.settings, claim.bucket, claim.name, claim.generation, details
         )
+
+    def _wait_for_quota(self, reason: str) -> UploadOutcome:
+        """Record that the file waits for a job slot; the event is then acknowledged: a
+        redelivery could only meet the same spent budget, the cook launches it instead."""
+        set_claim_state(
+            self.client, self.settings, self.claim.event_key, WAITING_FOR_QUOTA, reason=reason
+        )
+        log_event(
+            LOG, logging.WARNING, f"waiting for a job slot: {reason}", outcome=WAITING_FOR_QUOTA
+        )
+        return self._outcome(WAITING_FOR_QUOTA, reason=reason)
 
     def _mark_launched(self, runner_job_id: str) -> None:
         try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sluice.errors import ConfigError
+from sluice.errors import ConfigError, TransientError
 from sluice.schema import SourceRef, job_name_for
 from sluice.settings import Settings
 
@@ -114,11 +114,20 @@ class LaunchResult:
     """Local runs only: the pipeline process."""
 
 
+class JobBudgetSpent(TransientError):
+    """No job may start now: the concurrent-job budget is spent, or the runner's own quota is.
+
+    Not a failure of the file: ``on_upload`` records its claim ``waiting_for_quota`` and
+    acknowledges the event, and the cook (``sluice.cook.waiting``) launches it as jobs end. A
+    caller that cannot wait (``sluice ingest``) sees a ``TransientError``: try again later."""
+
+
 class Launcher(Protocol):
     """Starts the pipeline for one request and returns at once; tells whether a job runs."""
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
-        """Start the job (or find it running); raise TransientError when a retry may help."""
+        """Start the job (or find it running); raise JobBudgetSpent when no job may start now,
+        TransientError when a retry may help."""
         ...
 
     def is_running(self, job_name: str, runner_job_id: str | None) -> bool:

@@ -5,12 +5,16 @@ record into three staging tables of ``<dataset>_staging`` (a dataset whose table
 after a day, so an abandoned attempt cleans itself up), with job ids derived from the load
 key so that a retry reuses jobs instead of loading twice. One script then deletes the
 source's rows, dead letters and earlier ``loaded`` log row and inserts the staged ones
-between ``BEGIN TRANSACTION`` and ``COMMIT TRANSACTION``: all or nothing.
+between ``BEGIN TRANSACTION`` and ``COMMIT TRANSACTION``: all or nothing. The deletes of
+rows and dead letters run only for a file the log has seen, on tables clustered by
+``_source_uri`` first: a new file's load reads none of the processed table, a replay only
+the blocks that can hold the file (README, "Scale on paper");
+a table whose DML queue is full is tried again with backoff (``bigquery_jobs.run_dml_job``).
 
-The script carries no values at all: the source uri and generation are read from the staged
-record table. Query parameters would do as well on BigQuery itself, but the BigQuery
-emulator used in tests binds no parameters inside scripts, and values in data files keep
-the one code path testable end to end. ``gs://`` staged files load with
+The script carries no values at all: the source uri and generation are script variables
+read from the staged record table. Query parameters would do as well on BigQuery itself,
+but the BigQuery emulator used in tests binds no parameters inside scripts, and values in
+data files keep the one code path testable end to end. ``gs://`` staged files load with
 ``load_table_from_uri``; local files (emulator, laptop) are uploaded as one Parquet file.
 
 The client is created on first use; with ``bq_endpoint`` set (an emulator) it uses anonymous
@@ -45,6 +49,7 @@ from sluice.warehouse.bigquery_jobs import (
     bigquery_errors,
     make_client,
     query_parameter,
+    run_dml_job,
     start_job_once,
     table_exists,
     wait_for,
@@ -76,7 +81,13 @@ class BigQueryWarehouse(StateTables):
     """Warehouse adapter over BigQuery (or an emulator at ``settings.bq_endpoint``)."""
 
     def __init__(
-        self, settings: Settings, *, api_timeout: float = 60.0, job_timeout: float = 1800.0
+        self,
+        settings: Settings,
+        *,
+        api_timeout: float = 60.0,
+        job_timeout: float = 1800.0,
+        busy_timeout: float = 900.0,
+        busy_delay: float = 1.0,
     ) -> None:
         if not settings.bq_project:
             raise ConfigError("SLUICE_BQ_PROJECT: expected a project id, found none")
@@ -89,6 +100,10 @@ class BigQueryWarehouse(StateTables):
         self.staging_dataset = f"{self.dataset}_staging"
         self.api_timeout = api_timeout
         self.job_timeout = job_timeout
+        self.busy_timeout = busy_timeout
+        """How long a load keeps trying a table whose DML queue is full (``TableBusy``)."""
+        self.busy_delay = busy_delay
+        """The first backoff after a ``TableBusy``; it doubles, up to 32 times this."""
         self._client: bigquery.Client | None = None
 
     @property
@@ -125,7 +140,7 @@ class BigQueryWarehouse(StateTables):
                 self.client.create_dataset(dataset, exists_ok=True, **self._limits)
         tables = (
             (contract.table, table_columns(contract), contract.partition_by,
-             contract.partition_granularity, list(contract.cluster_by)),
+             contract.partition_granularity, processed_clustering(contract)),
             (contract.dead_letter_table, list(DEAD_LETTER_COLUMNS), "ingested_at", "DAY",
              ["source_uri"]),
             (INGESTION_LOG_TABLE, list(INGESTION_LOG_COLUMNS), "started_at", "DAY",
@@ -161,14 +176,16 @@ class BigQueryWarehouse(StateTables):
             {kind: self._table(self.dataset, name) for kind, name in _targets(contract).items()},
             {kind: f"`{self._staging_table(key, kind)}`" for kind in staged},
         )
-        job = start_job_once(
+        run_dml_job(
             self.client,
             f"sluice_tx_{key}",
             lambda job_id: self.client.query(script, job_id=job_id, job_retry=None, **self._limits),
             location=self.settings.bq_location,
             **self._limits,
+            job_timeout=self.job_timeout,
+            busy_timeout=self.busy_timeout,
+            busy_delay=self.busy_delay,
         )
-        wait_for(job, timeout=self.job_timeout, retry=self._retry)
         for kind in staged:
             with bigquery_errors(f"drop staging table {kind}"):
                 self.client.delete_table(
@@ -261,6 +278,16 @@ class BigQueryWarehouse(StateTables):
         table.clustering_fields = cluster_by or None
         with bigquery_errors(f"create table {name}"):
             existing = self.client.create_table(table, exists_ok=True, **self._limits)
+        if (existing.clustering_fields or []) != cluster_by:
+            # BigQuery clusters new data by the new columns; old blocks keep their layout
+            # until rewritten, so old partitions prune less until then.
+            log.info(
+                "clustering %s.%s by %s (was %s)",
+                self.dataset, name, cluster_by, existing.clustering_fields,
+            )  # fmt: skip
+            existing.clustering_fields = cluster_by or None
+            with bigquery_errors(f"cluster table {name}"):
+                existing = self.client.update_table(existing, ["clustering_fields"], **self._limits)
         known = {
             field.name: contract_type(field.field_type, BIGQUERY_API_TYPES)
             for field in existing.schema
@@ -342,6 +369,16 @@ def missing_tables() -> Iterator[None]:
         raise MissingTable(
             f"BigQuery: expected the {kind} {missing.group(2)} to exist, found none ({exc})"
         ) from exc.__cause__
+
+
+def processed_clustering(contract: Contract) -> list[str]:
+    """The processed table's clustering: ``_source_uri`` first, then the contract's columns.
+
+    The replacing delete of a reloaded file (``_source_uri = <uri>``) then reads only the
+    blocks holding that file instead of the whole column; the contract's own columns still
+    prune queries filtered on them, after the file (contracts name at most 3, so the four
+    fit BigQuery's limit)."""
+    return list(dict.fromkeys(["_source_uri", *contract.cluster_by]))
 
 
 def _targets(contract: Contract) -> dict[str, str]:

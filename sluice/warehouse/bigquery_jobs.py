@@ -5,12 +5,21 @@ a job whose id exists answers 409 Conflict: the existing job is then fetched and
 when it is running or succeeded, so a retried load never loads twice. A job id can never be
 reused after the job failed, so an existing *failed* job is superseded by the next attempt
 number (a failed load or transaction changed nothing).
+
+BigQuery runs at most 2 mutating DML statements (UPDATE, DELETE, MERGE; a transaction that
+makes them counts) per table at once and queues 20 more; the next one fails with
+``resourcesExceeded``, "Too many DML statements outstanding against table ..., limit is 20".
+That is ``TableBusy``, a TransientError: ``run_dml_job`` tries such a job again with
+exponential backoff and full jitter (each wait uniform in [0, delay]) until ``busy_timeout``,
+so a burst of loads into one table spreads out instead of failing.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import logging
+import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -24,9 +33,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 20
-"""Failed attempts of one job id series after which a load gives up."""
+MAX_ATTEMPTS = 200
+"""Failed attempts of one job id series after which a load gives up (a busy table's jobs
+fail too, and each retry of one spends an id: ``run_dml_job`` bounds those by time)."""
 RATE_LIMIT_REASONS = ("rateLimitExceeded", "jobRateLimitExceeded", "quotaExceeded")
+DML_QUEUE_FULL = "Too many DML statements outstanding"
+"""BigQuery's message (reason ``resourcesExceeded``) for a table whose DML queue is full."""
+
+
+class TableBusy(TransientError):
+    """A table's mutating-DML queue is full (2 running, 20 pending): retry later."""
 
 
 def make_client(settings: Settings) -> Client:
@@ -58,6 +74,8 @@ def bigquery_errors(action: str) -> Iterator[None]:
     except (http_exc.ConnectionError, http_exc.Timeout, concurrent.futures.TimeoutError) as exc:
         raise TransientError(f"BigQuery {action}: no answer in time ({exc!r})") from exc
     except gexc.GoogleAPICallError as exc:
+        if DML_QUEUE_FULL in str(exc):
+            raise TableBusy(f"BigQuery {action}: {exc}") from exc
         reasons = {str(error.get("reason")) for error in exc.errors if isinstance(error, dict)}
         # BigQuery reports rate limits as 403 and aborts one of two concurrent DML
         # transactions on a table; both succeed when tried again.
@@ -75,11 +93,13 @@ def start_job_once(
     retry: Any,
     timeout: float,
     still_usable: Callable[[_AsyncJob], bool] = lambda job: True,
+    first_attempt: int = 0,
 ) -> _AsyncJob:
-    """Submit the job ``<base_id>_<n>``, or reuse the running or succeeded job of that id."""
+    """Submit the job ``<base_id>_<n>`` (n from ``first_attempt``), or reuse the running or
+    succeeded job of that id."""
     from google.api_core import exceptions as gexc
 
-    for attempt in range(MAX_ATTEMPTS):
+    for attempt in range(first_attempt, MAX_ATTEMPTS):
         job_id = f"{base_id}_{attempt}"
         try:
             with bigquery_errors(f"submit job {job_id}"):
@@ -100,6 +120,44 @@ def start_job_once(
         f"BigQuery job {base_id}: expected a usable attempt within {MAX_ATTEMPTS}, "
         f"found {MAX_ATTEMPTS} failed attempts"
     )
+
+
+def run_dml_job(
+    client: Client,
+    base_id: str,
+    submit: Callable[[str], _AsyncJob],
+    *,
+    location: str,
+    retry: Any,
+    timeout: float,
+    job_timeout: float,
+    busy_timeout: float,
+    busy_delay: float,
+) -> Any:
+    """Run a DML job to its end (``start_job_once``, ``wait_for``), trying again after a
+    ``TableBusy`` with jittered exponential backoff (from ``busy_delay`` up to 32 times it)
+    until ``busy_timeout`` seconds have passed; then the TableBusy is raised."""
+    deadline = time.monotonic() + busy_timeout
+    delay = busy_delay
+    attempt = 0
+    while True:
+        job = None
+        try:
+            job = start_job_once(
+                client, base_id, submit, location=location, retry=retry, timeout=timeout,
+                first_attempt=attempt,
+            )  # fmt: skip
+            return wait_for(job, timeout=job_timeout, retry=retry)
+        except TableBusy:
+            # Full jitter: loads that collided once do not collide again in step.
+            pause = random.uniform(0, delay)
+            if time.monotonic() + pause > deadline:
+                raise
+            log.info("table busy for %s, trying again in %.2f s", base_id, pause)
+            time.sleep(pause)
+            delay = min(delay * 2, busy_delay * 32)
+            if job is not None:  # the failed job's id is spent: go on from the next one
+                attempt = int(job.job_id.rsplit("_", 1)[1]) + 1
 
 
 def table_exists(client: Client, table: str, *, retry: Any, timeout: float) -> bool:

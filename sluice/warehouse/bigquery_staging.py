@@ -23,7 +23,7 @@ from sluice.schema import (
     ingestion_log_schema,
 )
 from sluice.warehouse.loads import SUPERSEDED
-from sluice.warehouse.write_modes import newer_load, write_rows
+from sluice.warehouse.write_modes import newer_load, seen_before, write_rows
 
 
 def replace_script(contract: Contract, targets: dict[str, str], staged: dict[str, str]) -> str:
@@ -31,9 +31,14 @@ def replace_script(contract: Contract, targets: dict[str, str], staged: dict[str
     ``sluice.warehouse.write_modes``) and replacing its dead letters and log row.
 
     ``targets`` and ``staged`` map ``rows``, ``dead`` and ``log`` to quoted table names.
+
+    The source uri and generation are script variables read from the staged record: to
+    BigQuery a variable is a constant, so ``_source_uri = <variable>`` prunes the blocks of a
+    table clustered by ``_source_uri``. The file's earlier rows and dead letters are deleted
+    only when the log shows it was loaded before (``write_modes.seen_before``): a new file's
+    load then reads nothing of the processed table and queues no DELETE against it.
     """
-    uri = f"(SELECT source_uri FROM {staged['log']})"
-    generation = f"(SELECT source_generation FROM {staged['log']})"
+    uri, generation, seen = "_sluice_uri", "_sluice_generation", "_sluice_seen"
     # Jobs may finish out of order: when a newer load supersedes this one, every statement
     # below is a no-op but the one logging this load as superseded.
     newer = newer_load(contract, targets["log"], uri, generation)
@@ -43,7 +48,7 @@ def replace_script(contract: Contract, targets: dict[str, str], staged: dict[str
         superseded.get(name, f"`{name}`") if name != "reason" else f"'{SUPERSEDED}'"
         for name in log_names
     )
-    rows = write_rows(
+    own_rows, *other_rows = write_rows(
         contract,
         rows=targets["rows"],
         staged=staged["rows"],
@@ -52,21 +57,34 @@ def replace_script(contract: Contract, targets: dict[str, str], staged: dict[str
         quote=lambda name: f"`{name}`",
         guard=f"NOT {newer}",
     )
+    if contract.write != "replace_dataset":  # its first DELETE empties the table: no bound
+        own_rows = _when(seen, own_rows)
     statements = [
+        f"DECLARE {uri} STRING DEFAULT (SELECT source_uri FROM {staged['log']})",
+        f"DECLARE {generation} INT64 DEFAULT (SELECT source_generation FROM {staged['log']})",
+        f"DECLARE {seen} BOOL DEFAULT TRUE",
         "BEGIN TRANSACTION",
-        f"DELETE FROM {targets['dead']} WHERE source_uri = {uri} AND NOT {newer}",
+        # Read inside the transaction, before this script replaces the file's log row.
+        f"SET {seen} = {seen_before(targets['log'], uri)}",
+        _when(seen, f"DELETE FROM {targets['dead']} WHERE source_uri = {uri} AND NOT {newer}"),
         f"DELETE FROM {targets['log']} WHERE source_uri = {uri}"
         f" AND source_generation = {generation} AND {newer}",
         f"INSERT INTO {targets['log']} ({', '.join(f'`{n}`' for n in log_names)})"
         f" SELECT {superseded_values} FROM {staged['log']} WHERE {newer}",
         f"DELETE FROM {targets['log']} WHERE source_uri = {uri} AND NOT {newer}"
         f" AND (status = 'loaded' OR source_generation = {generation})",
-        *rows,
+        own_rows,
+        *other_rows,
         _insert_select(targets["dead"], staged["dead"], dead_letter_schema().names, f"NOT {newer}"),
         _insert_select(targets["log"], staged["log"], log_names, f"NOT {newer}"),
         "COMMIT TRANSACTION",
     ]
     return ";\n".join(statements) + ";"
+
+
+def _when(condition: str, statement: str) -> str:
+    """``statement`` run only when ``condition`` holds (BigQuery scripting)."""
+    return f"IF {condition} THEN\n  {statement};\nEND IF"
 
 
 def local_parquet(files: list[str], schema: pa.Schema, record: IngestionRecord | None) -> IO[bytes]:

@@ -20,8 +20,10 @@ newer file holds still count, so an older file of another name is never supersed
 newer file of the dataset for ``replace_dataset``.
 
 Values arrive as SQL expressions (``uri``, ``generation``): query parameters on DuckDB,
-subqueries of the staged log row on BigQuery. Table names arrive quoted; ``quote`` quotes
-a column name in the adapter's dialect.
+script variables read from the staged log row on BigQuery. BigQuery bills a DELETE by the
+table it reads, so it runs a file's replacing DELETE only when ``seen_before`` holds;
+DuckDB, local and free, always runs it: a file never seen has no rows, so both agree.
+Table names arrive quoted; ``quote`` quotes a column name in the adapter's dialect.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ def newer_load(contract: Contract, log: str, uri: str, generation: str) -> str:
     return (
         f"EXISTS (SELECT 1 FROM {log} WHERE source_uri = {uri} AND status = 'loaded' AND {later})"
     )
+
+
+def seen_before(log: str, uri: str) -> str:
+    """SQL condition: the log holds a row of the file at ``uri``, so the tables may hold its
+    rows and dead letters. A load writes its log row in the transaction that writes its
+    rows, and no statement removes a uri's last log row (a reload replaces it), so without
+    one the file has nothing to replace: its load skips the replacing deletes."""
+    return f"EXISTS (SELECT 1 FROM {log} WHERE source_uri = {uri})"
 
 
 def write_rows(

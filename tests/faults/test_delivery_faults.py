@@ -71,8 +71,10 @@ def test_pipeline_killed_before_loading_is_relaunched_by_the_cook_and_loads_once
     assert nothing_loaded == []
     assert cooked.status_code == 200, cooked.get_json()
     assert cooked.get_json()["sweep"] == {
-        "checked": 1, "running": 0, "settled": 0, "relaunched": 1, "gave_up": 0, "failed": 0
+        "checked": 1, "running": 0, "settled": 0, "relaunched": 1, "waiting": 0, "gave_up": 0,
+        "failed": 0,
     }  # fmt: skip
+    assert cooked.get_json()["waiting_for_quota"]["waiting"] == 0
     assert jobs.pid_file(landed.job_name).read_text().strip() != str(pid)  # a new process
     assert finished == 0, jobs.log_file(landed.job_name).read_text()[-2000:]
     assert (done.state, done.rows_loaded, done.rows_dead) == ("loaded", 5, 1)

@@ -49,6 +49,11 @@ name is in this file):
     tests/sluice/ingest/test_door.py::test_handle_object_replaced_generation_is_rejected_as_vanished
 5.  Two cooks at once give the tables of one cook.
     tests/sluice/cook/test_cook_order.py::test_two_cooks_at_once_give_the_tables_of_one
+6.  Dataflow's concurrent-job quota spent (the budget SLUICE_DATAFLOW_MAX_JOBS, or Dataflow's
+    own jobs-per-project quota error): the file waits as 'waiting_for_quota', its event
+    acknowledged; each cook launches waiting files oldest first within the budget; duplicates
+    do nothing; a function killed before recording the wait is recovered by the lease.
+    tests/faults/test_quota_faults.py
 """
 
 from __future__ import annotations
@@ -112,7 +117,7 @@ def test_dataflow_launch_retries_throttling_and_server_errors_then_launches(
     assert first.body == second.body == third.body
     assert {launch.authorization for launch in dataflow_env.launches} == {f"Bearer {TOKEN}"}
     assert len(sleeps) == 2 and within_backoff(sleeps)
-    assert dataflow_env.jobs == {request.job_name: "fake-job-1"}
+    assert dataflow_env.active_names() == {request.job_name: "fake-job-1"}
 
 
 @pytest.mark.emulator
@@ -120,7 +125,7 @@ def test_on_upload_dataflow_409_counts_as_launched(
     gcs: GcsBuckets, dataflow_env: FakeDataflow
 ) -> None:
     blob = land(gcs, lenders_csv(range(1, 4)), NAME)
-    dataflow_env.jobs[job_name(blob)] = "running-elsewhere"
+    running = dataflow_env.run_elsewhere(job_name(blob))
 
     status = deliver(upload_client(), blob)
 
@@ -128,7 +133,7 @@ def test_on_upload_dataflow_409_counts_as_launched(
     assert status == 200
     assert (claim.state, claim.runner_job_id) == ("launched", job_name(blob))
     assert [launch.job_name for launch in dataflow_env.launches] == [job_name(blob)]
-    assert dataflow_env.jobs == {job_name(blob): "running-elsewhere"}
+    assert dataflow_env.active_names() == {job_name(blob): running}
 
 
 @pytest.mark.emulator
@@ -154,7 +159,7 @@ def test_on_upload_persistent_503_releases_the_claim_and_redelivery_launches_onc
     assert (released.state, released.updated_at) == ("claimed", RELEASED_AT)
     assert len(sleeps) == 4 and within_backoff(sleeps)
     assert [launch.job_name for launch in dataflow_env.launches] == [job_name(blob)] * 6
-    assert dataflow_env.jobs == {job_name(blob): "fake-job-1"}
+    assert dataflow_env.active_names() == {job_name(blob): "fake-job-1"}
     assert (claim.state, claim.runner_job_id, claim.attempt) == ("launched", "fake-job-1", 2)
 
 
@@ -195,4 +200,4 @@ def test_on_upload_killed_between_claim_and_launch_is_taken_over_after_the_lease
     assert (within_lease, after_lease, again) == (503, 200, 200)
     assert (taken.state, taken.attempt, taken.runner_job_id) == ("launched", 2, job_name(blob))
     assert [launch.job_name for launch in dataflow_env.launches] == [job_name(blob)] * 2
-    assert list(dataflow_env.jobs) == [job_name(blob)]
+    assert dataflow_env.created_names() == [job_name(blob)]

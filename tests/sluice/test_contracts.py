@@ -140,6 +140,16 @@ def test_load_contract_rejects_partition_on_non_time_column(tmp_path: Path) -> N
         load_contract(path)
 
 
+def test_load_contract_rejects_a_fourth_cluster_column(tmp_path: Path) -> None:
+    columns = "".join(f"  - {{name: {c}, type: string}}\n" for c in "abcd")
+    path = write_contract(
+        tmp_path,
+        f"name: x\nversion: 1\ntable: {{cluster_by: [a, b, c, d]}}\ncolumns:\n{columns}",
+    )
+    with pytest.raises(ContractError, match=r"at most 3 columns .* _source_uri"):
+        load_contract(path)
+
+
 MINIMAL = "name: x\nversion: 1\ncolumns:\n  - {name: a, type: string}\n"
 
 

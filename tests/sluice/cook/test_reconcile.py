@@ -28,8 +28,10 @@ pytest_plugins = ["tests.gcs_fixtures"]
 
 pytestmark = pytest.mark.emulator
 
-LATER = datetime.now(UTC) + timedelta(hours=1)
-"""A clock past the default grace (15 minutes) for every file landed by the test."""
+
+def an_hour_on() -> datetime:
+    """A clock past the default grace (15 minutes) for every file the test has landed."""
+    return datetime.now(UTC) + timedelta(hours=1)
 
 
 def state_of(gcs: GcsBuckets, blob: Blob) -> str | None:
@@ -47,8 +49,9 @@ def test_files_without_events_are_ingested_once(
     bad = land(gcs, BAD, f"{PREFIX}bad.csv")
     settings = load_settings()
 
-    first = reconcile_bucket(gcs.client, settings, now=LATER)
-    second = reconcile_bucket(gcs.client, settings, now=LATER)
+    later = an_hour_on()
+    first = reconcile_bucket(gcs.client, settings, now=later)
+    second = reconcile_bucket(gcs.client, settings, now=later)
 
     assert sorted(r.input_uri for r in launcher.requests) == sorted(
         f"gs://{gcs.landing.name}/{blob.name}" for blob in blobs
@@ -56,7 +59,8 @@ def test_files_without_events_are_ingested_once(
     assert [state_of(gcs, blob) for blob in blobs] == ["launched"] * 3
     assert state_of(gcs, bad) == "rejected"  # quarantined with its reason, as its event would
     assert (first.listed, first.ingested, first.waiting, first.settled) == (4, 4, 4, 0)
-    assert first.oldest_waiting_seconds is not None and first.oldest_waiting_seconds > 3000
+    oldest = min(gcs.landing.get_blob(blob.name).updated for blob in [*blobs, bad])
+    assert first.oldest_waiting_seconds == pytest.approx((later - oldest).total_seconds())
     assert (second.listed, second.ingested, second.waiting, second.settled) == (4, 0, 0, 4)
     assert len(launcher.requests) == 3
 
@@ -68,7 +72,7 @@ def test_a_small_file_is_launched_not_loaded_by_the_cook(
     launcher = install_launcher(monkeypatch)
     blob = land(gcs, GOOD)
 
-    reconcile_bucket(gcs.client, load_settings(), now=LATER)
+    reconcile_bucket(gcs.client, load_settings(), now=an_hour_on())
 
     assert len(launcher.requests) == 1 and state_of(gcs, blob) == "launched"
 
@@ -95,7 +99,7 @@ def test_a_delivered_event_and_the_reconciliation_load_a_file_once(
     )
     status = deliver(upload_client(), delivered)
 
-    report = reconcile_bucket(gcs.client, load_settings(), now=LATER)
+    report = reconcile_bucket(gcs.client, load_settings(), now=an_hour_on())
     late = deliver(upload_client(), lost)  # the lost event turns up after all
 
     assert (status, late) == (200, 200)
@@ -136,12 +140,13 @@ def test_a_claim_orphaned_before_launch_is_taken_over_after_its_lease(
         generation=blob.generation, dataset="kiva_lenders",
     )  # fmt: skip
 
-    within_lease = reconcile_bucket(gcs.client, settings, now=LATER)  # a 15-minute lease
+    later = an_hour_on()
+    within_lease = reconcile_bucket(gcs.client, settings, now=later)  # a 15-minute lease
     monkeypatch.setenv("SLUICE_CLAIM_LEASE_SECONDS", "0")  # every lease has run out
-    after_lease = reconcile_bucket(gcs.client, load_settings(), now=LATER)
+    after_lease = reconcile_bucket(gcs.client, load_settings(), now=later)
 
     assert (within_lease.in_progress, within_lease.ingested) == (1, 0)
-    waited = (LATER - gcs.landing.get_blob(blob.name).updated).total_seconds()
+    waited = (later - gcs.landing.get_blob(blob.name).updated).total_seconds()
     assert within_lease.unsettled == {"kiva_lenders": pytest.approx(waited)}
     assert after_lease.unsettled == {}
     assert (after_lease.ingested, after_lease.in_progress) == (1, 0)
@@ -156,7 +161,7 @@ def test_the_listing_is_bounded_and_goes_on_from_its_cursor(
     blobs = [land(gcs, GOOD, f"{PREFIX}f{i}.csv") for i in range(5)]
     settings = load_settings()
 
-    runs = [reconcile_bucket(gcs.client, settings, now=LATER) for _ in range(4)]
+    runs = [reconcile_bucket(gcs.client, settings, now=an_hour_on()) for _ in range(4)]
 
     assert [(r.listed, r.ingested, r.wrapped) for r in runs] == [
         (2, 2, False),
@@ -178,7 +183,7 @@ def test_one_event_in_ten_dropped_still_launches_every_file_once(
     client = upload_client()
     statuses = [deliver(client, blob) for i, blob in enumerate(blobs) if i % 10 != 3]
 
-    report = reconcile_bucket(gcs.client, load_settings(), now=LATER)
+    report = reconcile_bucket(gcs.client, load_settings(), now=an_hour_on())
 
     assert statuses == [200] * 18
     assert (report.settled, report.ingested) == (18, 2)
@@ -197,7 +202,7 @@ def test_a_launcher_down_for_a_day_loses_no_file(
     retries = [deliver(client, blob) for _ in range(5)]
     given_up = state_of(gcs, blob)
 
-    report = reconcile_bucket(gcs.client, load_settings(), now=LATER)  # the launcher is back
+    report = reconcile_bucket(gcs.client, load_settings(), now=an_hour_on())  # the launcher is back
 
     assert retries == [500] * 5
     assert given_up == "claimed"  # released by each failed delivery: stale to any taker

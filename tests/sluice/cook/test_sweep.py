@@ -27,6 +27,7 @@ from sluice.cook.sweep import stuck_claim_names, sweep_stuck_claims
 from sluice.ingest.claims import (
     LAUNCHED,
     LOADED,
+    WAITING_FOR_QUOTA,
     Claim,
     claim_event,
     claim_object_name,
@@ -317,7 +318,8 @@ def test_sweep_asks_dataflow_for_the_job_state_and_relaunches_only_an_ended_job(
     settings = load_settings()
     swap_claim(gcs.client, settings, claim, runner_job_id="df-1")  # the id the launch returned
     launch_ok = {"status": "200"}, json.dumps({"job": {"id": "df-2"}})
-    http = RecordingHttp([dataflow_job(state), launch_ok])
+    no_active_jobs = {"status": "200"}, "{}"  # the launcher's budget check
+    http = RecordingHttp([dataflow_job(state), no_active_jobs, launch_ok])
     # Dataflow launches need BigQuery settings; the sweep reads the log in the test's DuckDB.
     dataflow = replace(
         settings, launcher="dataflow", warehouse="bigquery", gcp_project="proj-1",
@@ -330,8 +332,34 @@ def test_sweep_asks_dataflow_for_the_job_state_and_relaunches_only_an_ended_job(
     method, uri, _ = http.requests[0]
     assert method == "GET" and "/projects/proj-1/locations/europe-west1/jobs/df-1?" in uri
     assert (report.running, report.relaunched) == (1 - relaunched, relaunched)
-    launches = [body["launchParameter"]["jobName"] for _, _, body in http.requests[1:]]
+    launches = [body["launchParameter"]["jobName"] for m, _, body in http.requests if m == "POST"]
     assert launches == [job_of(blob)] * relaunched
     assert (after.runner_job_id, after.pipeline_attempts) == (
         ("df-2", 2) if relaunched else ("df-1", 1)
     )
+
+
+def test_sweep_relaunch_finding_the_job_budget_spent_leaves_the_file_waiting_for_quota(
+    gcs: GcsBuckets,
+) -> None:
+    _, claim = launched(gcs, PREFIX + "a.csv")
+    settings = load_settings()
+    swap_claim(gcs.client, settings, claim, runner_job_id="df-1")
+    budget_spent = (
+        {"status": "200"},
+        json.dumps({"jobs": [{"name": "sluice-other-1", "currentState": "JOB_STATE_RUNNING"}]}),
+    )
+    http = RecordingHttp([dataflow_job("JOB_STATE_FAILED"), budget_spent])
+    dataflow = replace(
+        settings, launcher="dataflow", warehouse="bigquery", gcp_project="proj-1",
+        dataflow_region="europe-west1", dataflow_template="gs://templates/pipeline.json",
+        dataflow_max_jobs=1,
+    )  # fmt: skip
+
+    report = sweep_stuck_claims(gcs.client, settings, DataflowLauncher(dataflow, http), LATER)
+
+    after = read_claim(gcs.client, settings, claim.event_key)
+    assert (report.relaunched, report.waiting, report.failed) == (0, 1, 0)
+    assert [method for method, _, _ in http.requests] == ["GET", "GET"]  # no launch sent
+    assert (after.state, after.pipeline_attempts) == (WAITING_FOR_QUOTA, 2)
+    assert "SLUICE_DATAFLOW_MAX_JOBS" in after.reason

@@ -25,7 +25,12 @@ from local.launcher import LocalLauncher
 from sluice.errors import ConfigError, PermanentError, TransientError
 from sluice.ingest.claims import claim_event, event_key, read_claim
 from sluice.ingest.dataflow import DataflowLauncher
-from sluice.ingest.launch import LaunchRequest, launch_parameters, launcher_from_settings
+from sluice.ingest.launch import (
+    JobBudgetSpent,
+    LaunchRequest,
+    launch_parameters,
+    launcher_from_settings,
+)
 from sluice.schema import SourceRef, job_name_for
 from sluice.settings import REPO_ROOT, Settings, load_settings
 from tests.beam.conftest import SAMPLE_LOANS, TINY_LOANS_CONTRACT
@@ -62,13 +67,23 @@ def dataflow_settings(**overrides: object) -> Settings:
     return load_settings(**{**values, **overrides})
 
 
+NO_ACTIVE_JOBS = {"status": "200"}, "{}"
+"""The jobs.list answer the budget check gets first: no job runs."""
+
+
 def scripted(*responses: tuple[dict[str, str], str], **options: object) -> tuple:
-    http = HttpMockSequence(list(responses))
+    """A launcher whose budget check finds no active job, then gets ``responses``."""
+    http = HttpMockSequence([NO_ACTIVE_JOBS, *responses])
     sleeps: list[float] = []
     launcher = DataflowLauncher(
         dataflow_settings(), http, base_delay=0.01, sleep=sleeps.append, **options
     )
     return launcher, http, sleeps
+
+
+def launch_calls(http: HttpMockSequence) -> list[tuple]:
+    """The launch requests among those the mock answered (not the budget's jobs.list)."""
+    return [call for call in http.request_sequence if call[1] == "POST"]
 
 
 @pytest.fixture
@@ -147,7 +162,7 @@ def test_dataflow_launch_sends_the_flex_template_request(request_: LaunchRequest
 
     result = launcher.launch(request_)
 
-    [(uri, method, body, _)] = http.request_sequence
+    [(uri, method, body, _)] = launch_calls(http)
     assert (method, urlsplit(uri).path) == ("POST", LAUNCH_PATH)
     assert json.loads(body) == {
         "launchParameter": {
@@ -188,7 +203,7 @@ def test_dataflow_launch_retries_a_503_then_succeeds(request_: LaunchRequest) ->
     result = launcher.launch(request_)
 
     assert result.runner_job_id == "2026-11-24_02_15_03-123"
-    first, second = http.request_sequence
+    first, second = launch_calls(http)
     assert first[2] == second[2]
     assert len(sleeps) == 1 and 0 <= sleeps[0] <= 0.01
 
@@ -200,7 +215,7 @@ def test_dataflow_launch_waits_the_retry_after_of_a_429(request_: LaunchRequest)
 
     result = launcher.launch(request_)
 
-    assert not result.already_running and len(http.request_sequence) == 2
+    assert not result.already_running and len(launch_calls(http)) == 2
     assert sleeps == [2.5]
 
 
@@ -214,7 +229,7 @@ def test_dataflow_launch_counts_a_409_as_already_running(request_: LaunchRequest
         None,
         request_.job_name,
     )
-    assert len(http.request_sequence) == 1 and sleeps == []
+    assert len(launch_calls(http)) == 1 and sleeps == []
 
 
 def test_dataflow_launch_retries_an_aborted_409(request_: LaunchRequest) -> None:
@@ -224,7 +239,7 @@ def test_dataflow_launch_retries_an_aborted_409(request_: LaunchRequest) -> None
 
     result = launcher.launch(request_)
 
-    assert not result.already_running and len(http.request_sequence) == 2
+    assert not result.already_running and len(launch_calls(http)) == 2
 
 
 def test_dataflow_launch_raises_permanent_on_a_400(request_: LaunchRequest) -> None:
@@ -232,7 +247,7 @@ def test_dataflow_launch_raises_permanent_on_a_400(request_: LaunchRequest) -> N
 
     with pytest.raises(PermanentError, match="HTTP 400: unrecognized parameter 'foo'"):
         launcher.launch(request_)
-    assert len(http.request_sequence) == 1
+    assert len(launch_calls(http)) == 1
 
 
 def test_dataflow_launch_gives_up_transient_after_bounded_attempts(
@@ -243,8 +258,69 @@ def test_dataflow_launch_gives_up_transient_after_bounded_attempts(
 
     with pytest.raises(TransientError, match=r"4 attempts.*HTTP 503: backend unavailable"):
         launcher.launch(request_)
-    assert len(http.request_sequence) == 4
+    assert len(launch_calls(http)) == 4
     assert len(sleeps) == 3 and all(0 <= s <= 0.01 * 2**i for i, s in enumerate(sleeps))
+
+
+QUOTA_ERROR = api_error(
+    429,
+    "(0a1b): The workflow could not be created. Causes: (2c3d): Dataflow quota error for"
+    " jobs-per-project quota. Project proj-1 is running 25 jobs. Please check the quota usage"
+    " via GCP Console.",
+    "RESOURCE_EXHAUSTED",
+)
+
+
+def test_dataflow_launch_quota_error_raises_job_budget_spent_without_retrying(
+    request_: LaunchRequest,
+) -> None:
+    launcher, http, sleeps = scripted(QUOTA_ERROR, ({"status": "200"}, JOB_OK))
+
+    with pytest.raises(JobBudgetSpent, match=r"jobs-per-project quota\. Project proj-1 is running"):
+        launcher.launch(request_)
+    assert len(launch_calls(http)) == 1 and sleeps == []
+
+
+def jobs_page(*jobs: tuple[str, str], next_page: str | None = None) -> tuple[dict[str, str], str]:
+    """A jobs.list answer: (name, state) per job."""
+    page: dict[str, object] = {"jobs": [{"name": n, "currentState": s} for n, s in jobs]}
+    if next_page:
+        page["nextPageToken"] = next_page
+    return {"status": "200"}, json.dumps(page)
+
+
+def test_dataflow_launch_counts_sluices_active_jobs_on_every_page_against_the_budget(
+    request_: LaunchRequest,
+) -> None:
+    http = HttpMockSequence(
+        [
+            jobs_page(("sluice-a-1", "JOB_STATE_RUNNING"), ("other-team", "JOB_STATE_RUNNING"),
+                      next_page="2"),
+            jobs_page(("sluice-b-2", "JOB_STATE_QUEUED"), ("sluice-c-3", "JOB_STATE_DONE")),
+        ]
+    )  # fmt: skip
+    launcher = DataflowLauncher(dataflow_settings(dataflow_max_jobs=2), http)
+
+    with pytest.raises(JobBudgetSpent, match=r"fewer than 2 active Sluice jobs.*found 2"):
+        launcher.launch(request_)
+    assert [method for _, method, _, _ in http.request_sequence] == ["GET", "GET"]
+    assert "pageToken=2" in http.request_sequence[1][0]
+
+
+def test_dataflow_launch_of_a_job_already_active_is_not_held_by_the_budget(
+    request_: LaunchRequest,
+) -> None:
+    http = HttpMockSequence(
+        [
+            jobs_page((request_.job_name, "JOB_STATE_RUNNING")),
+            api_error(409, "job already exists", "ALREADY_EXISTS"),
+        ]
+    )
+    launcher = DataflowLauncher(dataflow_settings(dataflow_max_jobs=1), http)
+
+    result = launcher.launch(request_)
+
+    assert result.already_running
 
 
 @pytest.mark.parametrize(
@@ -273,9 +349,13 @@ def test_dataflow_launch_without_credentials_is_a_config_error(
 
 
 class FakeDataflow(JsonHandler):
-    """Answers flexTemplates.launch: first 503, then the job; records every request."""
+    """Answers flexTemplates.launch: first 503, then the job; records every request. Lists
+    no active job."""
 
     received: ClassVar[list[tuple[str, dict]]] = []
+
+    def do_GET(self) -> None:
+        self.send_json(200, {})
 
     def do_POST(self) -> None:
         body = json.loads(self.read_body())

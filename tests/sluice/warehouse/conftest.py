@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +24,8 @@ from sluice.settings import REPO_ROOT, Settings, load_settings
 from sluice.warehouse.bigquery import BigQueryWarehouse
 from sluice.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import require_tool
+
+from .fake_bigquery import FakeBigQuery, serve
 
 T0 = datetime(2024, 3, 15, 23, 30, tzinfo=UTC)
 EMULATOR_VENV = Path(os.environ.get("BQEMU_VENV", REPO_ROOT / ".venv-bqemu"))
@@ -47,6 +50,34 @@ def sample_rows(contract: Contract, source: SourceRef, count: int) -> pa.Table:
     columns["_contract_version"] = [contract.version] * count
     columns["_ingested_at"] = [T0] * count
     return pa.table(columns, schema=schema)
+
+
+def rows_from(contract: Contract, source: SourceRef, count: int, start: datetime) -> pa.Table:
+    """``sample_rows`` whose ``timestamp`` runs hourly from ``start`` (their partitions)."""
+    rows = sample_rows(contract, source, count)
+    times = pa.array([start + timedelta(hours=i) for i in range(count)], rows["timestamp"].type)
+    return rows.set_column(rows.schema.get_field_index("timestamp"), "timestamp", times)
+
+
+def replayed_on_other_days(
+    warehouse: Any, contract: Contract, stager: Stager, uri: str
+) -> list[dict[str, Any]]:
+    """Load ``uri`` with 30 rows from T0, then a newer generation of it with 5 rows 40 days
+    later (other partitions); the table's rows of ``uri`` per day after the replay."""
+    for generation, count, start in ((1, 30, T0), (2, 5, T0 + timedelta(days=40))):
+        source = SourceRef(uri, generation)
+        staged = stager.write(rows_from(contract, source, count, start))
+        record = make_record(contract, source, count, 0)
+        warehouse.load_replacing_source(contract, source, [staged], [], record)
+    return warehouse.query(
+        "SELECT DATE(timestamp) AS day, COUNT(*) AS n FROM {dataset}.server_logs"
+        " WHERE _source_uri = @uri GROUP BY day ORDER BY day",
+        {"uri": uri},
+    )
+
+
+REPLAYED_DAYS = [{"day": date(2024, 4, 24), "n": 1}, {"day": date(2024, 4, 25), "n": 4}]
+"""What ``replayed_on_other_days`` leaves: the new version's rows only, none of March's."""
 
 
 def sample_dead(contract: Contract, source: SourceRef, count: int) -> pa.Table:
@@ -111,6 +142,22 @@ class Stager:
     def dead(self, source: SourceRef, count: int) -> str:
         """One staged file of ``count`` dead letters."""
         return self.write(sample_dead(self.contract, source, count))
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBigQuery]:
+    """A recording BigQuery REST fake on a loopback port."""
+    state = FakeBigQuery()
+    server = serve(state)
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def bq_settings(isolated_env: object, fake: FakeBigQuery) -> Settings:
+    """Settings pointing the BigQuery adapter at the fake."""
+    return load_settings(warehouse="bigquery", bq_project="proj-1", bq_endpoint=fake.endpoint)
 
 
 @pytest.fixture

@@ -4,6 +4,16 @@ It answers the calls the adapter makes (datasets and tables insert/get/patch/del
 jobs.insert, resumable load uploads, jobs.get, getQueryResults), keeps jobs by id (a second
 insert of an id answers 409 like BigQuery) and records every request so tests can assert
 exactly what the client sent. ``fail_next`` scripts error answers.
+
+Mutating DML is limited per table as BigQuery limits it: a query job whose SQL runs DELETE,
+UPDATE or MERGE on a table (a whole transaction script counts against every table it
+mutates) runs when fewer than 2 such jobs run on each of its tables, waits ``PENDING`` in
+FIFO order otherwise, and fails with BigQuery's ``resourcesExceeded`` "Too many DML
+statements outstanding" when a table already has 22 outstanding (2 running + 20 queued).
+A running DML job takes ``dml_seconds`` (one matching ``held_dml`` runs until
+``release_held``, as a long job of someone else's would); ``peak_running`` and
+``peak_pending`` record the most seen per table. getQueryResults waits (up to its
+``timeoutMs``) for the job, as BigQuery does.
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ import io
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,6 +59,18 @@ class FakeBigQuery:
     job_errors: dict[str, dict[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
+    dml_seconds: float = 0.0
+    held_dml: list[str] = field(default_factory=list)
+    """SQL patterns of DML jobs that run until ``release_held``."""
+    dml_tables: dict[str, list[str]] = field(default_factory=dict)
+    """Job id -> the tables its DML mutates."""
+    dml_running: dict[str, float] = field(default_factory=dict)
+    """Job id -> when it finishes."""
+    dml_pending: list[str] = field(default_factory=list)
+    final_status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    peak_running: dict[str, int] = field(default_factory=dict)
+    peak_pending: dict[str, int] = field(default_factory=dict)
+    dml_refused: int = 0
 
     @property
     def endpoint(self) -> str:
@@ -73,6 +96,9 @@ class FakeBigQuery:
 
     def answer(self, request: Request) -> tuple[int, dict[str, str], bytes]:
         """Status, headers and body for one request."""
+        results = re.fullmatch(r".*/queries/([^/]+)", request.path)
+        if request.method == "GET" and results:
+            self._wait_for_job(results.group(1), request.query)
         with self.lock:
             self.requests.append(request)
             for index, (pattern, status, error) in enumerate(self.failures):
@@ -82,7 +108,71 @@ class FakeBigQuery:
                     return _json(status, {"error": body})
             return self._route(request)
 
+    def release_held(self) -> None:
+        """Let the held DML jobs finish now."""
+        with self.lock:
+            self.held_dml.clear()
+            for job_id, end in self.dml_running.items():
+                if end == float("inf"):
+                    self.dml_running[job_id] = time.monotonic()
+
+    def _wait_for_job(self, job_id: str, query: dict[str, list[str]]) -> None:
+        """Hold a getQueryResults call until the job is done or its timeoutMs (max 1 s)."""
+        wait = min(float(query.get("timeoutMs", ["0"])[0]) / 1000, 1.0)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            with self.lock:
+                self._advance()
+                if job_id not in self.dml_running and job_id not in self.dml_pending:
+                    return
+            time.sleep(0.005)
+
+    def _outstanding(self, table: str) -> tuple[int, int]:
+        running = sum(table in self.dml_tables[job] for job in self.dml_running)
+        pending = sum(table in self.dml_tables[job] for job in self.dml_pending)
+        return running, pending
+
+    def _advance(self) -> None:
+        """Finish the DML jobs whose time is up, then start pending ones, oldest first."""
+        now = time.monotonic()
+        for job_id, end in list(self.dml_running.items()):
+            if end <= now:
+                del self.dml_running[job_id]
+                self.jobs[job_id]["status"] = self.final_status.pop(job_id)
+        for job_id in list(self.dml_pending):
+            if all(self._outstanding(table)[0] < 2 for table in self.dml_tables[job_id]):
+                self.dml_pending.remove(job_id)
+                sql = self.jobs[job_id]["configuration"]["query"]["query"]
+                held = any(re.search(pattern, sql) for pattern in self.held_dml)
+                self.dml_running[job_id] = float("inf") if held else now + self.dml_seconds
+                self.jobs[job_id]["status"] = {"state": "RUNNING"}
+        for table in {
+            t for job in [*self.dml_running, *self.dml_pending] for t in self.dml_tables[job]
+        }:
+            running, pending = self._outstanding(table)
+            self.peak_running[table] = max(self.peak_running.get(table, 0), running)
+            self.peak_pending[table] = max(self.peak_pending.get(table, 0), pending)
+
+    def _admit_dml(self, job_id: str, done: dict[str, Any]) -> dict[str, Any]:
+        """Queue a mutating DML job; its status now (failed when a table's queue is full)."""
+        tables = list(dict.fromkeys(MUTATED.findall(done["configuration"]["query"]["query"])))
+        for table in tables:
+            if sum(self._outstanding(table)) >= 22:
+                self.dml_refused += 1
+                project, dataset, name = table.split(".")
+                message = (
+                    "Resources exceeded during query execution: Too many DML statements"
+                    f" outstanding against table {project}:{dataset}.{name}, limit is 20"
+                )
+                error = {"reason": "resourcesExceeded", "message": message}
+                return {"state": "DONE", "errorResult": error, "errors": [error]}
+        self.dml_tables[job_id] = tables
+        self.final_status[job_id] = done["status"]
+        self.dml_pending.append(job_id)
+        return {"state": "PENDING"}
+
     def _route(self, r: Request) -> tuple[int, dict[str, str], bytes]:
+        self._advance()
         m = re.fullmatch(r"/bigquery/v2/projects/([^/]+)/(.*)", r.path)
         upload = re.fullmatch(r"/upload/bigquery/v2/projects/([^/]+)/jobs", r.path)
         if upload and r.method == "POST":
@@ -141,7 +231,10 @@ class FakeBigQuery:
             key = f"{destination['datasetId']}.{destination['tableId']}"
             if "errorResult" not in done["status"]:
                 self.tables[key] = {"tableReference": destination, "numRows": str(rows)}
+        if MUTATED.search(resource.get("configuration", {}).get("query", {}).get("query", "")):
+            done["status"] = self._admit_dml(job_id, done)
         self.jobs[job_id] = done
+        self._advance()
         return _json(200, done)
 
     def _start_upload(self, r: Request) -> tuple[int, dict[str, str], bytes]:
@@ -158,6 +251,8 @@ class FakeBigQuery:
         return self._insert_job(resource, rows)
 
     def _results(self, job: dict[str, Any]) -> dict[str, Any]:
+        if job["status"]["state"] != "DONE":
+            return {"jobReference": job["jobReference"], "jobComplete": False}
         rows = [{"f": [{"v": value} for value in row]} for row in self.query_rows]
         return {
             "jobReference": job["jobReference"],
@@ -166,6 +261,12 @@ class FakeBigQuery:
             "rows": rows,
             "totalRows": str(len(rows)),
         }
+
+
+MUTATED = re.compile(
+    r"\b(?:DELETE\s+FROM|UPDATE|MERGE(?:\s+INTO)?)\s+`?([\w-]+\.[\w-]+\.[\w-]+)`?", re.I
+)
+"""A table that a DELETE, UPDATE or MERGE in the SQL mutates (fully qualified names)."""
 
 
 def _json(status: int, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:

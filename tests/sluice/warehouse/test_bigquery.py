@@ -25,25 +25,9 @@ from sluice.warehouse.bigquery import BigQueryWarehouse
 from sluice.warehouse.loads import load_key
 
 from .conftest import Stager, make_record
-from .fake_bigquery import FakeBigQuery, serve
+from .fake_bigquery import FakeBigQuery
 
 SOURCE = SourceRef("gs://landing/incoming/kiva_loans/2024/loans.csv", 1711000000000000)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeBigQuery]:
-    """A recording BigQuery REST fake on a loopback port."""
-    state = FakeBigQuery()
-    server = serve(state)
-    yield state
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def bq_settings(isolated_env: object, fake: FakeBigQuery) -> Settings:
-    """Settings pointing the BigQuery adapter at the fake."""
-    return load_settings(warehouse="bigquery", bq_project="proj-1", bq_endpoint=fake.endpoint)
 
 
 @pytest.fixture
@@ -106,7 +90,8 @@ def test_ensure_tables_partitions_and_clusters_from_the_contract(
     }
     processed = tables["kiva_loans"]
     assert processed["timePartitioning"] == {"type": "MONTH", "field": "posted_time"}
-    assert processed["clustering"] == {"fields": ["country_code", "sector_name"]}
+    # the file first: a reload's replacing delete reads only that file's blocks
+    assert processed["clustering"] == {"fields": ["_source_uri", "country_code", "sector_name"]}
     fields = {f["name"]: f["type"] for f in processed["schema"]["fields"]}
     assert list(fields) == processed_schema(loans).names
     assert (fields["posted_time"], fields["loan_id"], fields["funded_amount"]) == (
@@ -116,6 +101,20 @@ def test_ensure_tables_partitions_and_clusters_from_the_contract(
     )
     assert tables["ingestion_log"]["timePartitioning"] == {"type": "DAY", "field": "started_at"}
     assert tables["kiva_loans_dead_letter"]["timePartitioning"]["field"] == "ingested_at"
+
+
+def test_ensure_tables_reclusters_an_older_table_by_source_first(
+    bq: BigQueryWarehouse, fake: FakeBigQuery, loans: Contract
+) -> None:
+    bq.ensure_tables(loans)
+    fake.tables["sluice.kiva_loans"]["clustering"] = {"fields": ["country_code", "sector_name"]}
+    fake.requests.clear()
+
+    bq.ensure_tables(loans)
+
+    [patch] = fake.sent("PATCH", "/tables/kiva_loans$")
+    assert patch.json()["clustering"] == {"fields": ["_source_uri", "country_code", "sector_name"]}
+    assert fake.sent("PATCH", "/tables/kiva_loans_dead_letter$") == []
 
 
 def test_ensure_tables_twice_adds_only_new_contract_columns(
@@ -237,8 +236,23 @@ def test_load_replacing_source_runs_one_transaction_with_no_values_in_sql(
     assert tx["jobReference"]["jobId"] == f"sluice_tx_{key}_0"
     sql = tx["configuration"]["query"]["query"]
     staged_log = f"`proj-1.sluice_staging._staging_{key}_log`"
-    assert sql.startswith("BEGIN TRANSACTION;\nDELETE FROM `proj-1.sluice.kiva_loans_dead_letter`")
-    assert f"WHERE _source_uri = (SELECT source_uri FROM {staged_log})" in sql
+    # the uri is a script variable (a constant to BigQuery, so clustering prunes by it)
+    assert sql.startswith(
+        f"DECLARE _sluice_uri STRING DEFAULT (SELECT source_uri FROM {staged_log});\n"
+        f"DECLARE _sluice_generation INT64 DEFAULT (SELECT source_generation FROM {staged_log});"
+        "\nDECLARE _sluice_seen BOOL DEFAULT TRUE;\nBEGIN TRANSACTION;\n"
+    )
+    # a file never loaded before has no rows or dead letters to delete: no DELETE runs
+    assert (
+        "BEGIN TRANSACTION;\nSET _sluice_seen = EXISTS (SELECT 1 FROM"
+        " `proj-1.sluice.ingestion_log` WHERE source_uri = _sluice_uri);"
+    ) in sql
+    seen = "IF _sluice_seen"
+    assert f"{seen} THEN\n  DELETE FROM `proj-1.sluice.kiva_loans_dead_letter`" in sql
+    assert (
+        f"{seen} THEN\n  DELETE FROM `proj-1.sluice.kiva_loans` WHERE _source_uri = _sluice_uri"
+        in sql
+    )
     # kiva_loans merges on loan_id: an older file's version of a staged key goes first
     assert "DELETE FROM `proj-1.sluice.kiva_loans` AS existing WHERE NOT EXISTS" in sql
     assert f"FROM `proj-1.sluice_staging._staging_{key}_rows` AS incoming WHERE NOT EXISTS" in sql
@@ -246,7 +260,7 @@ def test_load_replacing_source_runs_one_transaction_with_no_values_in_sql(
     # rows, dead letters, the log row, and the superseded row a newer generation makes
     assert sql.count("INSERT INTO") == 4 and sql.count("DELETE FROM") == 5
     # every statement is guarded by "no newer generation is loaded"
-    assert sql.count("AND source_generation > (SELECT source_generation") == 9
+    assert sql.count("AND source_generation > _sluice_generation") == 9
     assert SOURCE.uri not in sql
     dropped = {r.path.rsplit("/", 1)[1] for r in fake.sent("DELETE", "/tables/")}
     assert dropped == {f"_staging_{key}_{kind}" for kind in ("rows", "dead", "log")}

@@ -19,7 +19,14 @@ from sluice.warehouse.bigquery import BigQueryWarehouse
 from sluice.warehouse.loads import SUPERSEDED
 from sluice.warehouse.state import Breach, LoadFacts, LoadWindow
 
-from .conftest import T0, Stager, emulator_warehouse, make_record
+from .conftest import (
+    REPLAYED_DAYS,
+    T0,
+    Stager,
+    emulator_warehouse,
+    make_record,
+    replayed_on_other_days,
+)
 
 pytestmark = pytest.mark.emulator
 
@@ -62,8 +69,27 @@ def test_emulator_ensure_tables_is_idempotent_with_partitions_and_clusters(
         "timestamp",
         "DAY",
     )
-    assert processed.clustering_fields == ["host", "status"]
+    assert processed.clustering_fields == ["_source_uri", "host", "status"]
     assert ingestion_log.time_partitioning.field == "started_at"
+
+
+def test_emulator_ensure_tables_reclusters_an_older_table_and_keeps_its_rows(
+    emu: BigQueryWarehouse, stager: Stager, contract: Contract
+) -> None:
+    load(emu, stager, SOURCE_A, rows=3, dead=0)
+    name = f"{emu.project}.{emu.dataset}.server_logs"
+    table = emu.client.get_table(name, timeout=10)
+    table.clustering_fields = ["host", "status"]  # as tables were clustered before
+    emu.client.update_table(table, ["clustering_fields"], timeout=10)
+    assert emu.client.get_table(name, timeout=10).clustering_fields == ["host", "status"]
+
+    emu.ensure_tables(contract)
+    load(emu, stager, SOURCE_A, rows=2, dead=0)
+
+    assert emu.client.get_table(name, timeout=10).clustering_fields == [
+        "_source_uri", "host", "status",
+    ]  # fmt: skip
+    assert count(emu, "server_logs", SOURCE_A.uri) == 2
 
 
 def test_emulator_load_twice_keeps_one_copy_and_other_sources(
@@ -88,6 +114,27 @@ def test_emulator_load_twice_keeps_one_copy_and_other_sources(
          "rows_dead": 0},
     ]  # fmt: skip
     assert list(emu.client.list_tables(f"{emu.project}.{emu.staging_dataset}", timeout=10)) == []
+
+
+def test_emulator_replay_on_other_days_deletes_the_old_rows_in_their_partitions(
+    emu: BigQueryWarehouse, stager: Stager, contract: Contract
+) -> None:
+    days = replayed_on_other_days(emu, contract, stager, SOURCE_A.uri)
+
+    assert days == REPLAYED_DAYS
+
+
+def test_emulator_first_load_of_a_file_without_a_log_row_loads_beside_others(
+    emu: BigQueryWarehouse, stager: Stager
+) -> None:
+    load(emu, stager, SOURCE_B, rows=2, dead=1)
+
+    load(emu, stager, SOURCE_A, rows=3, dead=1)  # no log row yet: its deletes are skipped
+
+    assert (count(emu, "server_logs", SOURCE_A.uri), count(emu, "server_logs", SOURCE_B.uri)) == (
+        3, 2,
+    )  # fmt: skip
+    assert count(emu, "server_logs_dead_letter", SOURCE_B.uri) == 1
 
 
 def test_emulator_failed_transaction_keeps_the_old_rows(

@@ -17,7 +17,7 @@ from sluice.warehouse import connected_warehouse, open_warehouse
 from sluice.warehouse.duckdb import DuckDBWarehouse
 from sluice.warehouse.loads import SUPERSEDED
 
-from .conftest import Stager, make_record, sample_rows
+from .conftest import REPLAYED_DAYS, Stager, make_record, replayed_on_other_days, sample_rows
 
 SOURCE_A = SourceRef("gs://landing/incoming/server_logs/a.csv", 1700000000000001)
 SOURCE_B = SourceRef("gs://landing/incoming/server_logs/b.csv", 1700000000000002)
@@ -101,6 +101,14 @@ def test_load_replacing_source_twice_keeps_one_copy(
     assert count(warehouse, "server_logs") == 3
     assert count(warehouse, "server_logs_dead_letter") == 2
     assert count(warehouse, "ingestion_log") == 1
+
+
+def test_load_replacing_source_replay_on_other_days_deletes_the_old_rows(
+    warehouse: DuckDBWarehouse, stager: Stager, contract: Contract
+) -> None:
+    days = replayed_on_other_days(warehouse, contract, stager, "gs://landing/a.csv")
+
+    assert days == REPLAYED_DAYS
 
 
 def test_load_replacing_source_leaves_other_sources_alone(
