@@ -309,13 +309,16 @@ def run_load(
     seed: int = 7,
     rows: tuple[int, int] = (200, 2000),
     timeout: float = 900.0,
+    environ: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The whole benchmark in ``home`` (emptied first: a stack keeps its bucket and warehouse
-    there); its figures, with ``problems`` empty when all is well."""
+    there), with the stack's settings plus ``environ`` (``SLUICE_*``); its figures, with
+    ``problems`` empty when all is well."""
     shutil.rmtree(home, ignore_errors=True)
     inputs = make_inputs(home / "inputs", files, bad, rows, seed)
-    environ = {"SLUICE_HOME": str(home / "stack"), "SLUICE_COOK_INTERVAL_SECONDS": "0"}
-    settings = load_settings(environ)
+    settings = load_settings(
+        {"SLUICE_HOME": str(home / "stack"), "SLUICE_COOK_INTERVAL_SECONDS": "0", **(environ or {})}
+    )
     contracts = load_contracts(settings.contracts_dir)
     os.environ.setdefault("NO_GCE_CHECK", "True")  # the functions inherit it: no metadata probe
     with LocalStack(settings) as stack, peak_usage() as peaks:

@@ -11,8 +11,6 @@ SIGTERM itself (the parent-death signal), so nothing is left running.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -22,7 +20,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 from sluice.errors import TransientError
@@ -57,14 +54,13 @@ class Service:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log_handle:
             self.process = subprocess.Popen(
-                self.argv,
+                dying_with(os.getpid(), self.argv),
                 cwd=self.cwd,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=log_handle,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=die_with(os.getpid()),
             )
         log.info("started %s (pid %d), log %s", self.name, self.process.pid, self.log_file)
         return self
@@ -108,25 +104,29 @@ class Service:
             time.sleep(0.1)
 
 
-def die_with(parent: int) -> Callable[[], None] | None:
-    """What a child runs before ``exec``: ask for SIGTERM when its parent ends, and end
-    at once if the parent is already gone (it died between fork and here). None where the
-    kernel has no such signal (not Linux): there a stop is the only way.
+def dying_with(parent: int, argv: list[str]) -> list[str]:
+    """``argv`` run so that it gets SIGTERM when ``parent`` ends: on Linux, a short Python
+    prelude asks for the parent-death signal (``prctl``), exits if the parent is already
+    gone, then ``exec``s ``argv`` (the signal request survives ``exec``). Elsewhere ``argv``
+    as it is: there a stop is the only way.
 
-    The signal comes when the *thread* that forked ends, so services are started by the
-    thread that lives as long as the stack (``sluice up``'s main thread).
+    A prelude rather than ``preexec_fn``: that makes ``subprocess`` fork the whole
+    ``sluice up`` process, whose gRPC threads (the event bridge) abort a forked child. The
+    signal comes when the *thread* that started the child ends, so services are started by
+    the thread that lives as long as the stack (``sluice up``'s main thread).
     """
-    libc_name = ctypes.util.find_library("c")
-    if not sys.platform.startswith("linux") or libc_name is None:
-        return None
-    libc = ctypes.CDLL(libc_name, use_errno=True)
+    if not sys.platform.startswith("linux"):
+        return argv
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(parent), *argv]
 
-    def ask() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:
-            os._exit(1)
 
-    return ask
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL(None).prctl({PR_SET_PDEATHSIG}, signal.SIGTERM)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
 
 
 def http_answers(url: str, timeout: float = 2.0) -> bool:

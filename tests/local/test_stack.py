@@ -216,7 +216,9 @@ def test_stack_start_resumes_a_file_whose_stack_was_killed_mid_pipeline(
     caplog.set_level(logging.INFO, logger="local.stack")
     source = generate("kiva_loans", 100, tmp_path / "l.csv", seed=7)
     home = tmp_path / "home"
-    up, info = start_up(home)  # `sluice up`, with the default cook interval and check delay
+    # `sluice up`, with the default cook interval and check delay; the file takes the
+    # pipeline lane (small files are otherwise loaded in the function).
+    up, info = start_up(home, SLUICE_FAST_LANE_MAX_BYTES="0")
     settings = dataclasses.replace(stack_settings(home), gcs_endpoint=info["gcs_endpoint"])
     landing = bare_client(info["gcs_endpoint"]).bucket(settings.landing_bucket)
     blob = landing.blob("incoming/kiva_loans/interrupted.csv")
@@ -233,7 +235,8 @@ def test_stack_start_resumes_a_file_whose_stack_was_killed_mid_pipeline(
     nothing_loaded = log_rows(settings)
 
     started = time.monotonic()
-    with LocalStack(stack_settings(home), retry=TEST_RETRY) as stack:
+    restarted = stack_settings(home, SLUICE_FAST_LANE_MAX_BYTES="0")
+    with LocalStack(restarted, retry=TEST_RETRY) as stack:
         row = wait_for_log_rows(stack.settings, {landed.uri}, timeout=60)[landed.uri]
         resumed_after = time.monotonic() - started
         done = wait_for_claim(stack.settings, landed, LOADED, timeout=10)

@@ -17,11 +17,12 @@ from sluice.settings import REPO_ROOT
 from tests.local.conftest import process_group_members
 
 
-def start_up(home: Path) -> tuple[subprocess.Popen[bytes], dict]:
-    """Start ``sluice up`` for ``home``; the process and its stack.json once it is up."""
+def start_up(home: Path, **environ: str) -> tuple[subprocess.Popen[bytes], dict]:
+    """Start ``sluice up`` for ``home`` with only ``environ`` of the SLUICE_* settings; the
+    process and its stack.json once it is up."""
     home.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
-    env.update(SLUICE_HOME=str(home), NO_GCE_CHECK="True")
+    env.update(SLUICE_HOME=str(home), NO_GCE_CHECK="True", **environ)
     with (home.parent / "up.err").open("wb") as errors:
         process = subprocess.Popen(
             [sys.executable, "-m", "local.cli", "up"],

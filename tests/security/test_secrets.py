@@ -59,7 +59,7 @@ class GoogleFake:
 
 
 class _Handler(JsonHandler):
-    """Serves GoogleFake's two endpoints."""
+    """Serves GoogleFake's endpoints: the token, Dataflow's launch and its job list."""
 
     def do_POST(self) -> None:
         body = self.read_body().decode()
@@ -80,6 +80,10 @@ class _Handler(JsonHandler):
                 200,
                 {"job": {"id": "job-1", "name": json.loads(body)["launchParameter"]["jobName"]}},
             )
+
+    def do_GET(self) -> None:
+        """Dataflow's job list, asked before each launch for the job budget: none active."""
+        self.send_json(200, {"jobs": []})
 
     @property
     def server_fake(self) -> GoogleFake:
