@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from sluice.contracts import Contract
 from sluice.ingest.claims import CLAIMS_PREFIX
 from sluice.ingest.launch import LaunchRequest, launch_parameters
@@ -120,3 +122,38 @@ def loaded_value(settings: Settings, contract: Contract, line: int, expression: 
         {"line": line},
     )
     return [row["v"] for row in rows]
+
+
+WHEN_AND_WHO = {"_ingested_at", "ingested_at", "job_id", "started_at", "finished_at"}
+"""Columns that differ between two runs of the same file by design."""
+
+
+def warehouse_contents(settings: Settings) -> dict[str, str]:
+    """Every table's rows, sorted, without ``WHEN_AND_WHO``; repr'd so NaN equals NaN."""
+    with duckdb.connect(str(settings.duckdb_file), read_only=True) as con:
+        tables = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY ALL"
+        ).fetchall()
+        contents: dict[str, str] = {}
+        for schema, table in tables:
+            columns = [
+                name
+                for (name,) in con.execute(
+                    "SELECT column_name FROM duckdb_columns()"
+                    " WHERE schema_name = ? AND table_name = ? ORDER BY column_index",
+                    [schema, table],
+                ).fetchall()
+                if name not in WHEN_AND_WHO
+            ]
+            select = ", ".join(f'"{c}"' for c in columns)
+            rows: list[Any] = con.execute(
+                f'SELECT {select} FROM "{schema}"."{table}" ORDER BY ALL'
+            ).fetchall()
+            contents[f"{schema}.{table}"] = repr(rows)
+    return contents
+
+
+def forget_claims(gcs: GcsBuckets) -> None:
+    """Delete every claim, so the same event is handled afresh by the other lane."""
+    for blob in gcs.client.list_blobs(gcs.pipeline.name, prefix=CLAIMS_PREFIX):
+        blob.delete()

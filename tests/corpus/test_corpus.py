@@ -7,7 +7,10 @@ case's expected outcome:
 
 - loaded: one ``loaded`` log row with rows_in = rows_loaded + rows_dead, exactly the expected
   rows loaded and exactly the expected lines dead-lettered (reason substring, raw text), the
-  listed values stored as given, the claim ``loaded``, staging removed;
+  listed values stored as given, the claim ``loaded``, staging removed. Then, with the claim
+  forgotten, the same event again under a fast-lane limit above every case, into a warehouse
+  of its own: loaded inside the function, nothing launched, and every row of every table the
+  same as the pipeline lane's, except the columns that say when and by which job;
 - rejected: nothing launched, the quarantine copy holds the same bytes beside a reason file
   naming the code, one ``rejected`` log row, the claim ``rejected``;
 - ignored: no claim, no launch, no log row, one ``ignored`` log line with the reason.
@@ -16,6 +19,7 @@ case's expected outcome:
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -48,6 +52,7 @@ def test_corpus_case_reaches_its_expected_outcome(
     contracts: dict[str, Contract],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
 ) -> None:
     for variable, value in case.env:
         monkeypatch.setenv(variable, value)
@@ -69,6 +74,7 @@ def test_corpus_case_reaches_its_expected_outcome(
     contract = contracts[case.dataset]
     if isinstance(case.expect, Loaded):
         check_loaded(case.expect, blob, contract, settings, gcs, records)
+        check_the_fast_lane_loads_the_same(blob, settings, gcs, monkeypatch, capsys, tmp_path)
     elif isinstance(case.expect, Rejected):
         check_rejected(case.expect, blob, data, settings, gcs, launcher)
     else:
@@ -105,6 +111,32 @@ def check_loaded(
     key = event_key(gcs.landing.name, blob.name, blob.generation)
     assert read_claim(gcs.client, settings, key).state == "loaded"
     assert not [p for p in settings.staging_root.rglob("*") if p.is_file()]
+
+
+def check_the_fast_lane_loads_the_same(
+    blob: Blob,
+    pipeline_settings: Settings,
+    gcs: GcsBuckets,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """The same event through the fast lane gives the pipeline lane's warehouse."""
+    launcher = install_launcher(monkeypatch)
+    harness.forget_claims(gcs)
+    monkeypatch.setenv("SLUICE_HOME", str(tmp_path / "fast-lane"))
+    monkeypatch.setenv("SLUICE_FAST_LANE_MAX_BYTES", str(1024**3))  # above every case
+    in_function = harness.deliver(blob, capsys)
+    fast_settings = load_settings()
+
+    assert in_function.status == 200, in_function.body
+    assert launcher.attempts == 0
+    assert [line["outcome"] for line in in_function.outcomes("loaded")] == ["loaded"]
+    pipeline_tables = harness.warehouse_contents(pipeline_settings)
+    assert harness.warehouse_contents(fast_settings) == pipeline_tables
+    key = event_key(gcs.landing.name, blob.name, blob.generation)
+    assert read_claim(gcs.client, fast_settings, key).state == "loaded"
+    assert not [p for p in fast_settings.staging_root.rglob("*") if p.is_file()]
 
 
 def check_rejected(
