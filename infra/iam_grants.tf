@@ -4,7 +4,7 @@
 # Storage, in one table:            landing     pipeline     artifacts
 #   upload (on_upload)              read        read/write*  read (template spec)
 #   worker (Dataflow)               read        read/write*  read (template spec)
-#   cook   (cook's sweep)           -           read/write*  read (template spec)
+#   cook   (sweep, reconciliation)  read        read/write*  read (template spec)
 #   build  (function builds)        -           -            read (source archive)
 #   scheduler                       -           -            -
 #   var.landing_writers (people)    read/write  -            -
@@ -23,6 +23,14 @@ resource "google_storage_bucket_iam_member" "landing_worker_reader" {
   bucket = google_storage_bucket.landing.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.worker.email}"
+}
+
+# The cook's reconciliation lists the landing prefixes and validates a file whose event was
+# lost, as the door would (sluice/cook/reconcile.py).
+resource "google_storage_bucket_iam_member" "landing_cook_reader" {
+  bucket = google_storage_bucket.landing.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.cook.email}"
 }
 
 resource "google_storage_bucket_iam_member" "landing_writers" {

@@ -96,6 +96,22 @@ def test_only_the_pipeline_bucket_is_writable_by_service_accounts(infra: Infra) 
     assert project_writes == []
 
 
+def test_readers_of_the_landing_bucket_are_the_door_the_pipeline_and_the_cook(
+    infra: Infra,
+) -> None:
+    readers = {
+        (g.member, g.role)
+        for g in grants(infra)
+        if g.target == "google_storage_bucket.landing" and g.member.startswith("google_")
+    }
+
+    assert readers == {
+        ("google_service_account.upload", "roles/storage.objectViewer"),
+        ("google_service_account.worker", "roles/storage.objectViewer"),
+        ("google_service_account.cook", "roles/storage.objectViewer"),  # reconciliation
+    }
+
+
 def test_function_build_account_holds_only_the_builder_role(infra: Infra) -> None:
     roles = {(g.kind, g.role) for g in grants(infra) if g.member == "google_service_account.build"}
 
