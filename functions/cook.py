@@ -34,7 +34,7 @@ def cook(request: flask.Request) -> flask.Response:
     landing files whose event was lost), plus ``error`` (one line per failed summary) when
     one failed. The sweep runs first, so a file it gives up on is in the log the alerts read."""
     _configure_logging()
-    from sluice.cook.reconcile import reconcile_bucket
+    from sluice.cook.reconcile import ReconcileReport, reconcile_bucket
     from sluice.cook.summaries import cook_and_check_alerts
     from sluice.cook.sweep import sweep_stuck_claims
     from sluice.cook.waiting import launch_waiting_claims
@@ -48,7 +48,11 @@ def cook(request: flask.Request) -> flask.Response:
         client = storage_client(settings)
         swept = sweep_stuck_claims(client, settings)
         waited = launch_waiting_claims(client, settings)
-        reconciled = reconcile_bucket(client, settings)
+        try:
+            reconciled = reconcile_bucket(client, settings)
+        except Exception as exc:  # the summaries and alerts still run; the answer says why
+            log.error("reconciliation failed: %s", exc, exc_info=True)
+            reconciled = ReconcileReport(error=str(exc))
         with connected_warehouse(settings) as warehouse:
             unprocessed = waited.unsettled_with(reconciled.unsettled)
             report = cook_and_check_alerts(warehouse, settings, unprocessed=unprocessed)
@@ -64,6 +68,9 @@ def cook(request: flask.Request) -> flask.Response:
         "waiting_for_quota": waited.as_dict(),
         "reconcile": reconciled.as_dict(),
     }
+    if reconciled.error is not None and not report.failed:
+        # Cooked and checked, but a file may be left behind: Cloud Scheduler retries.
+        return _json_response({**answer, "error": reconciled.error}, 503)
     if not report.failed:
         return _json_response(answer, 200)
     answer["error"] = "\n".join(str(failure) for failure in report.failed)

@@ -118,6 +118,20 @@ def test_cook_http_with_empty_warehouse_builds_empty_tables(gcs: GcsBuckets) -> 
     assert set(response.get_json()["sweep"].values()) == {0}  # no claim to sweep
 
 
+def test_cook_http_cooks_even_when_reconciliation_fails_and_asks_for_a_retry(
+    gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLUICE_LANDING_BUCKET", "no-such-landing-bucket")
+
+    response = http_client("cook").post("/")
+
+    answer = response.get_json()
+    assert response.status_code == 503
+    assert len(answer["tables"]) == len(list((REPO_ROOT / "sql").glob("*.sql")))
+    assert "no-such-landing-bucket" in answer["reconcile"]["error"]
+    assert answer["error"] == answer["reconcile"]["error"]
+
+
 def test_cook_http_reports_open_alerts_of_never_loaded_datasets(
     gcs: GcsBuckets, contracts: dict[str, Contract]
 ) -> None:

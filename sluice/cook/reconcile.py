@@ -7,10 +7,12 @@ loses deliveries, and a function killed between its claim and its launch leaves 
 ``claimed`` with no redelivery to take it over. Like the BigQuery Data Transfer Service,
 the cook therefore also polls the bucket (``reconcile_bucket``, with every cook):
 
-1. it lists the landing objects under each contract's prefix (a broken contract's too: its
-   files are quarantined with the reason), at most ``reconcile_max_objects`` per run, going
-   on from a cursor kept in the pipeline bucket (``CURSOR_OBJECT``), so a bucket of any size
-   is covered over several runs;
+1. it lists the landing objects under each usable contract's prefix (a broken contract's
+   files wait, alerted as ``broken_contract``, and are reconciled once it is fixed), at
+   most ``reconcile_max_objects`` per run, going on from a cursor kept in the pipeline
+   bucket (``CURSOR_OBJECT``) and starting with the prefix the last run stopped in, so a
+   bucket of any size is covered over several runs and no prefix starves the others; the
+   cursor is kept after each prefix, so a pass cut short goes on from there;
 2. an object generation younger than ``reconcile_grace_seconds`` is left to its event;
 3. one whose claim is settled (launched, loaded, rejected, superseded), or settled for now
    (``waiting_for_quota``: accepted, waiting for a Dataflow job slot), is done here: the sweep
@@ -66,6 +68,8 @@ class ReconcileReport:
     """Their claim is settled: nothing to do."""
     too_new: int = 0
     """Younger than the grace: left to their event."""
+    ignored: int = 0
+    """Not files the door takes (a folder placeholder ending in '/'), or ones it ignored."""
     ingested: int = 0
     """Handed to the door: no claim, or a ``claimed`` claim past its lease."""
     in_progress: int = 0
@@ -81,6 +85,8 @@ class ReconcileReport:
     or the door failed) has waited: what the ``unprocessed_files`` alert reads."""
     wrapped: bool = False
     """The listing reached the end of every prefix: the next run starts over."""
+    error: str | None = None
+    """Why the pass stopped (Cloud Storage unreachable, say); the cook still cooks."""
 
     def as_dict(self) -> dict[str, Any]:
         """The counts, for the cook's answer and its log line."""
@@ -97,25 +103,36 @@ def reconcile_bucket(
     event was lost; what it saw and did, as counts."""
     now = now or datetime.now(UTC)
     contract_set = contract_set or load_contract_set(settings.contracts_dir)
-    datasets = _datasets_by_prefix(contract_set)
-    cursor = _read_cursor(client, settings)
+    # Usable contracts only: a broken contract's files wait, alerted as broken_contract,
+    # and are reconciled once it is fixed.
+    datasets = {c.landing_prefix: c.name for c in contract_set.contracts.values()}
+    state = _read_state(client, settings)
+    after_names = state.get("after")
+    cursor = (
+        {str(k): str(v) for k, v in after_names.items()} if isinstance(after_names, dict) else {}
+    )
+    prefixes = sorted(datasets)
+    # Each run starts where the last one stopped, so a big prefix cannot starve the others.
+    first = prefixes.index(state["start"]) if state.get("start") in prefixes else 0
     report = ReconcileReport(wrapped=True)
-    budget = settings.reconcile_max_objects
-    for prefix in sorted(datasets):
+    budget, start = settings.reconcile_max_objects, prefixes[0] if prefixes else ""
+    for prefix in prefixes[first:] + prefixes[:first]:
         if budget <= 0:
-            report.wrapped = False
+            report.wrapped, start = False, prefix
             break
         after = cursor.get(prefix, "")
         blobs = _listed(client, settings, prefix, after, budget + 1)
         if len(blobs) > budget:
-            blobs, report.wrapped = blobs[:budget], False
+            blobs, report.wrapped, start = blobs[:budget], False, prefix
             cursor[prefix] = blobs[-1].name if blobs else after
         else:
             cursor[prefix] = ""  # the end of the prefix: the next listing starts over
         budget -= len(blobs)
         for blob in blobs:
             _reconcile_one(client, settings, blob, datasets[prefix], now, report)
-    _write_state(client, settings, cursor, {**report.as_dict(), "at": now.isoformat()})
+        # Kept after each prefix: a pass cut short by the function's time limit goes on.
+        _write_state(client, settings, cursor, prefix, {**report.as_dict(), "at": now.isoformat()})
+    _write_state(client, settings, cursor, start, {**report.as_dict(), "at": now.isoformat()})
     level = logging.WARNING if report.ingested or report.failed else logging.INFO
     log_event(LOG, level, f"reconciliation of the landing bucket: {report.as_dict()}")
     return report
@@ -130,6 +147,9 @@ def _reconcile_one(
     report: ReconcileReport,
 ) -> None:
     report.listed += 1
+    if blob.name.endswith("/"):
+        report.ignored += 1  # a folder placeholder: no file, no event to miss
+        return
     age = now - blob.updated
     if age < timedelta(seconds=settings.reconcile_grace_seconds):
         report.too_new += 1
@@ -159,6 +179,9 @@ def _reconcile_one(
         _still_waiting(report, dataset, waited)
         LOG.error("reconciling %s failed: %s", key, exc, exc_info=True)
         return
+    if outcome.status == "ignored":
+        report.ignored += 1
+        return
     report.ingested += 1
     LOG.warning(
         "reconciled %s after %.0f s without a settled claim: %s", key, waited, outcome.status
@@ -184,8 +207,9 @@ def _listed(
 
 
 def _read_state(client: storage.Client, settings: Settings) -> dict[str, Any]:
-    """What the last pass left in ``CURSOR_OBJECT``: ``after`` (prefix -> last name seen)
-    and ``last_run`` (its counts, with ``at``); empty before the first pass."""
+    """What the last pass left in ``CURSOR_OBJECT``: ``after`` (prefix -> last name seen),
+    ``start`` (the prefix the next pass begins with) and ``last_run`` (its counts, with
+    ``at``); empty before the first pass."""
     from google.api_core.exceptions import NotFound
 
     blob = client.bucket(settings.pipeline_bucket).blob(CURSOR_OBJECT)
@@ -202,11 +226,6 @@ def _read_state(client: storage.Client, settings: Settings) -> dict[str, Any]:
     return state if isinstance(state, dict) else {}
 
 
-def _read_cursor(client: storage.Client, settings: Settings) -> dict[str, str]:
-    after = _read_state(client, settings).get("after")
-    return {str(k): str(v) for k, v in after.items()} if isinstance(after, dict) else {}
-
-
 def last_run(client: storage.Client, settings: Settings) -> dict[str, Any] | None:
     """The counts of the last reconciliation pass, with its time ``at``; None before any."""
     run = _read_state(client, settings).get("last_run")
@@ -214,10 +233,14 @@ def last_run(client: storage.Client, settings: Settings) -> dict[str, Any] | Non
 
 
 def _write_state(
-    client: storage.Client, settings: Settings, cursor: dict[str, str], run: dict[str, Any]
+    client: storage.Client,
+    settings: Settings,
+    cursor: dict[str, str],
+    start: str,
+    run: dict[str, Any],
 ) -> None:
     blob = client.bucket(settings.pipeline_bucket).blob(CURSOR_OBJECT)
-    state = json.dumps({"after": cursor, "last_run": run}, sort_keys=True)
+    state = json.dumps({"after": cursor, "start": start, "last_run": run}, sort_keys=True)
     with gcs_faults("writing the reconciliation cursor"):
         blob.upload_from_string(state, content_type="application/json")
 

@@ -231,3 +231,22 @@ def test_landing_files_show_each_state_and_the_last_run(
     assert before is None and run is not None
     assert datetime.fromisoformat(run.pop("at")) <= datetime.now(UTC)
     assert run == report.as_dict() and (report.too_new, report.listed) == (2, 2)
+
+
+def test_a_big_prefix_does_not_starve_the_next_one(
+    gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launcher = install_launcher(monkeypatch)
+    monkeypatch.setenv("SLUICE_RECONCILE_MAX_OBJECTS", "2")
+    lenders = [land(gcs, GOOD, f"{PREFIX}f{i}.csv") for i in range(5)]
+    loans = [land(gcs, BAD, f"incoming/kiva_loans/l{i}.csv") for i in range(3)]
+    land(gcs, b"", f"{PREFIX}folder/")  # a console-made folder: no file
+    settings = load_settings()
+
+    runs = [reconcile_bucket(gcs.client, settings, now=an_hour_on()) for _ in range(5)]
+
+    assert [(r.ingested, r.ignored) for r in runs][:4] == [(2, 0), (2, 0), (2, 0), (2, 0)]
+    assert sum(r.ingested for r in runs) == 8  # every file once, the loans by run 4
+    assert sum(r.ignored for r in runs) >= 1
+    assert len(launcher.requests) == len(lenders)  # the loans files are bad: rejected
+    assert {state_of(gcs, blob) for blob in loans} == {"rejected"}
