@@ -18,10 +18,17 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from local.jobs import LocalJobs
-from sluice.contracts import Contract
+from sluice.contracts import Contract, contract_for_object, load_contract_set
 from sluice.errors import ConfigError, MissingTable
 from sluice.gcs import gcs_faults, gs_uri, parse_gs_uri
-from sluice.ingest.claims import LAUNCHED, SETTLED_STATES, event_key, read_claim
+from sluice.ingest.claims import (
+    CLAIMED,
+    LAUNCHED,
+    SETTLED_STATES,
+    ClaimInProgress,
+    event_key,
+    read_claim,
+)
 from sluice.ingest.door import UploadOutcome, handle_object
 from sluice.ingest.launch import LaunchRequest
 from sluice.schema import SourceRef
@@ -173,10 +180,18 @@ def replay_prefix(
         blobs = list(storage_client(settings).list_blobs(bucket, prefix=prefix))
     if not blobs:
         raise ConfigError(f"expected objects under {uri}, found none")
+    contracts = load_contract_set(settings.contracts_dir).contracts
     done = []
     for blob in blobs:
         replay = uuid.uuid4().hex[:12] if force else None
-        done.append(_ingest(settings, bucket, blob.name, int(blob.generation), replay))
+        try:
+            done.append(_ingest(settings, bucket, blob.name, int(blob.generation), replay))
+        except ClaimInProgress as exc:  # a delivery holds it now: listed, and the rest go on
+            contract = contract_for_object(blob.name, contracts)
+            dataset = contract.name if contract else ""
+            landed = LandedObject(bucket, blob.name, int(blob.generation), dataset, replay)
+            held = UploadOutcome(CLAIMED, bucket, blob.name, landed.generation, reason=str(exc))
+            done.append((landed, held))
         if progress is not None:
             progress(len(done), len(blobs))
     return done

@@ -6,12 +6,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from local.landing import (
     FAILED,
     UPLOAD_CHUNK_BYTES,
     LandedObject,
     current_result,
     landing_name,
+    replay_prefix,
     upload_file,
     wait_for_outcomes,
 )
@@ -22,9 +25,11 @@ from sluice.ingest.claims import (
     REJECTED,
     SUPERSEDED,
     claim_event,
+    event_key,
     set_claim_state,
 )
 from sluice.settings import load_settings
+from tests.sluice.ingest.upload_doubles import GOOD, PREFIX, install_launcher, land
 
 if TYPE_CHECKING:
     from tests.gcs_fixtures import GcsBuckets
@@ -123,3 +128,30 @@ def test_a_superseded_load_is_final_and_not_a_rejection(gcs: GcsBuckets) -> None
     [result] = wait_for_outcomes(client, settings, [landed], timeout=5)
 
     assert (result.state, result.final) == (SUPERSEDED, True)
+
+
+def test_replay_prefix_lists_a_held_claim_and_goes_on(
+    gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    launcher = install_launcher(monkeypatch)
+    held, free = land(gcs, GOOD, f"{PREFIX}a.csv"), land(gcs, GOOD, f"{PREFIX}b.csv")
+    settings = load_settings()
+    key = event_key(gcs.landing.name, held.name, held.generation)
+    claim_event(
+        gcs.client,
+        settings,
+        key,
+        bucket=gcs.landing.name,
+        name=held.name,
+        generation=held.generation,
+        dataset="kiva_lenders",
+    )  # fmt: skip  a delivery is handling it right now
+
+    done = replay_prefix(settings, f"gs://{gcs.landing.name}/{PREFIX}")
+
+    assert [(landed.name, outcome.status) for landed, outcome in done] == [
+        (held.name, "claimed"),
+        (free.name, "launched"),
+    ]
+    assert done[0][0].dataset == "kiva_lenders" and "claimed since" in done[0][1].reason
+    assert [request.input_uri.rsplit("/", 1)[1] for request in launcher.requests] == ["b.csv"]
