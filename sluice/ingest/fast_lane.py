@@ -22,7 +22,11 @@ rows, so a partial earlier attempt leaves nothing behind). One that crashes afte
 committed but before settling left its ingestion-log row: a takeover reads that row first and
 only settles the claim, so the file is not loaded twice. The lease
 (``SLUICE_CLAIM_LEASE_SECONDS``, 900 s) outlasts the function's timeout (540 s), so a
-takeover never races a live holder.
+takeover does not race a holder that is still running. Two exceptions load the file a
+second time, with the same end state because the load replaces the source's rows: a
+retryable failure after the load transaction was submitted releases the claim at once, and
+a warehouse transaction still queued when the function is killed may commit after a
+takeover has loaded again.
 """
 
 from __future__ import annotations
