@@ -306,6 +306,12 @@ class ContractSet:
                 raise ContractError(f"dataset {name!r} has a broken contract: {broken}")
         return get_contract(self.contracts, name)
 
+    def datasets_by_prefix(self) -> dict[str, str]:
+        """Landing prefix -> dataset, for every contract file, usable or broken: the
+        prefixes whose objects are ours (a broken contract's are quarantined)."""
+        datasets = {b.landing_prefix: b.dataset for b in self.broken}
+        return datasets | {c.landing_prefix: c.name for c in self.contracts.values()}
+
     def broken_for_object(self, object_name: str) -> BrokenContract | None:
         """The broken contract whose landing prefix holds ``object_name``, unless a usable
         contract's prefix holds it more closely (the longest prefix wins, as for contracts)."""

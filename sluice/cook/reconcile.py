@@ -267,7 +267,7 @@ def landing_files(
     """The ``limit`` most recently written landing objects under the contracts' prefixes
     (among the first ``reconcile_max_objects`` of each prefix), newest first, each with its
     state."""
-    datasets = _datasets_by_prefix(contract_set)
+    datasets = contract_set.datasets_by_prefix()
     listed = [
         (blob, datasets[prefix])
         for prefix in sorted(datasets)
@@ -283,9 +283,3 @@ def landing_files(
         state = WAITING if claim is None else claim.state
         files.append(LandingFile(dataset, uri, int(blob.generation), blob.updated, state))
     return files
-
-
-def _datasets_by_prefix(contract_set: ContractSet) -> dict[str, str]:
-    """Landing prefix -> dataset, for every contract, usable or broken."""
-    datasets = {c.landing_prefix: c.name for c in contract_set.contracts.values()}
-    return datasets | {b.landing_prefix: b.dataset for b in contract_set.broken}

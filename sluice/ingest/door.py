@@ -130,8 +130,7 @@ def handle_object(
     contract_set = load_contract_set(settings.contracts_dir)
     contracts = contract_set.contracts
     # A broken contract's prefix is still ours: its files are quarantined, not ignored.
-    prefixes = [c.landing_prefix for c in contracts.values()]
-    prefixes += [b.landing_prefix for b in contract_set.broken]
+    prefixes = list(contract_set.datasets_by_prefix())
     reason = ignore_reason(bucket, name, event_time, settings, prefixes)
     if reason:
         return _ignored(bucket, name, generation, reason)
