@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functions.cook import cook
 from functions.dashboard import dashboard
+from functions.flush import flush
 from functions.on_upload import on_upload
 
-__all__ = ["cook", "dashboard", "on_upload"]
+__all__ = ["cook", "dashboard", "flush", "on_upload"]

@@ -1,8 +1,9 @@
-"""The "Load warehouse" step: one replacing load of every staged file, then the log row.
+"""The "Load warehouse" step: per file, one replacing load of its staged files, then its log row.
 
-It runs once per file, after all staging, so the warehouse sees the whole file in one
-transaction or nothing. What it loads arrives as ONE side input of ``(kind, payload)``
-pairs (staged rows and dead letters as ``(path, rows)``, rejections as reasons): on runners
+It runs once, after all staging, so the warehouse sees each file whole in one transaction or
+not at all; a batch job's files load one after another. What it loads arrives as ONE side
+input of ``(file number, kind, payload)`` triples (staged rows and dead letters as ``(path,
+rows)``, rejections as reasons): on runners
 that compute each side input from scratch (Beam's DaskRunner does), three side inputs would
 parse the file three times. The load itself, the ingestion record, settling the claim and
 removing the staging are ``sluice.ingest.loading.load_staged``: the fast lane
@@ -11,14 +12,13 @@ removing the staging are ``sluice.ingest.loading.load_staged``: the fast lane
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.pvalue import AsList, PBegin, PCollection
 
-from beam.transforms import tagged
 from sluice.contracts import Contract
 from sluice.ingest.loading import DEAD, REJECTED, ROWS, LoadJob, load_staged
 from sluice.schema import IngestionRecord, SourceRef
@@ -63,14 +63,24 @@ class LoadWarehouseFn(beam.DoFn):
 
 
 class LoadEverythingStagedFn(beam.DoFn):
-    """``LoadWarehouseFn`` fed by one side input of ``(kind, payload)`` pairs."""
+    """Every file's ``LoadWarehouseFn``, one after another, fed by one side input of
+    ``(file number, kind, payload)`` triples.
 
-    def __init__(self, load: LoadWarehouseFn) -> None:
-        self._load = load
+    One after another: a batch job's files load into one table, and BigQuery runs at most 2
+    mutating DML statements per table (20 more queued), so a job keeps one in flight."""
 
-    def process(self, trigger: object, staged: list[tuple[str, Any]]) -> Iterator[IngestionRecord]:
-        """Split what was staged by kind and load it."""
-        yield from self._load.process(trigger, *split_staged(staged))
+    def __init__(self, loads: Sequence[LoadWarehouseFn]) -> None:
+        self._loads = list(loads)
+
+    def process(
+        self, trigger: object, staged: list[tuple[int, str, Any]]
+    ) -> Iterator[IngestionRecord]:
+        """Split what was staged by file and kind, and load each file."""
+        by_file: dict[int, list[tuple[str, Any]]] = {n: [] for n in range(len(self._loads))}
+        for number, kind, payload in staged:
+            by_file[number].append((kind, payload))
+        for number, load in enumerate(self._loads):
+            yield from load.process(trigger, *split_staged(by_file[number]))
 
 
 def split_staged(
@@ -84,28 +94,37 @@ def split_staged(
 
 
 class IngestionRecords(beam.PTransform):
-    """The single ingestion record of this file, written after loading the staged files."""
+    """One ingestion record per file, each written after loading that file's staged files."""
 
     def __init__(
         self,
-        load: LoadWarehouseFn,
-        staged_rows: PCollection,
-        staged_dead: PCollection,
-        rejections: PCollection,
+        loads: Sequence[LoadWarehouseFn],
+        staged: Sequence[tuple[PCollection, PCollection, PCollection]],
     ) -> None:
+        """``staged``: each file's staged rows, staged dead letters and rejections, in the
+        order of ``loads``."""
         super().__init__()
-        self._load = load
-        self._staged = (staged_rows, staged_dead, rejections)
+        self._loads = loads
+        self._staged = staged
 
     def expand(self, root: PBegin) -> PCollection:
-        rows, dead, rejected = self._staged
-        staged = (
-            rows | "Tag rows" >> beam.Map(tagged, ROWS),
-            dead | "Tag dead letters" >> beam.Map(tagged, DEAD),
-            rejected | "Tag rejections" >> beam.Map(tagged, REJECTED),
-        ) | "Everything staged" >> beam.Flatten()
+        many = len(self._staged) > 1
+        tagged_all = []
+        for number, (rows, dead, rejected) in enumerate(self._staged):
+            suffix = f" {number}" if many else ""
+            tagged_all += [
+                rows | f"Tag rows{suffix}" >> beam.Map(numbered, number, ROWS),
+                dead | f"Tag dead letters{suffix}" >> beam.Map(numbered, number, DEAD),
+                rejected | f"Tag rejections{suffix}" >> beam.Map(numbered, number, REJECTED),
+            ]
+        staged = tuple(tagged_all) | "Everything staged" >> beam.Flatten()
         return (
             root
             | "Once" >> beam.Create([None])
-            | "Load staged files" >> beam.ParDo(LoadEverythingStagedFn(self._load), AsList(staged))
+            | "Load staged files" >> beam.ParDo(LoadEverythingStagedFn(self._loads), AsList(staged))
         )
+
+
+def numbered(payload: Any, number: int, kind: str) -> tuple[int, str, Any]:
+    """``payload`` of file ``number`` as a ``(number, kind, payload)`` triple."""
+    return number, kind, payload

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sluice.errors import ConfigError
-from sluice.gcs import is_local_path
+from sluice.gcs import gs_uri, is_local_path
 from sluice.ingest.launch import job_staging_dir
 from sluice.schema import SourceRef, job_name_for
 from sluice.settings import Settings, load_settings
@@ -35,9 +35,7 @@ class Parameter:
 
 
 PIPELINE_PARAMETERS: tuple[Parameter, ...] = (
-    Parameter(
-        "input", "Input file", "CSV file to ingest (path or gs:// URI; plain or gzip).", False
-    ),
+    Parameter("input", "Input file", "File to ingest (path or gs:// URI; plain or gzip)."),
     Parameter("dataset", "Dataset", "Contract name of the file's dataset.", False),
     Parameter("source_uri", "Source URI", "Lineage URI; default the input (absolute if local)."),
     Parameter("source_generation", "Source generation", "Object generation (int); default mtime."),
@@ -61,6 +59,11 @@ PIPELINE_PARAMETERS: tuple[Parameter, ...] = (
     ),
     Parameter("pipeline_bucket", "Pipeline bucket", "Bucket holding the claim objects."),
     Parameter(
+        "batch",
+        "Batch manifest",
+        "A batch job's manifest (path or gs:// URI) of the files it loads, instead of --input.",
+    ),
+    Parameter(
         "split_index",
         "Split index",
         "Split points validation recorded (path or gs:// URI); default: found by a quick pass.",
@@ -68,6 +71,19 @@ PIPELINE_PARAMETERS: tuple[Parameter, ...] = (
 )
 PARAMETER_NAMES: tuple[str, ...] = tuple(p.name for p in PIPELINE_PARAMETERS)
 WAREHOUSES = ("duckdb", "bigquery")
+
+
+@dataclass(frozen=True)
+class FileParams:
+    """One file a run loads: the input of a single-file run, or one file of a batch."""
+
+    input: str
+    source: SourceRef
+    staging_dir: str
+    """Its own staging directory (a batch's files each have one inside the job's)."""
+    started_at: datetime
+    event_key: str | None = None
+    split_index: str | None = None
 
 
 @dataclass(frozen=True)
@@ -85,11 +101,23 @@ class PipelineParams:
     """The event key (``bucket/name#generation``) whose claim this run settles, if any."""
     split_index: str | None = None
     """Where validation stored the input's split points, if it did."""
+    batch: tuple[FileParams, ...] = ()
+    """A batch job's files (``--batch``); then ``input`` and ``source`` name the manifest."""
 
     @property
     def staging_dir(self) -> str:
         """This job's own staging directory: ``<staging_location>/<dataset>/<job_name>``."""
         return job_staging_dir(self.staging_location, self.dataset, self.job_name)
+
+    def files(self) -> tuple[FileParams, ...]:
+        """Every file this run loads, in order."""
+        if self.batch:
+            return self.batch
+        single = FileParams(
+            self.input, self.source, self.staging_dir, self.started_at, self.event_key,
+            self.split_index,
+        )  # fmt: skip
+        return (single,)
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -159,10 +187,17 @@ def resolve_settings(args: argparse.Namespace) -> Settings:
 def resolve_params(args: argparse.Namespace) -> PipelineParams:
     """Fill every default of the parsed flags."""
     settings = resolve_settings(args)
-    source = resolve_source(args.input, args.source_uri, args.source_generation)
     staging = args.staging_location or str(settings.staging_root.absolute())
     if is_local_path(staging):
         staging = os.path.abspath(staging)
+    if bool(args.input) == bool(args.batch):
+        raise ConfigError(
+            "expected exactly one of --input (a file) and --batch (a batch manifest),"
+            f" found {'both' if args.input else 'neither'}"
+        )
+    if args.batch:
+        return resolve_batch(args, settings, staging)
+    source = resolve_source(args.input, args.source_uri, args.source_generation)
     return PipelineParams(
         input=os.path.abspath(args.input) if is_local_path(args.input) else args.input,
         dataset=args.dataset,
@@ -173,4 +208,39 @@ def resolve_params(args: argparse.Namespace) -> PipelineParams:
         settings=settings,
         event_key=args.event_key or None,
         split_index=args.split_index or None,
+    )
+
+
+def resolve_batch(args: argparse.Namespace, settings: Settings, staging: str) -> PipelineParams:
+    """The parameters of a batch job: every file its manifest lists (read here, at build)."""
+    from sluice.ingest.batches import read_manifest
+
+    manifest = read_manifest(args.batch, settings)
+    job_name = args.job_name or str(manifest["job_name"])
+    job_dir = job_staging_dir(staging, args.dataset, job_name)
+    files = []
+    for member in manifest["members"]:
+        source = SourceRef(gs_uri(member["bucket"], member["name"]), int(member["generation"]))
+        files.append(
+            FileParams(
+                input=source.uri,
+                source=source,
+                # Each file its own directory: its load removes its staging, not the others'.
+                staging_dir=f"{job_dir}/{job_name_for(args.dataset, source)}",
+                started_at=datetime.fromisoformat(member["queued_at"]),
+                event_key=member["event_key"],
+                split_index=member.get("split_index"),
+            )
+        )
+    if not files:
+        raise ConfigError(f"--batch: expected a manifest listing files, found none in {args.batch}")
+    return PipelineParams(
+        input=args.batch,
+        dataset=args.dataset,
+        source=SourceRef(args.batch, 0),
+        staging_location=staging,
+        job_name=job_name,
+        started_at=parse_started_at(args.started_at),
+        settings=settings,
+        batch=tuple(files),
     )

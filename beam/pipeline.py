@@ -86,43 +86,50 @@ def build_pipeline(params: PipelineParams, options: PipelineOptions) -> beam.Pip
         # leaves the other threads idle, which costs nothing.
         use_local_workers(options, settings.pipeline_workers or os.cpu_count() or 1)
     pipeline = beam.Pipeline(runner=runner, options=options)
-
-    parsed = (
-        pipeline
-        | "Byte ranges"
-        >> ByteRanges(
-            InputFile(params.input, params.source, params.split_index, contract.format), settings
+    files = params.files()
+    loads, staged = [], []
+    for number, file in enumerate(files):
+        # A batch's files each get their own steps (labels end in their number).
+        suffix = "" if len(files) == 1 else f" {number}"
+        parsed = (
+            pipeline
+            | f"Byte ranges{suffix}"
+            >> ByteRanges(
+                InputFile(file.input, file.source, file.split_index, contract.format), settings
+            )
+            # Unfused from the planning, so each range can go to another worker.
+            | f"Spread ranges{suffix}" >> beam.Reshuffle()
+            | f"Parse CSV{suffix}"
+            >> ParsedBatches(
+                file.input,
+                contract,
+                file.source,
+                settings=settings,
+                ingested_at=file.started_at,
+                chunk_bytes=settings.chunk_bytes,
+                max_record_bytes=settings.max_record_bytes,
+            )
         )
-        # Unfused from the planning, so each range can go to another worker.
-        | "Spread ranges" >> beam.Reshuffle()
-        | "Parse CSV"
-        >> ParsedBatches(
-            params.input,
-            contract,
-            params.source,
-            settings=settings,
-            ingested_at=params.started_at,
-            chunk_bytes=settings.chunk_bytes,
-            max_record_bytes=settings.max_record_bytes,
+        rows = parsed.rows | f"Stage rows{suffix}" >> StagedParquet(
+            file.staging_dir, "rows", settings
         )
-    )
-    staged_rows = parsed.rows | "Stage rows" >> StagedParquet(params.staging_dir, "rows", settings)
-    staged_dead = parsed.dead | "Stage dead letters" >> StagedParquet(
-        params.staging_dir, "dead", settings
-    )
-    load = LoadWarehouseFn(
-        contract,
-        params.source,
-        settings,
-        job_name=params.job_name,
-        started_at=params.started_at,
-        staging_dir=params.staging_dir,
-        event_key=params.event_key,
-        input_path=params.input,
-    )
-    _ = pipeline | "Load warehouse" >> IngestionRecords(
-        load, staged_rows, staged_dead, parsed.rejected
-    )
+        dead = parsed.dead | f"Stage dead letters{suffix}" >> StagedParquet(
+            file.staging_dir, "dead", settings
+        )
+        staged.append((rows, dead, parsed.rejected))
+        loads.append(
+            LoadWarehouseFn(
+                contract,
+                file.source,
+                settings,
+                job_name=params.job_name,
+                started_at=file.started_at,
+                staging_dir=file.staging_dir,
+                event_key=file.event_key,
+                input_path=file.input,
+            )
+        )
+    _ = pipeline | "Load warehouse" >> IngestionRecords(loads, staged)
     return pipeline
 
 
@@ -141,16 +148,20 @@ def use_local_workers(options: PipelineOptions, workers: int) -> None:
     direct.direct_running_mode = "multi_threading"
 
 
-def read_ingestion_record(params: PipelineParams) -> IngestionRecord:
-    """The ingestion-log row this job wrote (read back, so it is what the warehouse holds)."""
+def read_ingestion_records(params: PipelineParams) -> list[IngestionRecord]:
+    """The ingestion-log row this job wrote for each of its files (read back, so they are
+    what the warehouse holds)."""
+    records = []
     with connected_warehouse(params.settings) as warehouse:
-        record = warehouse.latest_ingestion(params.source, job_name=params.job_name)
-    if record is None:
-        raise WarehouseError(
-            f"expected an ingestion-log row for {params.source.uri} (job {params.job_name}),"
-            " found none"
-        )
-    return record
+        for file in params.files():
+            record = warehouse.latest_ingestion(file.source, job_name=params.job_name)
+            if record is None:
+                raise WarehouseError(
+                    f"expected an ingestion-log row for {file.source.uri} (job"
+                    f" {params.job_name}), found none"
+                )
+            records.append(record)
+    return records
 
 
 def parse_arguments(argv: Sequence[str] | None) -> tuple[PipelineParams, PipelineOptions]:
@@ -171,10 +182,18 @@ def parse_arguments(argv: Sequence[str] | None) -> tuple[PipelineParams, Pipelin
 
 
 def run(argv: Sequence[str] | None = None) -> IngestionRecord | None:
-    """Run the pipeline to completion and return the ingestion record it wrote.
+    """Run the pipeline to completion and return the ingestion record it wrote (of its first
+    file: ``run_files`` returns a batch's every record).
 
     Returns None only when Beam merely writes a template (``--template_location``).
     """
+    records = run_files(argv)
+    return records[0] if records else None
+
+
+def run_files(argv: Sequence[str] | None = None) -> list[IngestionRecord]:
+    """Run the pipeline to completion; the ingestion record of each file it loaded (none
+    when Beam merely writes a template)."""
     params, options = parse_arguments(argv)
     LOG.info("%s: %s started (Beam imported)", PIPELINE_STARTED, params.job_name)
     pipeline = build_pipeline(params, options)
@@ -184,9 +203,9 @@ def run(argv: Sequence[str] | None = None) -> IngestionRecord | None:
     result = pipeline.run()
     if options.view_as(GoogleCloudOptions).template_location:
         LOG.info("template written; job %s not run here", params.job_name)
-        return None
+        return []
     result.wait_until_finish()
-    return read_ingestion_record(params)
+    return read_ingestion_records(params)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -195,9 +214,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # Our DoFns' postponed annotations make Beam log one "string literal type hint" line per
     # hint at INFO: noise in every job log.
     logging.getLogger("apache_beam.typehints.native_type_compatibility").setLevel(logging.WARNING)
-    outcome = run(argv)
-    if outcome is not None:
-        LOG.info("ingestion record: %s", outcome.as_dict())
+    for record in run_files(argv):
+        LOG.info("ingestion record: %s", record.as_dict())
 
 
 if __name__ == "__main__":

@@ -15,12 +15,11 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from google.api_core.exceptions import GoogleAPIError, NotFound
 
 from sluice.errors import FileRejected
-from sluice.gcs import parse_gs_uri, storage_client
+from sluice.gcs import read_small
 from sluice.ingest.staging import open_source
 from sluice.records.csvscan import GZIP_MAGIC
 from sluice.records.formats import format_named
@@ -76,7 +75,7 @@ def stored_index(uri: str | None, source: SourceRef, settings: Settings) -> Spli
     if not uri:
         return None
     try:
-        index = SplitIndex.from_json(_read_small(uri, settings))
+        index = SplitIndex.from_json(read_small(uri, settings))
     except (OSError, ValueError, GoogleAPIError) as exc:
         # Missing, unreadable or malformed: slower to plan without it, never wrong.
         LOG.warning("split index %s unusable, finding split points instead: %s", uri, exc)
@@ -88,10 +87,3 @@ def stored_index(uri: str | None, source: SourceRef, settings: Settings) -> Spli
         )  # fmt: skip
         return None
     return index
-
-
-def _read_small(uri: str, settings: Settings) -> bytes:
-    if uri.startswith("gs://"):
-        bucket, name = parse_gs_uri(uri)
-        return storage_client(settings).bucket(bucket).blob(name).download_as_bytes()
-    return Path(uri).read_bytes()

@@ -51,11 +51,6 @@ def payloads_of(item: tuple[str, Any], kind: str) -> Iterator[Any]:
         yield item[1]
 
 
-def tagged(payload: Any, kind: str) -> tuple[str, Any]:
-    """``payload`` as a ``(kind, payload)`` pair."""
-    return kind, payload
-
-
 def _warm_storage_client(path: str, settings: Settings) -> None:
     # The process-wide client (sluice.gcs caches it): made in setup, not per element.
     if path.startswith("gs://"):

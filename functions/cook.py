@@ -15,10 +15,11 @@ anywhere in the report is written as null, never as the bare ``NaN`` no strict r
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import flask
 import functions_framework
+
+from functions.common import configure_logging, json_response
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def cook(request: flask.Request) -> flask.Response:
     (``sluice.cook.waiting``) and of the reconciliation: ``sluice.cook.reconcile`` ingests
     landing files whose event was lost), plus ``error`` (one line per failed summary) when
     one failed. The sweep runs first, so a file it gives up on is in the log the alerts read."""
-    _configure_logging()
+    configure_logging()
     from sluice.cook.reconcile import ReconcileReport, reconcile_bucket
     from sluice.cook.summaries import cook_and_check_alerts
     from sluice.cook.sweep import sweep_stuck_claims
@@ -61,7 +62,7 @@ def cook(request: flask.Request) -> flask.Response:
         # faults, 500 the ones (bad SQL file, bad setting) a person has to fix.
         log.error("cook failed: %s", exc, exc_info=True)
         error = "\n".join([str(exc), *getattr(exc, "__notes__", [])])
-        return _json_response({"error": error}, 503 if isinstance(exc, TransientError) else 500)
+        return json_response({"error": error}, 503 if isinstance(exc, TransientError) else 500)
     answer = {
         **report.as_dict(),
         "sweep": swept.as_dict(),
@@ -70,23 +71,10 @@ def cook(request: flask.Request) -> flask.Response:
     }
     if reconciled.error is not None and not report.failed:
         # Cooked and checked, but a file may be left behind: Cloud Scheduler retries.
-        return _json_response({**answer, "error": reconciled.error}, 503)
+        return json_response({**answer, "error": reconciled.error}, 503)
     if not report.failed:
-        return _json_response(answer, 200)
+        return json_response(answer, 200)
     answer["error"] = "\n".join(str(failure) for failure in report.failed)
-    return _json_response(
+    return json_response(
         answer, 503 if any(failure.transient for failure in report.failed) else 500
     )
-
-
-def _json_response(answer: dict[str, Any], status: int) -> flask.Response:
-    """``answer`` as a JSON body in the one shared encoding (flask's own writes ``NaN``)."""
-    from sluice.finite_json import finite_json
-
-    return flask.Response(finite_json(answer), status=status, mimetype="application/json")
-
-
-def _configure_logging() -> None:
-    from sluice.logs import configure_logging
-
-    configure_logging()

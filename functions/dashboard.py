@@ -10,13 +10,15 @@ import logging
 import flask
 import functions_framework
 
+from functions.common import configure_logging
+
 log = logging.getLogger(__name__)
 
 
 @functions_framework.http
 def dashboard(request: flask.Request) -> tuple[str, int, dict[str, str]]:
     """HTTP: the cooked tables as one self-contained HTML page (no script, no outside URL)."""
-    _configure_logging()
+    configure_logging()
     from sluice.dashboard.page import render_dashboard
     from sluice.errors import SluiceError
     from sluice.settings import load_settings
@@ -32,9 +34,3 @@ def dashboard(request: flask.Request) -> tuple[str, int, dict[str, str]]:
         first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
         return f"dashboard unavailable: {first_line}\n", 500, {"Content-Type": "text/plain"}
     return page, 200, html_type
-
-
-def _configure_logging() -> None:
-    from sluice.logs import configure_logging
-
-    configure_logging()

@@ -14,6 +14,8 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from functions.common import configure_logging
+
 log = logging.getLogger(__name__)
 
 
@@ -22,12 +24,12 @@ def on_upload(cloud_event: CloudEvent) -> None:
     """CloudEvent (Eventarc, storage object finalized): validate the object, launch or reject.
 
     Returns normally (HTTP 200) for events it ignores (a payload that is not a JSON object
-    among them), duplicates, accepted and rejected files, and files waiting for a Dataflow job
-    slot (the cook launches those). Any other status makes Eventarc
+    among them), duplicates, accepted and rejected files, and files queued for a batch job
+    (the ``flush`` function launches those). Any other status makes Eventarc
     redeliver: 503 while another delivery holds the event's claim (expected under duplicate
     delivery, so no error trace), 500 for a fault a retry can cure (raised, with its trace).
     """
-    _configure_logging()
+    configure_logging()
     from sluice.ingest.claims import ClaimInProgress
     from sluice.ingest.door import handle_storage_event
     from sluice.settings import load_settings
@@ -67,9 +69,3 @@ def _event_payload(cloud_event: CloudEvent) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"a JSON {type(data).__name__}")
     return data
-
-
-def _configure_logging() -> None:
-    from sluice.logs import configure_logging
-
-    configure_logging()

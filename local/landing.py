@@ -232,31 +232,33 @@ def current_result(
     claim = read_claim(client, settings, landed.event_key)
     if claim is None:
         return LandingResult(landed, "pending")
-    if claim.state == LAUNCHED and not _job_running(settings, landed):
+    job_name = claim.job_name or landed.job_name  # a batch's job, or the file's own
+    if claim.state == LAUNCHED and not _job_running(settings, job_name):
         # The process may have settled the claim just before it exited: look once more.
         claim = read_claim(client, settings, landed.event_key) or claim
         if claim.state == LAUNCHED:
-            log_file = LocalJobs(settings).log_file(landed.job_name)
+            log_file = LocalJobs(settings).log_file(job_name)
             reason = f"the pipeline ended without loading; see {log_file}"
             return LandingResult(landed, FAILED, reason=reason)
     if claim.state not in SETTLED_STATES:
         # Why it is not done yet, when the claim says (``waiting_for_quota``: which budget).
         return LandingResult(landed, claim.state, reason=claim.reason)
-    return _with_log_counts(settings, LandingResult(landed, claim.state, reason=claim.reason))
+    result = LandingResult(landed, claim.state, reason=claim.reason)
+    return _with_log_counts(settings, result, job_name)
 
 
-def _job_running(settings: Settings, landed: LandedObject) -> bool:
+def _job_running(settings: Settings, job_name: str) -> bool:
     if settings.launcher != "local":
         return True  # a Dataflow job's end shows only in the claim
-    return LocalJobs(settings).running_pid(landed.job_name) is not None
+    return LocalJobs(settings).running_pid(job_name) is not None
 
 
-def _with_log_counts(settings: Settings, result: LandingResult) -> LandingResult:
+def _with_log_counts(settings: Settings, result: LandingResult, job_name: str) -> LandingResult:
     landed = result.landed
     try:
         with connected_warehouse(settings) as warehouse:
             record = warehouse.latest_ingestion(
-                SourceRef(landed.uri, landed.generation), job_name=landed.job_name
+                SourceRef(landed.uri, landed.generation), job_name=job_name
             )
     except MissingTable:
         return result  # no ingestion log yet: a rejection recorded only in its claim

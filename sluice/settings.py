@@ -18,12 +18,13 @@ from sluice.errors import ConfigError
 PREFIX = "SLUICE_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEDULE_FILE = Path(__file__).with_name("schedule.json")
-"""The cook schedule, also read by infra/schedule.tf for Cloud Scheduler: one source of truth."""
+"""The cook and flush schedules, also read by infra/schedule.tf for Cloud Scheduler: one source
+of truth."""
 
 
-def scheduled_cook_interval() -> int:
-    """Seconds between scheduled cooks, from ``SCHEDULE_FILE``."""
-    return int(json.loads(SCHEDULE_FILE.read_text(encoding="utf-8"))["cook_interval_seconds"])
+def scheduled_interval(name: str) -> int:
+    """Seconds between scheduled runs of one function, ``name`` in ``SCHEDULE_FILE``."""
+    return int(json.loads(SCHEDULE_FILE.read_text(encoding="utf-8"))[name])
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,14 @@ class Settings:
     """An accepted file of at most this many (decompressed) bytes is parsed and loaded inside
     ``on_upload`` (``sluice/ingest/fast_lane.py``); a bigger one goes to the pipeline; 0: the
     pipeline always."""
+    batch_max_files: int = 50
+    """A file too big for the fast lane is queued for a batch: one pipeline job loads up to
+    this many files of one dataset (``sluice/ingest/batches.py``); 1: a job per file."""
+    batch_max_bytes: int = 10 * 1024**3
+    """...and up to this many decompressed bytes (a bigger file is a batch of its own)."""
+    batch_max_age_seconds: int = 60
+    """A batch that has not filled is launched once its first file has waited this long
+    (checked by each ``flush``, every ``flush_interval_seconds``)."""
     type_sample_rows: int = 1000
     """Rows whose values validation type-checks (a bounded sample at the file's start)."""
     max_bad_sample_fraction: float = 0.5
@@ -117,11 +126,14 @@ class Settings:
     """``gs://`` temp location of Dataflow jobs; default ``gs://<pipeline_bucket>/temp``."""
     dataflow_endpoint: str = ""
     """Dataflow API endpoint override (tests); empty: Google's endpoint."""
-    cook_interval_seconds: int = scheduled_cook_interval()
+    cook_interval_seconds: int = scheduled_interval("cook_interval_seconds")
     """Seconds between scheduled ``cook`` runs (local stack loop, Cloud Scheduler); 0: off.
 
     The default comes from ``sluice/schedule.json``, which infra/ turns into the Cloud
     Scheduler cron; setting the variable changes only the local loop."""
+    flush_interval_seconds: int = scheduled_interval("flush_interval_seconds")
+    """Seconds between scheduled ``flush`` runs, which launch the batches due
+    (``sluice/ingest/batches.py``); default from ``sluice/schedule.json`` like the cook's."""
     gcs_port: int = 0
     """Local stack: fake-gcs-server's port; 0 picks a free port at ``sluice up``."""
     bridge_port: int = 0
@@ -132,6 +144,8 @@ class Settings:
     """Local stack: the ``cook`` function's HTTP port; 0 picks a free port."""
     dashboard_function_port: int = 0
     """Local stack: the ``dashboard`` function's HTTP port; 0 picks a free port."""
+    flush_function_port: int = 0
+    """Local stack: the ``flush`` function's HTTP port; 0 picks a free port."""
 
     @property
     def duckdb_file(self) -> Path:
@@ -160,6 +174,10 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "split_bytes": (1, math.inf),
     "pipeline_workers": (0, math.inf),
     "fast_lane_max_bytes": (0, math.inf),
+    "batch_max_files": (1, math.inf),
+    "batch_max_bytes": (1, math.inf),
+    "batch_max_age_seconds": (0, math.inf),
+    "flush_interval_seconds": (1, math.inf),
     "type_sample_rows": (0, math.inf),
     "max_bad_sample_fraction": (0, 1),
     "max_event_age_seconds": (0, math.inf),
@@ -177,6 +195,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "upload_function_port": (0, 65535),
     "cook_function_port": (0, 65535),
     "dashboard_function_port": (0, 65535),
+    "flush_function_port": (0, 65535),
 }
 """The smallest and largest value of every numeric setting, both allowed."""
 DIRECTORIES = ("home", "contracts_dir", "sql_dir")

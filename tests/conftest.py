@@ -21,14 +21,16 @@ from sluice.settings import REPO_ROOT, Settings, load_settings
 def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Every test gets its own SLUICE_HOME and no SLUICE_* leaking in from the shell.
 
-    Accepted files go to the pipeline (``SLUICE_FAST_LANE_MAX_BYTES=0``), which the launch
-    tests drive through their recording launcher; a test of the fast lane sets its limit."""
+    Accepted files go to the pipeline (``SLUICE_FAST_LANE_MAX_BYTES=0``), one job each
+    launched at once (``SLUICE_BATCH_MAX_FILES=1``), which the launch tests drive through
+    their recording launcher; a test of the fast lane or of batching sets its limits."""
     for key in list(os.environ):
         if key.startswith("SLUICE_"):
             monkeypatch.delenv(key)
     home = tmp_path / "sluice-home"
     monkeypatch.setenv("SLUICE_HOME", str(home))
     monkeypatch.setenv("SLUICE_FAST_LANE_MAX_BYTES", "0")
+    monkeypatch.setenv("SLUICE_BATCH_MAX_FILES", "1")
     monkeypatch.setenv("NO_GCE_CHECK", "True")
     return home
 

@@ -27,6 +27,7 @@ from sluice.cook import summaries
 from sluice.cook.alerts import Alert
 from sluice.cook.summaries import CookedTable, CookReport
 from sluice.gcs import storage_client
+from sluice.ingest.batches import flush_batches
 from sluice.ingest.claims import claim_event, event_key, read_claim
 from sluice.ingest.quarantine import REASON_SUFFIX, quarantine_name
 from sluice.settings import REPO_ROOT, Settings, load_settings
@@ -285,19 +286,27 @@ def test_on_upload_bad_file_is_quarantined_with_reason_and_returns_200(
     assert (landed.generation, landed.download_as_bytes()) == (blob.generation, BAD)
 
 
-def test_on_upload_transient_launch_error_is_500_and_retry_launches_once(
+def test_on_upload_transient_launch_error_leaves_the_file_queued_for_the_flush(
     gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Once queued, a redelivery can only be a duplicate: the scheduled flush launches it.
     launcher = install_launcher(monkeypatch, failures=1)
     blob = land(gcs, GOOD)
     client = upload_client()
+    settings = load_settings()
+    key = event_key(gcs.landing.name, blob.name, blob.generation)
 
     first = deliver(client, blob)
-    retry = deliver(client, blob)
-    duplicate = deliver(client, blob)
+    queued = read_claim(gcs.client, settings, key)
+    redelivered = deliver(client, blob)
+    flushed = flush_batches(gcs.client, settings, launcher=launcher)
+    again = flush_batches(gcs.client, settings, launcher=launcher)
 
-    assert (first, retry, duplicate) == (500, 200, 200)
+    assert (first, redelivered) == (200, 200)
+    assert queued is not None and queued.state == "batched"
+    assert (flushed.batches, flushed.files, again.batches) == (1, 1, 0)
     assert (launcher.attempts, len(launcher.requests)) == (2, 1)
+    assert read_claim(gcs.client, settings, key).state == "launched"
 
 
 def test_on_upload_crash_after_claim_is_recovered_after_the_lease_not_before(

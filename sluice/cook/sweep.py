@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sluice.contracts import Contract, ContractSet, load_contract_set
-from sluice.errors import MissingTable, PermanentError
+from sluice.errors import MissingTable
 from sluice.gcs import gcs_faults, gs_uri
 from sluice.ingest import launch
 from sluice.ingest.claims import (
@@ -51,7 +51,6 @@ from sluice.ingest.claims import (
     WAITING_FOR_QUOTA,
     Claim,
     ClaimStateError,
-    event_key,
     read_claim_object,
     set_claim_state,
     split_index_name,
@@ -59,9 +58,8 @@ from sluice.ingest.claims import (
 )
 from sluice.ingest.quarantine import record_rejected_source
 from sluice.logs import event_labels, log_event
-from sluice.schema import IngestionRecord, SourceRef
+from sluice.schema import IngestionRecord
 from sluice.settings import Settings
-from sluice.testmark import is_test_object
 from sluice.warehouse import connected_warehouse
 
 if TYPE_CHECKING:
@@ -184,21 +182,9 @@ def listed_claims(client: storage.Client, settings: Settings) -> list[storage.Bl
 
 def relaunch_request(claim: Claim, started_at: datetime) -> launch.LaunchRequest:
     """The LaunchRequest on_upload built for this claim (without its split index)."""
-    base = event_key(claim.bucket, claim.name, claim.generation)
-    replay_prefix = f"{base}/replay-"
-    if claim.event_key == base:
-        replay = None
-    elif claim.event_key.startswith(replay_prefix):
-        replay = claim.event_key.removeprefix(replay_prefix)
-    else:
-        raise PermanentError(
-            f"claim {claim.event_key}: expected the event key {base} or {replay_prefix}<id>,"
-            " found another"
-        )
-    source = SourceRef(gs_uri(claim.bucket, claim.name), claim.generation)
-    return launch.LaunchRequest.for_object(
-        claim.dataset, source, event_key=claim.event_key, replay=replay, started_at=started_at,
-        test=is_test_object(claim.name),
+    return launch.request_for_event(
+        claim.dataset, claim.bucket, claim.name, claim.generation, claim.event_key,
+        started_at=started_at,
     )  # fmt: skip
 
 
@@ -235,15 +221,17 @@ class _Sweep:
     def check(self, claim: Claim) -> str:
         """Decide about one due claim and act; the outcome (a SweepReport field or UNCHANGED)."""
         request = relaunch_request(claim, datetime.now(UTC))
-        if self.launcher.is_running(request.job_name, claim.runner_job_id):
+        # A batch member's job is its batch's; a relaunch is the file's own job again.
+        job_name = claim.job_name or request.job_name
+        if self.launcher.is_running(job_name, claim.runner_job_id):
             return RUNNING
         record = self._log_row(claim, request)
-        if record is not None and record.job_id == request.job_name:
+        if record is not None and record.job_id == job_name:
             found = {"runner_job_id": record.job_id, "reason": record.reason}
             settled = {k: v for k, v in found.items() if v is not None}
             set_claim_state(self.client, self.settings, claim.event_key, record.status, **settled)
             message = (
-                f"job {request.job_name} ended {record.status} without settling its claim;"
+                f"job {job_name} ended {record.status} without settling its claim;"
                 " settled it from the ingestion-log row"
             )
             log_event(LOG, logging.WARNING, message, outcome=record.status)
@@ -273,8 +261,9 @@ class _Sweep:
         runner_job_id = result.runner_job_id or result.job_name
         try:
             set_claim_state(
-                self.client, self.settings, claim.event_key, LAUNCHED, runner_job_id=runner_job_id
-            )
+                self.client, self.settings, claim.event_key, LAUNCHED,
+                runner_job_id=runner_job_id, job_name=request.job_name,
+            )  # fmt: skip
         except ClaimStateError:
             LOG.info("relaunched job %s finished before its launch was recorded", runner_job_id)
         if result.already_running:

@@ -178,7 +178,10 @@ def _launch_waiting(
     result = launcher.launch(request)
     runner_job_id = result.runner_job_id or result.job_name
     try:
-        set_claim_state(client, settings, claim.event_key, LAUNCHED, runner_job_id=runner_job_id)
+        set_claim_state(
+            client, settings, claim.event_key, LAUNCHED,
+            runner_job_id=runner_job_id, job_name=request.job_name,
+        )  # fmt: skip
     except ClaimStateError:
         current = read_claim(client, settings, claim.event_key)
         if current is None or current.state not in SETTLED_STATES:

@@ -5,7 +5,8 @@ names one claim object, ``claims/<sha256(key)[:40]>.json``. Creating it with
 ``if_generation_match=0`` lets exactly one of many duplicate deliveries win. Its state then
 moves forward only::
 
-    claimed -> launched | waiting_for_quota | rejected | loaded
+    claimed -> batched | launched | waiting_for_quota | rejected | loaded
+    batched -> launched | rejected | loaded
     waiting_for_quota -> launched | rejected | loaded
     launched -> loaded | rejected | waiting_for_quota
 
@@ -19,6 +20,10 @@ platform redelivers the event later, when the holder has finished or the lease h
 (Acknowledging it instead would lose the file whenever the holder crashes: its own
 redelivery would be that duplicate.) A holder that fails with a retryable fault calls
 ``release_claim``, which ends its lease at once, so the redelivery need not wait.
+
+``batched`` is settled for now too: the file was accepted for the pipeline and queued for a
+batch (``sluice.ingest.batches``), its event acknowledged; ``batch`` names its batch once one
+took it, and the batch's flush moves it to ``launched`` with the batch job's ``job_name``.
 
 ``waiting_for_quota`` is settled for now, not for good: the file was accepted but no
 Dataflow job could start (``sluice.ingest.launch.JobBudgetSpent``), so its event was
@@ -56,18 +61,21 @@ CLAIMED, LAUNCHED, REJECTED, LOADED = "claimed", "launched", "rejected", "loaded
 SUPERSEDED = "superseded"
 """A load that found a newer generation (or, for a snapshot dataset, a newer snapshot) already
 loaded: nothing to do, and nothing wrong."""
+BATCHED = "batched"
+"""Accepted for the pipeline, its event acknowledged, queued for (or in) a batch job."""
 WAITING_FOR_QUOTA = "waiting_for_quota"
 """Accepted, its event acknowledged, its job not started: Dataflow's job budget was spent."""
 SETTLED_STATES = frozenset({LOADED, REJECTED, SUPERSEDED})
 """The states a claim ends in: the file needs nothing more."""
 NEXT_STATES: dict[str, frozenset[str]] = {
-    CLAIMED: frozenset({LAUNCHED, WAITING_FOR_QUOTA, *SETTLED_STATES}),
+    CLAIMED: frozenset({BATCHED, LAUNCHED, WAITING_FOR_QUOTA, *SETTLED_STATES}),
+    BATCHED: frozenset({BATCHED, LAUNCHED, *SETTLED_STATES}),
     # Re-marking the same state is allowed: a retried step repeats its write.
     LAUNCHED: frozenset({LAUNCHED, WAITING_FOR_QUOTA, *SETTLED_STATES}),
     WAITING_FOR_QUOTA: frozenset({WAITING_FOR_QUOTA, LAUNCHED, *SETTLED_STATES}),
     **{state: frozenset({state}) for state in SETTLED_STATES},
 }
-SETTABLE_FIELDS = frozenset({"runner_job_id", "reason"})
+SETTABLE_FIELDS = frozenset({"runner_job_id", "reason", "job_name"})
 RELEASED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 """``updated_at`` of a released claim: stale for any lease."""
 CAS_ATTEMPTS = 8
@@ -105,6 +113,10 @@ class Claim:
     """1, plus one for each takeover of a stale claim."""
     pipeline_attempts: int = 1
     """Pipeline runs started for this event: on_upload's launch, plus one per sweep relaunch."""
+    batch: str | None = None
+    """The batch (``sluice.ingest.batches``) the file joined, if it went in one."""
+    job_name: str | None = None
+    """The job that loads the file, when it is not the file's own (a batch's job)."""
     claim_generation: int | None = field(default=None, compare=False)
     """GCS generation of the claim object this was read from or written as (not stored)."""
 

@@ -8,32 +8,27 @@ us), under a known contract's landing prefix, not folder placeholders, younger t
 ``handle_object`` claims the event key (``sluice.ingest.claims``), streams exactly that generation
 through ``validate_stream`` and either quarantines the file (``sluice.ingest.quarantine``),
 loads it right here when it is small (at most ``settings.fast_lane_max_bytes`` decompressed:
-``sluice.ingest.fast_lane``, the pipeline's own parse and load) or launches the pipeline
-(``sluice.ingest.launch``), after storing the split points validation found
-(``sluice.records.splits``) beside the claim so the pipeline parses the file in parallel.
+``sluice.ingest.fast_lane``, the pipeline's own parse and load) or queues it for a batch job
+(``sluice.ingest.batches``), after storing the split points validation found
+(``sluice.records.splits``) beside the claim so the pipeline parses the file in parallel. A
+queued file's claim is ``batched`` and its event acknowledged; when its batch is full the
+batch is launched here at once, else the scheduled ``flush`` launches it when it is due.
 Failures split as DESIGN.md decision 9 says:
 
-- the file's fault, a vanished generation or a launch the launcher refuses for good: logged,
-  recorded as ``rejected`` (claim and ingestion log) and acknowledged: a retry cannot help;
-- anything else (GCS 5xx/429, a held DuckDB lock, ``TransientError``): our claim is released
-  and the error raised, so the platform redelivers and the redelivery claims afresh. If the
-  process dies instead, the claim stays ``claimed``; redeliveries get ``ClaimInProgress``
-  (HTTP 503 from ``main.on_upload``: retry later) until the lease runs out, then one takes
-  it over.
+- the file's fault or a vanished generation: logged, recorded as ``rejected`` (claim and
+  ingestion log) and acknowledged: a retry cannot help;
+- anything else before the file is queued (GCS 5xx/429, a held DuckDB lock,
+  ``TransientError``): our claim is released and the error raised, so the platform
+  redelivers and the redelivery claims afresh. If the process dies instead, the claim stays
+  ``claimed``; redeliveries get ``ClaimInProgress`` (HTTP 503 from ``main.on_upload``: retry
+  later) until the lease runs out, then one takes it over (or a flush takes the queued file
+  into its batch).
 
 A test-marked object (a ``_test`` path segment, ``sluice.testmark``) takes the same path, but
-its launch and its rejection row target ``settings.test_warehouse_dataset``
-(``LaunchRequest.test``).
+its batch, its load and its rejection row target ``settings.test_warehouse_dataset``.
 
-A launch that finds Dataflow's job budget spent (``launch.JobBudgetSpent``: the concurrent
-jobs counted against ``settings.dataflow_max_jobs``, or Dataflow's own jobs-per-project quota
-error) is neither: the claim is recorded ``waiting_for_quota`` and the event acknowledged, and
-the cook launches the file when a job ends (``sluice.cook.waiting``). Dying before that record
-leaves the claim ``claimed``, which the lease (a redelivery, or the cook's reconciliation)
-recovers like any other crash.
-
-Once a launch has succeeded the claim is never released: recording ``launched`` may still
-fail, and then the lease recovers it and the relaunch finds the job already running.
+Launching, Dataflow's job budget and the launch's own failures are the flush's
+(``sluice.ingest.batches``): once queued, a file is never released back to the platform.
 """
 
 from __future__ import annotations
@@ -46,20 +41,19 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sluice.contracts import BrokenContract, Contract, contract_for_object, load_contract_set
-from sluice.errors import PermanentError, TransientError
+from sluice.errors import TransientError
 from sluice.gcs import gcs_faults, gs_uri, open_object, storage_client
 from sluice.ingest import launch
+from sluice.ingest.batch_plan import Member
+from sluice.ingest.batches import flush_batches, queue_file
 from sluice.ingest.claims import (
+    BATCHED,
     LAUNCHED,
     REJECTED,
-    SETTLED_STATES,
-    WAITING_FOR_QUOTA,
     Claim,
     ClaimInProgress,
-    ClaimStateError,
     claim_event,
     event_key,
-    read_claim,
     release_claim,
     set_claim_state,
     split_index_name,
@@ -87,8 +81,9 @@ class UploadOutcome:
     """What ``on_upload`` did with one event."""
 
     status: str
-    """``ignored``, ``duplicate``, ``rejected``, ``launched`` or ``waiting_for_quota``; a file
-    loaded in the function (the fast lane): ``loaded``, ``rejected`` or ``superseded``."""
+    """``ignored``, ``duplicate``, ``rejected``, ``batched`` (queued for a batch job) or
+    ``launched`` (its batch filled and was launched); a file loaded in the function (the fast
+    lane): ``loaded``, ``rejected`` or ``superseded``."""
     bucket: str
     name: str
     generation: int | None
@@ -277,29 +272,37 @@ class _Ingest:
                 return self._reject(report.reason or "rejected by validation", report)
             if takes_fast_lane(report.bytes_read, self.settings):
                 return self._load_here(report)
-            self.request = replace(self.request, split_index=self._store_split_index(report))
-            try:
-                result = self._launch()
-            except PermanentError as exc:
-                # Not the file's fault, but retrying the same launch cannot succeed either:
-                # record it (the file stays in landing, ``sluice replay`` re-ingests it).
-                return self._reject(f"launch refused: {exc}", quarantine=False)
-            except launch.JobBudgetSpent as exc:
-                return self._wait_for_quota(str(exc))
+            member = Member(
+                self.claim.event_key, self.contract.name, self.claim.bucket, self.claim.name,
+                self.claim.generation, report.bytes_read, datetime.now(UTC),
+                test=self.request.test, split_index=self._store_split_index(report),
+            )  # fmt: skip
+            queue_file(self.client, self.settings, self.claim, member)
         except Exception:
             self._release()
             raise
-        runner_job_id = result.runner_job_id or result.job_name
-        self._mark_launched(runner_job_id)
-        verb = "is already running" if result.already_running else "launched"
         log_event(
-            LOG,
-            logging.INFO,
-            f"job {result.job_name} {verb}",
-            outcome=LAUNCHED,
-            runner_job_id=runner_job_id,
-        )
-        return self._outcome(LAUNCHED, runner_job_id=runner_job_id)
+            LOG, logging.INFO, f"queued {self.source.uri} for a batch job ({member.group})",
+            outcome=BATCHED,
+        )  # fmt: skip
+        return self._flush_if_full(member)
+
+    def _flush_if_full(self, member: Member) -> UploadOutcome:
+        """Launch the file's batch now if it is full; else the scheduled ``flush`` will.
+
+        The file is safely queued either way, so a failure here is logged, not raised: the
+        next flush resumes what this one began."""
+        try:
+            flushed = flush_batches(self.client, self.settings, group=member.group, inline=True)
+        except Exception as exc:  # queued: the scheduled flush resumes it
+            LOG.warning("flush after queueing %s failed: %s", member.event_key, exc, exc_info=True)
+            return self._outcome(BATCHED)
+        key = member.event_key
+        if key in flushed.rejected:
+            return self._outcome(REJECTED, reason=flushed.rejected[key])
+        if key in flushed.launched:
+            return self._outcome(LAUNCHED, runner_job_id=flushed.launched[key])
+        return self._outcome(BATCHED)
 
     def _load_here(self, report: ValidationReport) -> UploadOutcome:
         """The fast lane: parse and load the file in this function, settle its claim."""
@@ -352,10 +355,6 @@ class _Ingest:
             blob.upload_from_string(index.to_json(), content_type="application/json")
         return gs_uri(bucket, name)
 
-    def _launch(self) -> launch.LaunchResult:
-        launcher = launch.launcher_from_settings(self.settings)
-        return launcher.launch(self.request)
-
     def _reject(
         self, reason: str, report: ValidationReport | None = None, *, quarantine: bool = True
     ) -> UploadOutcome:
@@ -390,33 +389,6 @@ class _Ingest:
         return quarantine_object(
             self.client, self.settings, claim.bucket, claim.name, claim.generation, details
         )
-
-    def _wait_for_quota(self, reason: str) -> UploadOutcome:
-        """Record that the file waits for a job slot; the event is then acknowledged: a
-        redelivery could only meet the same spent budget, the cook launches it instead."""
-        set_claim_state(
-            self.client, self.settings, self.claim.event_key, WAITING_FOR_QUOTA, reason=reason
-        )
-        log_event(
-            LOG, logging.WARNING, f"waiting for a job slot: {reason}", outcome=WAITING_FOR_QUOTA
-        )
-        return self._outcome(WAITING_FOR_QUOTA, reason=reason)
-
-    def _mark_launched(self, runner_job_id: str) -> None:
-        try:
-            set_claim_state(
-                self.client,
-                self.settings,
-                self.claim.event_key,
-                LAUNCHED,
-                runner_job_id=runner_job_id,
-            )
-        except ClaimStateError:
-            # A fast pipeline may have marked the claim loaded (or rejected) already.
-            current = read_claim(self.client, self.settings, self.claim.event_key)
-            if current is None or current.state not in SETTLED_STATES:
-                raise
-            LOG.info("pipeline already finished (%s) before its launch was recorded", current.state)
 
     def _release(self) -> None:
         """Give the claim back so the platform's redelivery can take it at once."""

@@ -18,13 +18,15 @@ from __future__ import annotations
 import importlib
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sluice.errors import ConfigError, TransientError
+from sluice.errors import ConfigError, PermanentError, TransientError
+from sluice.gcs import gs_uri
 from sluice.schema import SourceRef, job_name_for
 from sluice.settings import Settings
+from sluice.testmark import is_test_object
 
 LOG = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ class LaunchRequest:
     """A test-marked object (``sluice.testmark``): every table it writes is in the test dataset."""
     split_index: str | None = None
     """Where validation stored the file's split points (``sluice.records.splits``), if it did."""
+    batch: str | None = None
+    """A batch job (``sluice.ingest.batches``): the ``gs://`` URI of its manifest, which lists
+    the files it loads; ``source`` and ``input_uri`` then name the manifest itself."""
 
     def __post_init__(self) -> None:
         if not JOB_NAME.fullmatch(self.job_name):
@@ -85,6 +90,21 @@ class LaunchRequest:
             test=test,
         )
 
+    @classmethod
+    def for_batch(
+        cls, dataset: str, manifest_uri: str, *, job_name: str, test: bool, started_at: datetime
+    ) -> LaunchRequest:
+        """The request for one batch job: every file its manifest lists."""
+        return cls(
+            dataset=dataset,
+            source=SourceRef(manifest_uri, 0),
+            input_uri=manifest_uri,
+            job_name=job_name,
+            started_at=started_at,
+            test=test,
+            batch=manifest_uri,
+        )
+
     def warehouse_dataset(self, settings: Settings) -> str:
         """The dataset this run writes: the test dataset for a test file, else production."""
         if not self.test:
@@ -100,6 +120,35 @@ class LaunchRequest:
                 f" SLUICE_COOKED_WAREHOUSE_DATASET, found {settings.test_warehouse_dataset!r}"
             )
         return settings.test_warehouse_dataset
+
+
+def request_for_event(
+    dataset: str,
+    bucket: str,
+    name: str,
+    generation: int,
+    key: str,
+    *,
+    started_at: datetime,
+    split_index: str | None = None,
+) -> LaunchRequest:
+    """The single-file request for an event key (``bucket/name#generation``, perhaps with
+    ``/replay-<id>``): the one on_upload's claim was taken for, under the same job name."""
+    base = f"{bucket}/{name}#{generation}"
+    replay_prefix = f"{base}/replay-"
+    if key == base:
+        replay = None
+    elif key.startswith(replay_prefix):
+        replay = key.removeprefix(replay_prefix)
+    else:
+        raise PermanentError(
+            f"event key {key}: expected {base} or {replay_prefix}<id>, found another"
+        )
+    request = LaunchRequest.for_object(
+        dataset, SourceRef(gs_uri(bucket, name), generation), event_key=key, replay=replay,
+        started_at=started_at, test=is_test_object(name),
+    )  # fmt: skip
+    return replace(request, split_index=split_index)
 
 
 @dataclass(frozen=True)
@@ -144,11 +193,13 @@ def launch_parameters(
         target = settings.bq_project or settings.gcp_project
     else:
         target = str(settings.duckdb_file.absolute())
-    params = {
+    params = {"batch": request.batch} if request.batch else {
         "input": request.input_uri,
-        "dataset": request.dataset,
         "source_uri": request.source.uri,
         "source_generation": str(request.source.generation),
+    }  # fmt: skip
+    params |= {
+        "dataset": request.dataset,
         "staging_location": staging_location(settings, on_dataflow=on_dataflow),
         "warehouse": settings.warehouse,
         "warehouse_target": target,

@@ -60,6 +60,19 @@ def upload_request(replay: str | None = None, **kwargs: Any) -> LaunchRequest:
     return replace(request, split_index=split_index)
 
 
+FILE_ONLY = {"input", "source_uri", "source_generation", "event_key", "split_index"}
+"""What a single-file job is sent and a batch job is not: its manifest lists them per file."""
+
+
+def batch_request() -> LaunchRequest:
+    """The request a flush builds for a batch job: its manifest in the pipeline bucket."""
+    manifest = f"gs://{dataflow_settings().pipeline_bucket}/batches/kiva_loans/0123abcd.json"
+    return LaunchRequest.for_batch(
+        "kiva_loans", manifest, job_name="sluice-kiva-loans-0123456789abcdef", test=False,
+        started_at=datetime(2026, 12, 3, tzinfo=UTC),
+    )  # fmt: skip
+
+
 def matches(name: str, value: str) -> bool:
     """Whether ``value`` passes every regex metadata.json gives parameter ``name``."""
     return all(re.search(regex, value) for regex in PARAMETERS[name]["regexes"])
@@ -78,9 +91,11 @@ def test_metadata_names_are_what_the_launcher_sends_and_the_pipeline_parses() ->
     options_names = [p.name for p in PIPELINE_PARAMETERS]
 
     sent = sent_parameters(upload_request())
+    sent_for_batch = sent_parameters(batch_request())
 
     assert list(PARAMETERS) == [n for n in options_names if n not in LOCAL_ONLY]
-    assert set(sent) == set(PARAMETERS)
+    assert set(sent) == set(PARAMETERS) - {"batch"}
+    assert set(sent_for_batch) == set(PARAMETERS) - FILE_ONLY
     assert set(options_names) - set(PARAMETERS) == LOCAL_ONLY
 
 
@@ -128,8 +143,9 @@ def test_metadata_job_id_regex_is_the_launchers_job_name_rule() -> None:
                 bq_project="example.com:analytics-prod", warehouse_dataset="sluice_v2"
             ),
         ),
+        (batch_request, dataflow_settings()),
     ],
-    ids=["upload", "replay", "whole-second-start-domain-project"],
+    ids=["upload", "replay", "whole-second-start-domain-project", "batch"],
 )
 def test_metadata_regexes_accept_what_the_launcher_sends(
     request_for: Any, settings: Settings
@@ -159,6 +175,11 @@ BAD_VALUES: dict[str, list[str]] = {
     "started_at": ["2026-11-24 10:15:03", "yesterday", "2026-11-24T10:15:03+0100"],
     "event_key": ["bucket/object", "gs://bucket/object#1", "bucket/object#gen"],
     "pipeline_bucket": ["gs://sluice-pipeline", "Sluice", "ab"],
+    "batch": [
+        "/tmp/batch.json",
+        "gs://sluice-pipeline/claims/0123.json",
+        "gs://sluice-pipeline/batches/kiva_loans/0123.json\nx",
+    ],
     "split_index": [
         "/tmp/split-index.json",
         "gs://sluice-pipeline/claims/../landing/x.splits.json",

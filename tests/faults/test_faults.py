@@ -12,9 +12,9 @@ name is in this file):
     (409 ABORTED retried, 400 permanent: tests/sluice/ingest/test_launch.py)
 1b. Dataflow launch answers 409 ALREADY_EXISTS: counted as launched, HTTP 200, no new job.
     test_on_upload_dataflow_409_counts_as_launched
-1c. Dataflow launch answers 503 to every attempt: on_upload tries 5 times, releases its claim
-    and answers 500; the redelivery launches exactly once.
-    test_on_upload_persistent_503_releases_the_claim_and_redelivery_launches_once
+1c. Dataflow launch answers 503 to every attempt: on_upload tries 5 times and answers 200, its
+    file queued for a batch (a redelivery is a duplicate); the next flush launches it once.
+    test_on_upload_persistent_503_leaves_the_file_queued_and_the_next_flush_launches_once
 2a. DuckDB load fails mid-transaction (a staged rows file corrupt after the source's rows
     were deleted; a dead-letter file corrupt after the new rows were inserted) or a staged
     file is gone: old rows, dead letters and log exactly as before, no 'loaded' row, staging
@@ -25,9 +25,10 @@ name is in this file):
     load::test_bigquery_load_failing_midway_keeps_the_old_rows_and_a_retry_loads_once
     (the retry reuses the staged load jobs by id: tests/sluice/warehouse/test_bigquery.py::
     test_load_replacing_source_retry_reuses_loads_and_supersedes_a_failed_transaction)
-3a. on_upload killed between claim and launch (its launch had reached Dataflow): redelivery
-    within the lease gets 503; after it, takes over, the relaunch's 409 counts; one job.
-    test_on_upload_killed_between_claim_and_launch_is_taken_over_after_the_lease
+3a. on_upload killed while launching its file's batch (the launch had reached Dataflow): a
+    redelivery is a duplicate; the next flush resumes the open batch, the relaunch's 409
+    counts; one job. A crash at every other step of a batch: tests/sluice/ingest/test_batches.py
+    test_on_upload_killed_while_launching_is_resumed_by_the_next_flush
 3b. Pipeline killed between launch and load: redeliveries (even past the lease) launch
     nothing (the event was acknowledged at launch) and `sluice upload --wait` says 'failed'
     and names the job's log; the next cook's sweep finds the claim 'launched' past
@@ -50,10 +51,10 @@ name is in this file):
 5.  Two cooks at once give the tables of one cook.
     tests/sluice/cook/test_cook_order.py::test_two_cooks_at_once_give_the_tables_of_one
 6.  Dataflow's concurrent-job quota spent (the budget SLUICE_DATAFLOW_MAX_JOBS, or Dataflow's
-    own jobs-per-project quota error): the file waits as 'waiting_for_quota', its event
-    acknowledged; each cook launches waiting files oldest first within the budget; duplicates
-    do nothing; a function killed before recording the wait is recovered by the lease.
-    tests/faults/test_quota_faults.py
+    own jobs-per-project quota error): the file waits in its open batch, its event
+    acknowledged; each flush launches open batches oldest first within the budget; duplicates
+    do nothing. A relaunch by the sweep that finds the budget spent waits as
+    'waiting_for_quota' and the cook launches it. tests/faults/test_quota_faults.py
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from sluice.ingest import launch as launchers
-from sluice.ingest.claims import RELEASED_AT
+from sluice.ingest.batches import flush_batches
 from sluice.ingest.dataflow import DataflowLauncher
 from sluice.ingest.launch import LaunchRequest
 from sluice.schema import SourceRef
@@ -83,7 +84,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["tests.gcs_fixtures"]
 
-KILL_BETWEEN_CLAIM_AND_LAUNCH = """
+KILL_WHILE_LAUNCHING = """
 import sys
 from sluice.ingest.door import handle_object
 from sluice.settings import load_settings
@@ -137,7 +138,7 @@ def test_on_upload_dataflow_409_counts_as_launched(
 
 
 @pytest.mark.emulator
-def test_on_upload_persistent_503_releases_the_claim_and_redelivery_launches_once(
+def test_on_upload_persistent_503_leaves_the_file_queued_and_the_next_flush_launches_once(
     gcs: GcsBuckets, dataflow_env: FakeDataflow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sleeps: list[float] = []
@@ -150,32 +151,31 @@ def test_on_upload_persistent_503_releases_the_claim_and_redelivery_launches_onc
     client = upload_client()
 
     first = deliver(client, blob)
-    released = claim_of(gcs, blob)
-    redelivered = deliver(client, blob)
+    queued = claim_of(gcs, blob)
     duplicate = deliver(client, blob)
+    flushed = flush_batches(gcs.client, load_settings())
 
     claim = claim_of(gcs, blob)
-    assert (first, redelivered, duplicate) == (500, 200, 200)
-    assert (released.state, released.updated_at) == ("claimed", RELEASED_AT)
+    assert (first, duplicate) == (200, 200)  # queued: a redelivery could not help
+    assert queued.state == "batched" and flushed.batches == 1
     assert len(sleeps) == 4 and within_backoff(sleeps)
     assert [launch.job_name for launch in dataflow_env.launches] == [job_name(blob)] * 6
     assert dataflow_env.active_names() == {job_name(blob): "fake-job-1"}
-    assert (claim.state, claim.runner_job_id, claim.attempt) == ("launched", "fake-job-1", 2)
+    assert (claim.state, claim.runner_job_id, claim.attempt) == ("launched", "fake-job-1", 1)
 
 
-# 3a. on_upload killed between claim and launch ----------------------------------------------------
+# 3a. on_upload killed while launching its file's batch --------------------------------------------
 
 
 @pytest.mark.emulator
-def test_on_upload_killed_between_claim_and_launch_is_taken_over_after_the_lease(
+def test_on_upload_killed_while_launching_is_resumed_by_the_next_flush(
     gcs: GcsBuckets,
     dataflow_env: FakeDataflow,
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     dataflow_env.hang = True  # Dataflow creates the job; its answer never reaches the caller
     blob = land(gcs, lenders_csv(range(1, 4)), NAME)
-    argv = [sys.executable, "-c", KILL_BETWEEN_CLAIM_AND_LAUNCH]
+    argv = [sys.executable, "-c", KILL_WHILE_LAUNCHING]
     with (tmp_path / "killed.log").open("wb") as log:
         function = subprocess.Popen(
             [*argv, gcs.landing.name, blob.name, str(blob.generation)],
@@ -187,17 +187,16 @@ def test_on_upload_killed_between_claim_and_launch_is_taken_over_after_the_lease
         os.kill(function.pid, signal.SIGKILL)
         function.wait(10)
     orphan = claim_of(gcs, blob)
-    client = upload_client()
+    dataflow_env.hang = False
 
-    within_lease = deliver(client, blob)  # the default lease: 15 minutes
-    monkeypatch.setenv("SLUICE_CLAIM_LEASE_SECONDS", "0")  # every lease has run out
-    after_lease = deliver(client, blob)
-    again = deliver(client, blob)
+    redelivered = deliver(upload_client(), blob)
+    flushed = flush_batches(gcs.client, load_settings())
+    again = flush_batches(gcs.client, load_settings())
 
     taken = claim_of(gcs, blob)
     assert function.returncode == -signal.SIGKILL
-    assert (orphan.state, orphan.attempt) == ("claimed", 1)
-    assert (within_lease, after_lease, again) == (503, 200, 200)
-    assert (taken.state, taken.attempt, taken.runner_job_id) == ("launched", 2, job_name(blob))
+    assert (orphan.state, orphan.attempt) == ("batched", 1)
+    assert redelivered == 200 and (flushed.batches, again.batches) == (1, 0)
+    assert (taken.state, taken.attempt, taken.runner_job_id) == ("launched", 1, job_name(blob))
     assert [launch.job_name for launch in dataflow_env.launches] == [job_name(blob)] * 2
     assert dataflow_env.created_names() == [job_name(blob)]

@@ -3,22 +3,23 @@
 A project runs at most 25 Dataflow jobs at once by default (``FakeDataflow.quota``); past
 that Dataflow refuses a launch with its jobs-per-project quota error. Every test drives the
 real ``on_upload`` (functions-framework), the real ``DataflowLauncher`` (google-api-python-client
-over HTTP to ``FakeDataflow``), fake-gcs-server for claims, and the cook's
-``launch_waiting_claims``:
+over HTTP to ``FakeDataflow``), fake-gcs-server for claims and batches, and the scheduled
+``flush_batches`` (one file a batch here, as ``SLUICE_BATCH_MAX_FILES=1`` makes it):
 
 - The fake's jobs move queued -> running -> done over scaled time, or end on command, and
   the launcher's ``is_running`` (jobs.get by id, jobs.list by name) follows them.
-- 40 files' events at once with the budget and the quota at 25: 25 jobs, 15 files
-  ``waiting_for_quota`` with their events acknowledged; as jobs end each cook launches the
-  oldest waiting files and never more than the budget; every file launched once.
+- 40 files' events at once with the budget and the quota at 25: 25 jobs, 15 files in open
+  batches (``batched``) with their events acknowledged; as jobs end each flush launches the
+  oldest open batches and never more than the budget; every file launched once.
 - A budget above the real quota: Dataflow's own quota error also means waiting (200, no
   retry storm), duplicates of a waiting file do nothing, the reconciliation leaves it alone.
-- ``on_upload`` killed while Dataflow's quota answer is on its way: the claim stays ``claimed``,
-  the lease hands it to a redelivery, which records the wait; the cook launches it once.
+- ``on_upload`` killed while Dataflow's quota answer is on its way: the file is queued in
+  its open batch; the flush launches it once a job slot frees.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,20 +28,20 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from sluice.cook.reconcile import reconcile_bucket
-from sluice.cook.waiting import launch_waiting_claims, waiting_claims
-from sluice.ingest.claims import LAUNCHED, read_claim
+from sluice.gcs import storage_client
+from sluice.ingest.batches import FlushReport, flush_batches
 from sluice.ingest.dataflow import DataflowLauncher
 from sluice.ingest.launch import LaunchRequest
 from sluice.schema import SourceRef
 from sluice.settings import REPO_ROOT, load_settings
 from tests.faults.conftest import FakeDataflow
 from tests.faults.fault_helpers import DATASET, URI, claim_of, job_name, lenders_csv
-from tests.faults.test_faults import KILL_BETWEEN_CLAIM_AND_LAUNCH
+from tests.faults.test_faults import KILL_WHILE_LAUNCHING
 from tests.sluice.ingest.upload_doubles import land
 from tests.test_main import deliver, upload_client
 
@@ -108,6 +109,23 @@ def states_within(fake: FakeDataflow, wanted: list[str], timeout: float = 20) ->
     return True
 
 
+def open_batch_keys(gcs: GcsBuckets) -> list[str]:
+    """The event keys of the files in open batches, oldest batch first."""
+    blobs = gcs.client.list_blobs(gcs.pipeline.name, prefix=f"batches/{DATASET}/open/")
+    records = sorted((json.loads(blob.download_as_bytes()) for blob in blobs), key=by_creation)
+    return [member["event_key"] for record in records for member in record["candidates"]]
+
+
+def by_creation(record: dict[str, Any]) -> str:
+    return str(record["created_at"])
+
+
+def flush() -> FlushReport:
+    """One scheduled flush."""
+    settings = load_settings()
+    return flush_batches(storage_client(settings), settings)
+
+
 @pytest.mark.emulator
 def test_forty_files_with_a_quota_of_25_wait_and_each_launches_once(
     gcs: GcsBuckets, dataflow_env: FakeDataflow
@@ -116,25 +134,20 @@ def test_forty_files_with_a_quota_of_25_wait_and_each_launches_once(
 
     statuses = deliver_at_once(blobs)
     after_events = states(gcs, blobs)
-    first_waiting = [claim.event_key for claim in waiting_claims(gcs.client, load_settings())]
+    first_waiting = open_batch_keys(gcs)
     dataflow_env.finish(10)
-    first_cook = launch_waiting_claims(gcs.client, load_settings())
-    oldest_ten = set(first_waiting[:10])
-    launched_by_cook = {
-        key
-        for key in first_waiting
-        if read_claim(gcs.client, load_settings(), key).state == LAUNCHED
-    }
+    first_flush = flush()
+    still_open = open_batch_keys(gcs)
     dataflow_env.finish(25)
-    second_cook = launch_waiting_claims(gcs.client, load_settings())
-    idle_cook = launch_waiting_claims(gcs.client, load_settings())
+    second_flush = flush()
+    idle_flush = flush()
 
     assert statuses == [200] * 40
-    assert after_events == {"launched": 25, "waiting_for_quota": 15}
-    assert (first_cook.launched, first_cook.still_waiting, first_cook.failed) == (10, 5, 0)
-    assert launched_by_cook == oldest_ten
-    assert (second_cook.launched, second_cook.still_waiting) == (5, 0)
-    assert idle_cook.waiting == 0
+    assert after_events == {"launched": 25, "batched": 15}
+    assert (first_flush.batches, first_flush.waiting, first_flush.failed) == (10, 5, 0)
+    assert still_open == first_waiting[10:]  # the oldest ten went first
+    assert (second_flush.batches, second_flush.waiting) == (5, 0)
+    assert (idle_flush.batches, idle_flush.waiting, idle_flush.queued) == (0, 0, 0)
     assert states(gcs, blobs) == {"launched": 40}
     assert dataflow_env.peak_active <= 25
     assert sorted(dataflow_env.created_names()) == sorted(job_name(blob) for blob in blobs)
@@ -155,24 +168,22 @@ def test_dataflow_quota_error_means_waiting_not_a_retry_and_duplicates_do_nothin
     waiting = [claim_of(gcs, blob) for blob in blobs[3:]]
     duplicates = [deliver(client, blob) for blob in blobs[3:] for _ in range(3)]
     reconciled = reconcile_bucket(gcs.client, load_settings())
-    still_full = launch_waiting_claims(gcs.client, load_settings())
+    still_full = flush()
     launches_while_full = Counter(launch.job_name for launch in dataflow_env.launches)
     dataflow_env.finish(3)
-    freed = launch_waiting_claims(gcs.client, load_settings())
+    freed = flush()
 
     assert statuses == [200] * 5
-    assert [claim.state for claim in waiting] == ["waiting_for_quota"] * 2
-    assert all("jobs-per-project" in (claim.reason or "") for claim in waiting)
+    assert [claim.state for claim in waiting] == ["batched"] * 2
     assert duplicates == [200] * 6
     assert (reconciled.ingested, reconciled.settled) == (0, 5)
-    assert (still_full.launched, still_full.still_waiting) == (0, 2)
+    assert (still_full.batches, still_full.waiting) == (0, 2)
     assert set(still_full.unsettled) == {DATASET}  # for the unprocessed_files alert
-    assert still_full.unsettled_with({DATASET: 1e9, "other": 1.0}) == {DATASET: 1e9, "other": 1.0}
     # One launch per refused file from on_upload (no backoff retries), one more from the
-    # cook for the oldest (the quota refused it, so the cook stopped there).
+    # flush for the oldest (the quota refused it, so the flush stopped there).
     assert [launches_while_full[job_name(blob)] for blob in blobs] == [1, 1, 1, 2, 1]
     assert dataflow_env.quota_refusals == 3
-    assert (freed.launched, freed.still_waiting, freed.unsettled) == (2, 0, {})
+    assert (freed.batches, freed.waiting, freed.unsettled) == (2, 0, {})
     assert states(gcs, blobs) == {"launched": 5}
     assert sorted(dataflow_env.created_names()) == sorted(job_name(blob) for blob in blobs)
 
@@ -193,13 +204,13 @@ def test_duplicate_events_of_a_waiting_file_leave_its_claim_untouched(
 
     after = claim_of(gcs, waiting)
     assert duplicates == [200] * 5
-    assert before.state == "waiting_for_quota"
+    assert before.state == "batched"
     assert (after, after.claim_generation) == (before, before.claim_generation)
     assert len(dataflow_env.launches) == launches
 
 
 @pytest.mark.emulator
-def test_on_upload_killed_before_recording_the_wait_is_recovered_and_launched_once(
+def test_on_upload_killed_while_dataflow_refuses_is_launched_once_a_slot_frees(
     gcs: GcsBuckets,
     dataflow_env: FakeDataflow,
     monkeypatch: pytest.MonkeyPatch,
@@ -210,7 +221,7 @@ def test_on_upload_killed_before_recording_the_wait_is_recovered_and_launched_on
     dataflow_env.run_elsewhere("another-teams-job")
     dataflow_env.hang = True  # Dataflow's quota answer never reaches the function
     (blob,) = land_files(gcs, 1)
-    argv = [sys.executable, "-c", KILL_BETWEEN_CLAIM_AND_LAUNCH]
+    argv = [sys.executable, "-c", KILL_WHILE_LAUNCHING]
     with (tmp_path / "killed.log").open("wb") as log:
         function = subprocess.Popen(
             [*argv, gcs.landing.name, blob.name, str(blob.generation)],
@@ -222,19 +233,15 @@ def test_on_upload_killed_before_recording_the_wait_is_recovered_and_launched_on
         os.kill(function.pid, signal.SIGKILL)
         function.wait(10)
     orphan = claim_of(gcs, blob)
-    client = upload_client()
+    dataflow_env.hang = False
 
-    within_lease = deliver(client, blob)
-    monkeypatch.setenv("SLUICE_CLAIM_LEASE_SECONDS", "0")
-    after_lease = deliver(client, blob)
-    recorded = claim_of(gcs, blob)
+    redelivered = deliver(upload_client(), blob)
+    while_full = flush()
     dataflow_env.finish(1)
-    cooked = launch_waiting_claims(gcs.client, load_settings())
+    freed = flush()
 
-    assert (orphan.state, orphan.attempt) == ("claimed", 1)
-    assert (within_lease, after_lease) == (503, 200)
-    assert (recorded.state, recorded.attempt) == ("waiting_for_quota", 2)
-    assert cooked.launched == 1
-    assert claim_of(gcs, blob).state == "launched"
+    assert (orphan.state, orphan.attempt) == ("batched", 1)
+    assert redelivered == 200 and (while_full.batches, while_full.waiting) == (0, 1)
+    assert freed.batches == 1 and claim_of(gcs, blob).state == "launched"
     assert dataflow_env.quota_refusals == 2
     assert dataflow_env.created_names() == ["another-teams-job", job_name(blob)]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.settings import REPO_ROOT, SCHEDULE_FILE, Settings, scheduled_cook_interval
+from sluice.settings import REPO_ROOT, SCHEDULE_FILE, Settings, scheduled_interval
 from tests.infra.terraform_model import INFRA, Infra, reference
 
 
@@ -76,7 +76,7 @@ def test_settings_and_terraform_read_the_same_schedule_file(infra: Infra) -> Non
 def test_settings_default_interval_is_the_schedule_file(infra: Infra) -> None:
     on_file = json.loads(SCHEDULE_FILE.read_text(encoding="utf-8"))["cook_interval_seconds"]
 
-    assert scheduled_cook_interval() == on_file
+    assert scheduled_interval("cook_interval_seconds") == on_file
     assert Settings().cook_interval_seconds == on_file
 
 

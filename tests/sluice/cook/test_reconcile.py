@@ -14,6 +14,7 @@ import pytest
 
 from sluice.contracts import load_contract_set
 from sluice.cook.reconcile import CURSOR_OBJECT, landing_files, last_run, reconcile_bucket
+from sluice.ingest.batches import flush_batches
 from sluice.ingest.claims import claim_event, event_key, read_claim
 from sluice.settings import load_settings
 from tests.sluice.ingest.upload_doubles import BAD, GOOD, PREFIX, install_launcher, land
@@ -192,21 +193,23 @@ def test_one_event_in_ten_dropped_still_launches_every_file_once(
     )
 
 
-def test_a_launcher_down_for_a_day_loses_no_file(
+def test_a_launcher_down_for_hours_loses_no_file(
     gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Every delivery in Eventarc's day of retries meets a launcher failing with 503.
+    # The delivery and four scheduled flushes meet a launcher failing with 503.
     launcher = install_launcher(monkeypatch, failures=5)
+    settings = load_settings()
     blob = land(gcs, GOOD)
-    client = upload_client()
-    retries = [deliver(client, blob) for _ in range(5)]
-    given_up = state_of(gcs, blob)
+    delivered = deliver(upload_client(), blob)
+    failed = [flush_batches(gcs.client, settings).failed for _ in range(4)]
+    queued = state_of(gcs, blob)
 
-    report = reconcile_bucket(gcs.client, load_settings(), now=an_hour_on())  # the launcher is back
+    report = reconcile_bucket(gcs.client, settings, now=an_hour_on())
+    flushed = flush_batches(gcs.client, settings)  # the launcher is back
 
-    assert retries == [500] * 5
-    assert given_up == "claimed"  # released by each failed delivery: stale to any taker
-    assert report.ingested == 1 and state_of(gcs, blob) == "launched"
+    assert delivered == 200 and failed == [1] * 4
+    assert queued == "batched" and report.ingested == 0  # queued is settled for now
+    assert flushed.batches == 1 and state_of(gcs, blob) == "launched"
     assert launcher.attempts == 6 and len(launcher.requests) == 1
 
 

@@ -14,6 +14,7 @@ from google.cloud.storage import Blob
 from sluice.errors import ConfigError, TransientError
 from sluice.gcs import storage_client
 from sluice.ingest import door as upload
+from sluice.ingest.batches import flush_batches
 from sluice.ingest.claims import event_key, read_claim, set_claim_state, split_index_name
 from sluice.ingest.door import (
     FINALIZED,
@@ -207,17 +208,18 @@ def test_handle_object_transient_read_fault_releases_claim_and_retry_succeeds(
     assert read_claim(gcs.client, load_settings(), outcome.event_key).attempt == 2
 
 
-def test_handle_object_transient_launch_error_is_raised_and_retry_launches_once(
+def test_handle_object_transient_launch_error_leaves_the_file_queued_and_the_flush_launches_it(
     gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     launcher = install_launcher(monkeypatch, failures=1)
     blob = land(gcs, GOOD)
 
-    with pytest.raises(TransientError, match="503"):
-        handle(blob)
     outcome = handle(blob)
+    redelivered = handle(blob)
+    flushed = flush_batches(gcs.client, load_settings())
 
-    assert outcome.status == "launched"
+    assert (outcome.status, redelivered.status) == ("batched", "duplicate")
+    assert (flushed.batches, flushed.files, flushed.failed) == (1, 1, 0)
     assert (launcher.attempts, len(launcher.requests)) == (2, 1)
 
 

@@ -107,8 +107,8 @@ def test_launch_parameters_are_the_pipeline_parameters(request_: LaunchRequest) 
     local = launch_parameters(request_, load_settings(), launcher="local")
     cloud = launch_parameters(request_, dataflow_settings())
 
-    assert set(local) == set(PARAMETER_NAMES)
-    assert set(cloud) == set(PARAMETER_NAMES) - {"contracts_dir"}
+    assert set(local) == set(PARAMETER_NAMES) - {"batch"}
+    assert set(cloud) == set(PARAMETER_NAMES) - {"contracts_dir", "batch"}
     assert all(isinstance(value, str) for value in [*local.values(), *cloud.values()])
 
 

@@ -1,0 +1,445 @@
+"""Files bound for the pipeline share jobs: a queue per batch group, flushed into batches.
+
+A Dataflow job takes minutes to start and a project runs 25 at once, so a file too big for
+the fast lane does not launch a job of its own. ``queue_file`` (called by ``on_upload``)
+writes a queue marker and moves the file's claim to ``batched``; ``flush_batches`` cuts each
+group's queue into batches by ``sluice.ingest.batch_plan.plan_batches`` (count, bytes, age)
+and launches one job per batch. Everything lives in the pipeline bucket::
+
+    batches/<group>/queue/<queued at>-<hash>   one per queued file; the member in metadata
+    batches/<group>/open/<batch id>.json       a batch being formed or waiting to launch
+    batches/<group>/<batch id>.json            the sealed manifest: the files its job loads
+
+Each is its own object, written once or twice: Cloud Storage allows about one write a second
+to one object name, so a burst of files never contends on a shared one. Flushing a batch is
+a sequence of idempotent steps, so a crash at any point is resumed by the next flush, which
+first finishes every ``open`` batch:
+
+1. the ``open`` record is created if absent (its id comes from its candidates' event keys);
+2. each candidate's claim is compare-and-swapped to ``batched`` with ``batch=<id>``, only from
+   ``claimed`` or from ``batched`` without a batch: a file joins exactly one batch, and a
+   candidate another batch took first is left out;
+3. the manifest of the files that joined is created if absent (a retry reads the stored one);
+4. their queue markers are deleted;
+5. the job is launched under the batch's job name (a second launch gets 409, "already
+   running"); when the job budget is spent the ``open`` record stays and the next flush
+   launches it, oldest first;
+6. the claims move to ``launched`` with the job's name and id, and ``open`` is deleted.
+
+The pipeline (``beam.pipeline --batch``) loads each file of the manifest in its own
+replacing transaction, one after another, with its own ingestion-log row (``job_id``: the
+batch's job) and dead letters, and settles each file's claim. A dead batch job's files are
+relaunched one by one by the cook's sweep, like any dead job's.
+
+``flush_batches`` runs on a schedule (the ``flush`` function, every minute) and, for a batch
+that has just filled, inside ``on_upload`` (``inline``: only new batches, and one another
+delivery is already forming is left to it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sluice.contracts import load_contract_set
+from sluice.errors import PermanentError, SluiceError
+from sluice.gcs import gcs_faults, gs_uri, read_small
+from sluice.ingest import launch
+from sluice.ingest.batch_plan import Member, batch_id, batch_job_name, plan_batches
+from sluice.ingest.claims import (
+    BATCHED,
+    CLAIMED,
+    LAUNCHED,
+    REJECTED,
+    SETTLED_STATES,
+    Claim,
+    ClaimStateError,
+    read_claim,
+    set_claim_state,
+    swap_claim,
+)
+from sluice.logs import log_event
+from sluice.schema import SourceRef
+from sluice.settings import Settings
+
+if TYPE_CHECKING:
+    from google.cloud import storage
+
+LOG = logging.getLogger(__name__)
+
+BATCHES_PREFIX = "batches/"
+MEMBER_METADATA = "member"
+"""Custom metadata key of a queue marker: its member as JSON, so one listing reads a queue."""
+SWAP_ATTEMPTS = 4
+
+
+@dataclass
+class FlushReport:
+    """What one flush did, in batches and files."""
+
+    batches: int = 0
+    """Batches launched (or found already running) by this flush."""
+    files: int = 0
+    """Files in those batches."""
+    waiting: int = 0
+    """Batches formed that wait for a job slot (the job budget was spent)."""
+    queued: int = 0
+    """Files left in a queue: their batch is not due yet."""
+    failed: int = 0
+    """Batches whose flush failed otherwise (logged); the next flush resumes them."""
+    unsettled: dict[str, float] = field(default_factory=dict)
+    """Dataset -> seconds its longest-waiting file still queued or in an unlaunched batch
+    has waited, for the ``unprocessed_files`` alert."""
+    launched: dict[str, str] = field(default_factory=dict)
+    """Event key -> runner job id of every file launched by this flush."""
+    rejected: dict[str, str] = field(default_factory=dict)
+    """Event key -> reason of every file whose batch's launch was refused for good."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counts, for an answer and its log line."""
+        data = asdict(self)
+        del data["launched"], data["rejected"]
+        return data
+
+    def note_waiting(self, members: Iterable[Member], now: datetime) -> None:
+        """Count members still waiting towards their dataset's longest wait."""
+        for member in members:
+            waited = (now - member.queued_at).total_seconds()
+            self.unsettled[member.dataset] = max(self.unsettled.get(member.dataset, 0.0), waited)
+
+
+def queue_file(client: storage.Client, settings: Settings, claim: Claim, member: Member) -> None:
+    """Queue an accepted file for its batch and move its claim to ``batched``.
+
+    The marker first: a crash between the two leaves a ``claimed`` claim with a marker, which
+    a flush takes as it is, or the lease hands to a redelivery that queues it again."""
+    from google.api_core.exceptions import PreconditionFailed
+
+    blob = _bucket(client, settings).blob(marker_name(member))
+    blob.metadata = {MEMBER_METADATA: json.dumps(member.to_dict(), sort_keys=True)}
+    try:
+        with gcs_faults(f"queueing {member.event_key}"):
+            blob.upload_from_string(b"", if_generation_match=0)
+    except PreconditionFailed:
+        pass  # queued already by an earlier attempt of this delivery
+    for _ in range(SWAP_ATTEMPTS):
+        current = read_claim(client, settings, claim.event_key) or claim
+        if current.state != CLAIMED:
+            return  # a flush has taken it into a batch already
+        if swap_claim(client, settings, current, state=BATCHED, updated_at=datetime.now(UTC)):
+            return
+    raise ClaimStateError(f"claim {claim.event_key}: expected to move to batched, found contention")
+
+
+def flush_batches(
+    client: storage.Client,
+    settings: Settings,
+    *,
+    group: str | None = None,
+    now: datetime | None = None,
+    force: bool = False,
+    inline: bool = False,
+    launcher: launch.Launcher | None = None,
+) -> FlushReport:
+    """Finish the open batches, then form and launch the batches due now (of ``group``, or of
+    every group); ``force``: partial batches too. ``inline`` (``on_upload``, after queueing a
+    file): no resuming, and a batch another delivery is forming is left to it."""
+    now = now or datetime.now(UTC)
+    flush = _Flush(client, settings, launcher, now, inline)
+    for name in [group] if group else flush.groups():
+        if not inline:
+            for record in flush.open_records(name):
+                flush.finish(record)
+        queue = flush.queue(name)
+        due = plan_batches(queue, settings, now, force=force)
+        for members in due:
+            flush.form(name, members)
+        in_due = {m.event_key for batch in due for m in batch}
+        left = [m for m in queue if m.event_key not in in_due]
+        flush.report.queued += len(left)
+        flush.report.note_waiting(left, now)
+    report = flush.report
+    if report.batches or report.waiting or report.failed:
+        log_event(LOG, logging.INFO, f"flushed batches: {report.as_dict()}", **report.as_dict())
+    return report
+
+
+def read_manifest(uri: str, settings: Settings) -> dict[str, Any]:
+    """A sealed batch manifest (``gs://`` URI or local path): ``batch_id``, ``dataset``,
+    ``test``, ``job_name`` and ``members`` (``Member`` in its stored form)."""
+    manifest = json.loads(read_small(uri, settings))
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), list):
+        raise PermanentError(
+            f"{uri}: expected a batch manifest with members, found {manifest!r:.200}"
+        )
+    return manifest
+
+
+class _Flush:
+    """One flush: its clock, its launcher (made on first launch) and its report."""
+
+    def __init__(
+        self,
+        client: storage.Client,
+        settings: Settings,
+        launcher: launch.Launcher | None,
+        now: datetime,
+        inline: bool,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self._launcher = launcher
+        self.now = now
+        self.inline = inline
+        self.budget_spent = False
+        self.report = FlushReport()
+
+    def groups(self) -> list[str]:
+        """Every batch group with anything stored."""
+        with gcs_faults("listing batch groups"):
+            pages = self.client.list_blobs(
+                self.settings.pipeline_bucket, prefix=BATCHES_PREFIX, delimiter="/"
+            )
+            list(pages)  # the prefixes are known once the pages are read
+        return sorted(p.removeprefix(BATCHES_PREFIX).rstrip("/") for p in pages.prefixes)
+
+    def queue(self, group: str) -> list[Member]:
+        """The group's queued files, from one listing of their markers."""
+        prefix = f"{_group_prefix(group)}queue/"
+        fields = "items(name,metadata),nextPageToken"
+        with gcs_faults(f"listing the batch queue {prefix}"):
+            listing = self.client.list_blobs(
+                self.settings.pipeline_bucket, prefix=prefix, fields=fields
+            )
+            blobs = list(listing)
+        members = []
+        for blob in blobs:
+            stored = (blob.metadata or {}).get(MEMBER_METADATA)
+            if stored is None:
+                LOG.error("queue marker %s has no member metadata; ignored", blob.name)
+                continue
+            members.append(Member.from_dict(json.loads(stored)))
+        return members
+
+    def open_records(self, group: str) -> list[dict[str, Any]]:
+        """The group's open batches, oldest first."""
+        prefix = f"{_group_prefix(group)}open/"
+        with gcs_faults(f"listing open batches {prefix}"):
+            blobs = list(self.client.list_blobs(self.settings.pipeline_bucket, prefix=prefix))
+            records = [json.loads(blob.download_as_bytes()) for blob in blobs]
+        return sorted(records, key=lambda record: record["created_at"])
+
+    def form(self, group: str, members: list[Member]) -> None:
+        """Create the open record of a due batch and finish it."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        ident = batch_id(members)
+        record = {
+            "batch_id": ident,
+            "group": group,
+            "dataset": members[0].dataset,
+            "test": members[0].test,
+            "job_name": batch_job_name(members[0].dataset, ident),
+            "created_at": self.now.isoformat(),
+            "candidates": [member.to_dict() for member in members],
+        }
+        blob = self._blob(f"{_group_prefix(group)}open/{ident}.json")
+        try:
+            with gcs_faults(f"opening batch {ident}"):
+                blob.upload_from_string(_dumps(record), if_generation_match=0)
+        except PreconditionFailed:
+            if self.inline:
+                return  # another delivery is forming this very batch
+        self.finish(record)
+
+    def finish(self, record: dict[str, Any]) -> None:
+        """Steps 2-6 for one open batch; each may have been done before a crash."""
+        candidates = [Member.from_dict(data) for data in record["candidates"]]
+        if self.budget_spent:
+            self._still_waiting(candidates)
+            return
+        try:
+            members = self._join(record, candidates)
+            self._delete_markers(candidates)
+            if members:
+                self._launch(record, members)
+            else:
+                self._delete_open(record)
+        except launch.JobBudgetSpent as exc:
+            self.budget_spent = True
+            LOG.warning("batch %s waits for a job slot: %s", record["batch_id"], exc)
+            self._still_waiting(candidates)
+        except SluiceError as exc:
+            self.report.failed += 1
+            self.report.note_waiting(candidates, self.now)
+            LOG.error("flush of batch %s failed: %s", record["batch_id"], exc, exc_info=True)
+            if self.inline:
+                raise
+
+    def _join(self, record: dict[str, Any], candidates: list[Member]) -> list[Member]:
+        """Move each candidate's claim into this batch; the sealed manifest's members."""
+        from google.api_core.exceptions import PreconditionFailed
+
+        ident = record["batch_id"]
+        joined = [m for m in candidates if self._join_one(m, ident)]
+        manifest = {key: record[key] for key in ("batch_id", "dataset", "test", "job_name")}
+        manifest["members"] = [member.to_dict() for member in joined]
+        blob = self._blob(manifest_name(record["group"], ident))
+        try:
+            with gcs_faults(f"sealing batch {ident}"):
+                blob.upload_from_string(_dumps(manifest), if_generation_match=0)
+        except PreconditionFailed:
+            stored = read_manifest(gs_uri(self.settings.pipeline_bucket, blob.name), self.settings)
+            joined = [Member.from_dict(data) for data in stored["members"]]
+        return joined
+
+    def _join_one(self, member: Member, ident: str) -> bool:
+        for _ in range(SWAP_ATTEMPTS):
+            claim = read_claim(self.client, self.settings, member.event_key)
+            if claim is None:
+                LOG.error(
+                    "queued file %s has no claim; left out of batch %s", member.event_key, ident
+                )
+                return False
+            if claim.batch == ident:
+                return True
+            if claim.batch is not None or claim.state not in (CLAIMED, BATCHED):
+                return False  # in another batch, launched on its own, or settled
+            moved = swap_claim(
+                self.client, self.settings, claim, state=BATCHED, batch=ident,
+                updated_at=self.now,
+            )  # fmt: skip
+            if moved is not None:
+                return True
+        raise ClaimStateError(
+            f"claim {member.event_key}: expected to join batch {ident}, found contention"
+        )
+
+    def _launch(self, record: dict[str, Any], members: list[Member]) -> None:
+        ident, job_name = record["batch_id"], record["job_name"]
+        uri = gs_uri(self.settings.pipeline_bucket, manifest_name(record["group"], ident))
+        if len(members) == 1:
+            # A batch of one is the file's own job, as if batching were off (1 file a batch).
+            one = members[0]
+            request = launch.request_for_event(
+                one.dataset, one.bucket, one.name, one.generation, one.event_key,
+                started_at=one.queued_at, split_index=one.split_index,
+            )  # fmt: skip
+            job_name = request.job_name
+        else:
+            request = launch.LaunchRequest.for_batch(
+                record["dataset"], uri, job_name=job_name, test=record["test"],
+                started_at=self.now,
+            )  # fmt: skip
+        try:
+            result = self.launcher.launch(request)
+        except PermanentError as exc:
+            self._reject(record, request, members, f"launch refused: {exc}")
+            return
+        runner_job_id = result.runner_job_id or result.job_name
+        for member in members:
+            try:
+                set_claim_state(
+                    self.client, self.settings, member.event_key, LAUNCHED,
+                    runner_job_id=runner_job_id, job_name=job_name,
+                )  # fmt: skip
+            except ClaimStateError:
+                current = read_claim(self.client, self.settings, member.event_key)
+                if current is None or current.state not in SETTLED_STATES:
+                    raise
+            self.report.launched[member.event_key] = runner_job_id
+        self._delete_open(record)
+        self.report.batches += 1
+        self.report.files += len(members)
+        verb = "is already running" if result.already_running else "launched"
+        log_event(
+            LOG, logging.INFO, f"batch job {job_name} {verb}: {len(members)} files",
+            outcome=LAUNCHED, runner_job_id=runner_job_id, batch=ident,
+        )  # fmt: skip
+
+    def _reject(
+        self,
+        record: dict[str, Any],
+        request: launch.LaunchRequest,
+        members: list[Member],
+        reason: str,
+    ) -> None:
+        """A launch refused for good: each file is recorded rejected (it stays in landing)."""
+        from sluice.ingest.quarantine import record_rejected_source
+
+        contract = load_contract_set(self.settings.contracts_dir).contract(record["dataset"])
+        dataset = request.warehouse_dataset(self.settings)
+        log_settings = replace(self.settings, warehouse_dataset=dataset)
+        for member in members:
+            source = SourceRef(gs_uri(member.bucket, member.name), member.generation)
+            record_rejected_source(
+                contract, source, reason, self.now, log_settings, job_name=request.job_name
+            )
+            set_claim_state(self.client, self.settings, member.event_key, REJECTED, reason=reason)
+            self.report.rejected[member.event_key] = reason
+        self._delete_open(record)
+        self.report.failed += 1
+        LOG.error("batch %s: %s", record["batch_id"], reason)
+
+    def _still_waiting(self, candidates: list[Member]) -> None:
+        self.report.waiting += 1
+        self.report.note_waiting(candidates, self.now)
+
+    def _delete_markers(self, members: list[Member]) -> None:
+        from google.api_core.exceptions import NotFound
+
+        for member in members:
+            try:
+                with gcs_faults(f"removing queue marker of {member.event_key}"):
+                    self._blob(marker_name(member)).delete()
+            except NotFound:
+                pass  # removed by an earlier attempt
+
+    def _delete_open(self, record: dict[str, Any]) -> None:
+        from google.api_core.exceptions import NotFound
+
+        try:
+            with gcs_faults(f"closing batch {record['batch_id']}"):
+                self._blob(
+                    f"{_group_prefix(record['group'])}open/{record['batch_id']}.json"
+                ).delete()
+        except NotFound:
+            pass
+
+    @property
+    def launcher(self) -> launch.Launcher:
+        if self._launcher is None:
+            self._launcher = launch.launcher_from_settings(self.settings)
+        return self._launcher
+
+    def _blob(self, name: str) -> storage.Blob:
+        return _bucket(self.client, self.settings).blob(name)
+
+
+def marker_name(member: Member) -> str:
+    """The object name of a queued file's marker: sorted by queueing time, then key."""
+    stamp = member.queued_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    digest = hashlib.sha256(member.event_key.encode()).hexdigest()[:16]
+    return f"{_group_prefix(member.group)}queue/{stamp}-{digest}"
+
+
+def manifest_name(group: str, ident: str) -> str:
+    """The object name of batch ``ident``'s sealed manifest."""
+    return f"{_group_prefix(group)}{ident}.json"
+
+
+def _group_prefix(group: str) -> str:
+    return f"{BATCHES_PREFIX}{group}/"
+
+
+def _bucket(client: storage.Client, settings: Settings) -> storage.Bucket:
+    return client.bucket(settings.pipeline_bucket)
+
+
+def _dumps(data: object) -> str:
+    return json.dumps(data, sort_keys=True)
