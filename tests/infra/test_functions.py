@@ -179,6 +179,7 @@ def test_function_entry_points_are_main_functions_of_the_right_kind(infra: Infra
         "on_upload": ("on_upload", "cloudevent"),
         "cook": ("cook", "http"),
         "dashboard": ("dashboard", "http"),
+        "flush": ("flush", "http"),
     }
     for entry_point, kind in kinds.values():
         assert callable(getattr(main, entry_point))
@@ -217,7 +218,8 @@ def test_function_environments_load_as_settings(infra: Infra) -> None:
         assert settings.warehouse_dataset == Settings().warehouse_dataset
 
 
-@pytest.mark.parametrize("function", ["on_upload", "cook"])  # cook's sweep relaunches
+# cook's sweep relaunches, flush launches batches
+@pytest.mark.parametrize("function", ["on_upload", "cook", "flush"])
 def test_launching_function_environment_can_launch_the_flex_template(
     infra: Infra, function: str
 ) -> None:
@@ -254,6 +256,7 @@ def test_functions_accept_internal_traffic_only_but_the_dashboard(infra: Infra) 
     assert ingress == {
         "on_upload": "ALLOW_INTERNAL_ONLY",
         "cook": "ALLOW_INTERNAL_ONLY",
+        "flush": "ALLOW_INTERNAL_ONLY",
         "dashboard": "ALLOW_ALL",
     }
 

@@ -121,19 +121,24 @@ def test_function_build_account_holds_only_the_builder_role(infra: Infra) -> Non
     }
 
 
-def test_scheduler_account_may_invoke_cook_and_nothing_else(infra: Infra) -> None:
+@pytest.mark.parametrize("function", ["cook", "flush"])
+def test_scheduler_account_may_invoke_cook_and_flush_and_nothing_else(
+    infra: Infra, function: str
+) -> None:
     scheduler_grants = [g for g in grants(infra) if g.member == "google_service_account.scheduler"]
-    [oidc] = infra.resources["google_cloud_scheduler_job.cook"]["http_target"][0]["oidc_token"]
+    job = infra.resources[f"google_cloud_scheduler_job.{function}"]
+    [oidc] = job["http_target"][0]["oidc_token"]
 
-    assert [(g.kind, g.target, g.role) for g in scheduler_grants] == [
+    assert sorted((g.kind, g.target, g.role) for g in scheduler_grants) == [
         (
             "google_cloud_run_service_iam_member",
-            "google_cloudfunctions2_function.cook",
+            f"google_cloudfunctions2_function.{name}",
             "roles/run.invoker",
         )
+        for name in ("cook", "flush")
     ]
     assert reference(oidc["service_account_email"]) == "google_service_account.scheduler"
-    assert reference(oidc["audience"]) == "google_cloudfunctions2_function.cook"
+    assert reference(oidc["audience"]) == f"google_cloudfunctions2_function.{function}"
 
 
 def test_each_function_is_invoked_only_by_its_caller(infra: Infra) -> None:
@@ -144,6 +149,7 @@ def test_each_function_is_invoked_only_by_its_caller(infra: Infra) -> None:
     assert invokers == {
         ("google_cloudfunctions2_function.on_upload", "google_service_account.upload"),
         ("google_cloudfunctions2_function.cook", "google_service_account.scheduler"),
+        ("google_cloudfunctions2_function.flush", "google_service_account.scheduler"),
         ("google_cloudfunctions2_function.dashboard", "each.value"),  # var.dashboard_viewers
     }
 
@@ -160,6 +166,8 @@ def test_functions_run_as_their_own_accounts(infra: Infra) -> None:
         "on_upload": "google_service_account.upload",
         "cook": "google_service_account.cook",
         "dashboard": "google_service_account.dashboard",
+        # It launches what on_upload queued, with on_upload's rights.
+        "flush": "google_service_account.upload",
     }
     trigger = functions["on_upload"]["event_trigger"][0]
     assert reference(trigger["service_account_email"]) == "google_service_account.upload"

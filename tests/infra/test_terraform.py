@@ -24,7 +24,7 @@ from tests.infra.terraform_model import (
 
 ROLE_FILES = {
     "versions.tf", "variables.tf", "apis.tf", "storage.tf", "bigquery.tf", "registry.tf",
-    "iam.tf", "iam_grants.tf", "functions.tf", "schedule.tf", "scheduler.tf",
+    "iam.tf", "iam_grants.tf", "functions.tf", "flush.tf", "schedule.tf", "scheduler.tf",
     "monitoring.tf", "outputs.tf",
 }  # fmt: skip
 
