@@ -7,7 +7,7 @@ output "landing_bucket" {
 }
 
 output "pipeline_bucket" {
-  description = "Everything Sluice writes: claims/, quarantine/, staging/, temp/."
+  description = "Everything Sluice writes: claims/, quarantine/, staging/, temp/, table-slots/."
   value       = google_storage_bucket.pipeline.name
 }
 

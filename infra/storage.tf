@@ -2,7 +2,7 @@
 # goes to the pipeline bucket, so nothing Sluice writes can trigger on_upload again).
 #
 #   landing   raw zone: <dataset prefix>/<any path>.csv[.gz], immutable, versioned, kept
-#   pipeline  claims/, quarantine/, staging/, temp/ (written by on_upload and Dataflow)
+#   pipeline  claims/, quarantine/, staging/, temp/, table-slots/ (written by on_upload and Dataflow)
 #   artifacts what a deploy writes: function source archives, the flex template spec;
 #             no runtime identity can write it, so none can change the code it runs
 #

@@ -49,6 +49,11 @@ class Settings:
     """BigQuery location for datasets and jobs."""
     bq_endpoint: str = ""
     """BigQuery API endpoint override, for an emulator (empty: Google's endpoint)."""
+    table_load_slots: int = 20
+    """BigQuery: loads into one table at once, across every function instance and Dataflow
+    job (a semaphore in the pipeline bucket, ``sluice/warehouse/table_slots.py``); BigQuery
+    holds 22 mutating DML statements per table (2 running, 20 queued), so the default leaves
+    2 for everyone else."""
     contracts_dir: Path = REPO_ROOT / "contracts"
     """Directory of dataset contracts (one YAML file per dataset)."""
     sql_dir: Path = REPO_ROOT / "sql"
@@ -189,6 +194,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "max_pipeline_attempts": (1, math.inf),
     "dataflow_max_workers": (1, math.inf),
     "dataflow_max_jobs": (1, math.inf),
+    "table_load_slots": (1, 22),
     "cook_interval_seconds": (0, math.inf),
     "gcs_port": (0, 65535),
     "bridge_port": (0, 65535),

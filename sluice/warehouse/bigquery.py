@@ -8,8 +8,13 @@ source's rows, dead letters and earlier ``loaded`` log row and inserts the stage
 between ``BEGIN TRANSACTION`` and ``COMMIT TRANSACTION``: all or nothing. The deletes of
 rows and dead letters run only for a file the log has seen, on tables clustered by
 ``_source_uri`` first: a new file's load reads none of the processed table, a replay only
-the blocks that can hold the file (README, "Scale on paper");
-a table whose DML queue is full is tried again with backoff (``bigquery_jobs.run_dml_job``).
+the blocks that can hold the file (README, "Scale on paper").
+
+BigQuery queues at most 22 mutating DML statements per table. The transaction runs holding a
+load slot of each table it changes (``sluice.warehouse.table_slots``, at most
+``SLUICE_TABLE_LOAD_SLOTS`` loads per table across every process), so Sluice alone never
+fills a queue; a queue someone else filled is tried again with backoff
+(``bigquery_jobs.run_dml_job``).
 
 The script carries no values at all: the source uri and generation are script variables
 read from the staged record table. Query parameters would do as well on BigQuery itself,
@@ -33,6 +38,7 @@ import pyarrow as pa
 
 from sluice.contracts import Contract
 from sluice.errors import ConfigError, MissingTable, WarehouseError
+from sluice.gcs import storage_client
 from sluice.schema import (
     DEAD_LETTER_COLUMNS,
     INGESTION_LOG_COLUMNS,
@@ -64,6 +70,7 @@ from sluice.warehouse.dialect import check_dataset_name, render
 from sluice.warehouse.evolution import BIGQUERY_API_TYPES, columns_to_add, contract_type
 from sluice.warehouse.loads import check_counts, check_load_record, check_staged_files, load_key
 from sluice.warehouse.state import StateTables
+from sluice.warehouse.table_slots import TableSlots
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -75,6 +82,9 @@ MISSING = re.compile(r"Not found: (Table|Dataset) ([^\s]+)")
 STAGING_EXPIRATION_MS = 24 * 3600 * 1000
 UPLOAD_RETRIES = 3
 """Retries of a local file upload (the client's default, 6, backs off for over a minute)."""
+SLOT_LEASE_MARGIN = 300.0
+"""Seconds a load slot's lease adds to the longest a transaction may take (its busy retries,
+then its wait): the API calls around them, with room to spare."""
 
 
 class BigQueryWarehouse(StateTables):
@@ -101,10 +111,12 @@ class BigQueryWarehouse(StateTables):
         self.api_timeout = api_timeout
         self.job_timeout = job_timeout
         self.busy_timeout = busy_timeout
-        """How long a load keeps trying a table whose DML queue is full (``TableBusy``)."""
+        """How long a load waits for a full table: for a free load slot, then again while
+        its DML queue is full (``TableBusy``)."""
         self.busy_delay = busy_delay
-        """The first backoff after a ``TableBusy``; it doubles, up to 32 times this."""
+        """The first backoff after either; it doubles, up to 32 times this."""
         self._client: bigquery.Client | None = None
+        self._slots: TableSlots | None = None
 
     @property
     def client(self) -> bigquery.Client:
@@ -112,6 +124,20 @@ class BigQueryWarehouse(StateTables):
         if self._client is None:
             self._client = make_client(self.settings)
         return self._client
+
+    @property
+    def load_slots(self) -> TableSlots:
+        """The per-table load slots in the pipeline bucket (client created on first use)."""
+        if self._slots is None:
+            self._slots = TableSlots(
+                storage_client(self.settings),
+                self.settings.pipeline_bucket,
+                count=self.settings.table_load_slots,
+                lease_seconds=self.busy_timeout + self.job_timeout + SLOT_LEASE_MARGIN,
+                wait_seconds=self.busy_timeout,
+                first_delay=self.busy_delay,
+            )
+        return self._slots
 
     @property
     def _retry(self) -> Any:
@@ -171,21 +197,25 @@ class BigQueryWarehouse(StateTables):
             for kind, job in staged.items()
         }
         check_counts(source, record, loads["rows"].output_rows, loads["dead"].output_rows)
+        targets = _targets(contract)
         script = replace_script(
             contract,
-            {kind: self._table(self.dataset, name) for kind, name in _targets(contract).items()},
+            {kind: self._table(self.dataset, name) for kind, name in targets.items()},
             {kind: f"`{self._staging_table(key, kind)}`" for kind in staged},
         )
-        run_dml_job(
-            self.client,
-            f"sluice_tx_{key}",
-            lambda job_id: self.client.query(script, job_id=job_id, job_retry=None, **self._limits),
-            location=self.settings.bq_location,
-            **self._limits,
-            job_timeout=self.job_timeout,
-            busy_timeout=self.busy_timeout,
-            busy_delay=self.busy_delay,
-        )
+        with self.load_slots.held(f"{self.dataset}.{name}" for name in targets.values()):
+            run_dml_job(
+                self.client,
+                f"sluice_tx_{key}",
+                lambda job_id: self.client.query(
+                    script, job_id=job_id, job_retry=None, **self._limits
+                ),
+                location=self.settings.bq_location,
+                **self._limits,
+                job_timeout=self.job_timeout,
+                busy_timeout=self.busy_timeout,
+                busy_delay=self.busy_delay,
+            )
         for kind in staged:
             with bigquery_errors(f"drop staging table {kind}"):
                 self.client.delete_table(

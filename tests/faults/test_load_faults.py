@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -35,6 +36,11 @@ from tests.faults.fault_helpers import (
     staging_dir,
 )
 from tests.sluice.warehouse.conftest import EMULATOR_PROJECT, bq_emulator  # noqa: F401
+
+if TYPE_CHECKING:
+    from tests.gcs_fixtures import GcsBuckets
+
+pytest_plugins = ["tests.gcs_fixtures"]
 
 LOAD_FAULTS = {
     # kiva_lenders merges on loan_id: reading the staged keys finds the file broken first
@@ -84,6 +90,7 @@ def test_bigquery_load_failing_midway_keeps_the_old_rows_and_a_retry_loads_once(
     bq_emulator: str,  # noqa: F811 - the fixture imported above
     contracts: dict[str, Contract],
     tmp_path: Path,
+    gcs: GcsBuckets,  # the load slots' bucket
 ) -> None:
     suffix = uuid.uuid4().hex[:10]
     settings = load_settings(

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -26,6 +26,9 @@ from sluice.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import require_tool
 
 from .fake_bigquery import FakeBigQuery, serve
+
+if TYPE_CHECKING:
+    from tests.gcs_fixtures import GcsBuckets
 
 T0 = datetime(2024, 3, 15, 23, 30, tzinfo=UTC)
 EMULATOR_VENV = Path(os.environ.get("BQEMU_VENV", REPO_ROOT / ".venv-bqemu"))
@@ -155,8 +158,9 @@ def fake() -> Iterator[FakeBigQuery]:
 
 
 @pytest.fixture
-def bq_settings(isolated_env: object, fake: FakeBigQuery) -> Settings:
-    """Settings pointing the BigQuery adapter at the fake."""
+def bq_settings(isolated_env: object, fake: FakeBigQuery, gcs: GcsBuckets) -> Settings:
+    """Settings pointing the BigQuery adapter at the fake, its load slots at the test's
+    pipeline bucket (a module using this names ``tests.gcs_fixtures`` as a plugin)."""
     return load_settings(warehouse="bigquery", bq_project="proj-1", bq_endpoint=fake.endpoint)
 
 
@@ -174,8 +178,9 @@ def stager(tmp_path: Path, contract: Contract) -> Stager:
     return Stager(root, contract)
 
 
-def emulator_warehouse(bq_emulator: str) -> BigQueryWarehouse:
-    """A BigQuery adapter on the emulator with datasets of its own (created on first use)."""
+def emulator_warehouse(bq_emulator: str, gcs: GcsBuckets) -> BigQueryWarehouse:
+    """A BigQuery adapter on the emulator with datasets of its own (created on first use),
+    its load slots in the test's pipeline bucket."""
     suffix = uuid.uuid4().hex[:10]
     settings = load_settings(
         warehouse="bigquery",
@@ -183,6 +188,8 @@ def emulator_warehouse(bq_emulator: str) -> BigQueryWarehouse:
         bq_endpoint=bq_emulator,
         warehouse_dataset=f"raw_{suffix}",
         cooked_warehouse_dataset=f"cooked_{suffix}",
+        gcs_endpoint=gcs.endpoint,
+        pipeline_bucket=gcs.pipeline.name,
     )
     return BigQueryWarehouse(settings, api_timeout=10, job_timeout=30)
 

@@ -11,8 +11,9 @@ mutates) runs when fewer than 2 such jobs run on each of its tables, waits ``PEN
 FIFO order otherwise, and fails with BigQuery's ``resourcesExceeded`` "Too many DML
 statements outstanding" when a table already has 22 outstanding (2 running + 20 queued).
 A running DML job takes ``dml_seconds`` (one matching ``held_dml`` runs until
-``release_held``, as a long job of someone else's would); ``peak_running`` and
-``peak_pending`` record the most seen per table. getQueryResults waits (up to its
+``release_held``, as a long job of someone else's would); ``peak_running``,
+``peak_pending`` and ``peak_outstanding`` (running and pending at one moment) record the
+most seen per table, ``dml_refused`` the jobs refused. getQueryResults waits (up to its
 ``timeoutMs``) for the job, as BigQuery does.
 """
 
@@ -70,6 +71,7 @@ class FakeBigQuery:
     final_status: dict[str, dict[str, Any]] = field(default_factory=dict)
     peak_running: dict[str, int] = field(default_factory=dict)
     peak_pending: dict[str, int] = field(default_factory=dict)
+    peak_outstanding: dict[str, int] = field(default_factory=dict)
     dml_refused: int = 0
 
     @property
@@ -152,6 +154,8 @@ class FakeBigQuery:
             running, pending = self._outstanding(table)
             self.peak_running[table] = max(self.peak_running.get(table, 0), running)
             self.peak_pending[table] = max(self.peak_pending.get(table, 0), pending)
+            outstanding = running + pending
+            self.peak_outstanding[table] = max(self.peak_outstanding.get(table, 0), outstanding)
 
     def _admit_dml(self, job_id: str, done: dict[str, Any]) -> dict[str, Any]:
         """Queue a mutating DML job; its status now (failed when a table's queue is full)."""

@@ -27,6 +27,8 @@ from sluice.warehouse.loads import load_key
 from .conftest import Stager, make_record
 from .fake_bigquery import FakeBigQuery
 
+pytest_plugins = ["tests.gcs_fixtures"]
+
 SOURCE = SourceRef("gs://landing/incoming/kiva_loans/2024/loans.csv", 1711000000000000)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -28,7 +29,12 @@ from .conftest import (
     replayed_on_other_days,
 )
 
+if TYPE_CHECKING:
+    from tests.gcs_fixtures import GcsBuckets
+
 pytestmark = pytest.mark.emulator
+
+pytest_plugins = ["tests.gcs_fixtures"]
 
 SOURCE_A = SourceRef("gs://landing/incoming/server_logs/a.csv", 1700000000000001)
 SOURCE_B = SourceRef("gs://landing/incoming/server_logs/b.csv", 1700000000000002)
@@ -36,9 +42,11 @@ HOUR = timedelta(hours=1)
 
 
 @pytest.fixture
-def emu(bq_emulator: str, isolated_env: object, contract: Contract) -> Iterator[BigQueryWarehouse]:
+def emu(
+    bq_emulator: str, isolated_env: object, contract: Contract, gcs: GcsBuckets
+) -> Iterator[BigQueryWarehouse]:
     """A BigQuery adapter on the emulator, with fresh datasets and the contract's tables."""
-    warehouse = emulator_warehouse(bq_emulator)
+    warehouse = emulator_warehouse(bq_emulator, gcs)
     warehouse.ensure_tables(contract)
     yield warehouse
     warehouse.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,7 +21,12 @@ from sluice.warehouse.bigquery import BigQueryWarehouse
 
 from .conftest import emulator_warehouse
 
+if TYPE_CHECKING:
+    from tests.gcs_fixtures import GcsBuckets
+
 pytestmark = pytest.mark.emulator
+
+pytest_plugins = ["tests.gcs_fixtures"]
 
 INT64_MAX = 2**63 - 1
 EXTREMES = (
@@ -33,9 +38,11 @@ EXTREMES = (
 
 
 @pytest.fixture
-def emu(bq_emulator: str, isolated_env: object, contract: Contract) -> Iterator[BigQueryWarehouse]:
+def emu(
+    bq_emulator: str, isolated_env: object, contract: Contract, gcs: GcsBuckets
+) -> Iterator[BigQueryWarehouse]:
     """A BigQuery adapter on the emulator, with fresh datasets and server_logs' tables."""
-    warehouse = emulator_warehouse(bq_emulator)
+    warehouse = emulator_warehouse(bq_emulator, gcs)
     warehouse.ensure_tables(contract)
     yield warehouse
     warehouse.close()

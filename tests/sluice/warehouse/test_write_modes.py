@@ -19,6 +19,8 @@ from sluice.warehouse.loads import SUPERSEDED
 
 from .conftest import T0, Stager, emulator_warehouse, make_record
 
+pytest_plugins = ["tests.gcs_fixtures"]
+
 OLD = SourceRef("gs://landing/incoming/kiva_lenders/2024-01-01.csv", 1700000000000001)
 NEW = SourceRef("gs://landing/incoming/kiva_lenders/2024-01-02.csv", 1700000000000002)
 
@@ -36,7 +38,9 @@ def warehouse(
     if request.param == "duckdb":
         wh: Warehouse = DuckDBWarehouse(settings)
     else:
-        wh = emulator_warehouse(request.getfixturevalue("bq_emulator"))
+        wh = emulator_warehouse(
+            request.getfixturevalue("bq_emulator"), request.getfixturevalue("gcs")
+        )
     wh.ensure_tables(lenders)
     yield wh
     wh.close()
