@@ -29,9 +29,11 @@ def cook(request: flask.Request) -> flask.Response:
     """HTTP (Cloud Scheduler): sweep the claims of pipelines that died (``sluice.cook.sweep``),
     rebuild every cooked table it can, then check the data alerts; JSON ``{"tables": [...],
     "failed": [...], "skipped": [...], "broken_contracts": [...], "alerts": [...],
-    "sweep": {...}, "waiting_for_quota": {...}, "reconcile": {...}}`` (the alerts open after
-    this check; the counts of the sweep, of the files launched once a Dataflow job slot freed
-    (``sluice.cook.waiting``) and of the reconciliation: ``sluice.cook.reconcile`` ingests
+    "sweep": {...}, "waiting_for_quota": {...}, "batches": {...}, "reconcile": {...}}`` (the
+    alerts open after this check; the counts of the sweep, of the files launched once a
+    Dataflow job slot freed (``sluice.cook.waiting``), of a flush of the batches due
+    (``sluice.ingest.batches``, whose waits feed the ``unprocessed_files`` alert too) and of
+    the reconciliation: ``sluice.cook.reconcile`` ingests
     landing files whose event was lost), plus ``error`` (one line per failed summary) when
     one failed. The sweep runs first, so a file it gives up on is in the log the alerts read."""
     configure_logging()
@@ -41,6 +43,7 @@ def cook(request: flask.Request) -> flask.Response:
     from sluice.cook.waiting import launch_waiting_claims
     from sluice.errors import SluiceError, TransientError
     from sluice.gcs import storage_client
+    from sluice.ingest.batches import FlushReport, flush_batches
     from sluice.settings import load_settings
     from sluice.warehouse import connected_warehouse
 
@@ -49,13 +52,18 @@ def cook(request: flask.Request) -> flask.Response:
         client = storage_client(settings)
         swept = sweep_stuck_claims(client, settings)
         waited = launch_waiting_claims(client, settings)
+        try:  # flush runs every minute on its own; here for the waits of batched files
+            flushed = flush_batches(client, settings)
+        except SluiceError as exc:
+            log.error("flush of the batches due failed: %s", exc, exc_info=True)
+            flushed = FlushReport(failed=1)
         try:
             reconciled = reconcile_bucket(client, settings)
         except Exception as exc:  # the summaries and alerts still run; the answer says why
             log.error("reconciliation failed: %s", exc, exc_info=True)
             reconciled = ReconcileReport(error=str(exc))
         with connected_warehouse(settings) as warehouse:
-            unprocessed = waited.unsettled_with(reconciled.unsettled)
+            unprocessed = waited.unsettled_with(reconciled.unsettled, flushed.unsettled)
             report = cook_and_check_alerts(warehouse, settings, unprocessed=unprocessed)
     except SluiceError as exc:
         # Any non-2xx makes Cloud Scheduler retry per its policy; 503 marks the retryable
@@ -67,6 +75,7 @@ def cook(request: flask.Request) -> flask.Response:
         **report.as_dict(),
         "sweep": swept.as_dict(),
         "waiting_for_quota": waited.as_dict(),
+        "batches": flushed.as_dict(),
         "reconcile": reconciled.as_dict(),
     }
     if reconciled.error is not None and not report.failed:

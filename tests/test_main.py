@@ -133,6 +133,23 @@ def test_cook_http_cooks_even_when_reconciliation_fails_and_asks_for_a_retry(
     assert answer["error"] == answer["reconcile"]["error"]
 
 
+def test_cook_http_alerts_on_a_queued_file_whose_batch_waits_too_long(
+    gcs: GcsBuckets, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_launcher(monkeypatch)
+    monkeypatch.setenv("SLUICE_BATCH_MAX_FILES", "10")
+    monkeypatch.setenv("SLUICE_BATCH_MAX_AGE_SECONDS", "3600")  # never due during the test
+    monkeypatch.setenv("SLUICE_UNPROCESSED_ALERT_SECONDS", "0")
+    delivered = deliver(upload_client(), land(gcs, GOOD))
+
+    answer = http_client("cook").post("/").get_json()
+
+    unprocessed = [a["dataset"] for a in answer["alerts"] if a["alert"] == "unprocessed_files"]
+    assert delivered == 200
+    assert (answer["batches"]["queued"], answer["batches"]["batches"]) == (1, 0)
+    assert unprocessed == ["kiva_lenders"]
+
+
 def test_cook_http_reports_open_alerts_of_never_loaded_datasets(
     gcs: GcsBuckets, contracts: dict[str, Contract]
 ) -> None:

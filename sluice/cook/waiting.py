@@ -74,12 +74,13 @@ class WaitingReport:
         """The counts, for the cook's answer and its log line."""
         return asdict(self)
 
-    def unsettled_with(self, other: Mapping[str, float]) -> dict[str, float]:
-        """``unsettled`` and ``other`` (the reconciliation's) in one: the longer wait of each
-        dataset, for the ``unprocessed_files`` alert."""
-        merged = dict(other)
-        for dataset, waited in self.unsettled.items():
-            merged[dataset] = max(merged.get(dataset, 0.0), waited)
+    def unsettled_with(self, *others: Mapping[str, float]) -> dict[str, float]:
+        """``unsettled`` and ``others`` (the reconciliation's, the batch flush's) in one: the
+        longest wait of each dataset, for the ``unprocessed_files`` alert."""
+        merged = dict(self.unsettled)
+        for other in others:
+            for dataset, waited in other.items():
+                merged[dataset] = max(merged.get(dataset, 0.0), waited)
         return merged
 
 
