@@ -292,8 +292,12 @@ class LocalStack:
             log.info("scheduled cook rebuilt %d table(s); sweep of stuck files %s", tables, sweep)
 
     def _flush_forever(self) -> None:
-        """Call ``flush`` every ``flush_interval_seconds``, as its Cloud Scheduler job does."""
-        while not self._stop_loops.wait(self.settings.flush_interval_seconds):
+        """Call ``flush`` as its Cloud Scheduler job does, but as often as a batch may come
+        due (``batch_max_age_seconds``, at most ``flush_interval_seconds`` apart): a laptop
+        has no cron minute, and its pipelines start in seconds, not minutes."""
+        settings = self.settings
+        interval = max(1, min(settings.flush_interval_seconds, settings.batch_max_age_seconds))
+        while not self._stop_loops.wait(interval):
             try:
                 report = call_function(self.flush_url)
             except SluiceError as exc:

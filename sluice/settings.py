@@ -80,9 +80,10 @@ class Settings:
     this many files of one dataset (``sluice/ingest/batches.py``); 1: a job per file."""
     batch_max_bytes: int = 10 * 1024**3
     """...and up to this many decompressed bytes (a bigger file is a batch of its own)."""
-    batch_max_age_seconds: int = 60
-    """A batch that has not filled is launched once its first file has waited this long
-    (checked by each ``flush``, every ``flush_interval_seconds``)."""
+    batch_max_age_seconds: int = 5
+    """A batch that has not filled is launched once its first file has waited this long,
+    by the next ``flush``: in the cloud every ``flush_interval_seconds`` (a minute), so the
+    files of that minute share a job; on a laptop the stack's loop checks this often."""
     type_sample_rows: int = 1000
     """Rows whose values validation type-checks (a bounded sample at the file's start)."""
     max_bad_sample_fraction: float = 0.5

@@ -353,3 +353,30 @@ def test_stack_with_every_event_too_old_loads_each_file_once_after_one_cook(
         for s in sources
     }
     assert sorted(row["source_uri"] for row in final) == sorted(uris)  # one row each
+
+
+@pytest.mark.slow
+def test_stack_with_the_fast_lane_off_loads_forty_files_in_a_few_pipeline_runs(
+    tmp_path: Path,
+) -> None:
+    settings = stack_settings(
+        tmp_path / "home", SLUICE_FAST_LANE_MAX_BYTES="0", SLUICE_COOK_INTERVAL_SECONDS="0"
+    )
+    sources = [
+        generate("kiva_lenders", 20, tmp_path / f"lenders-{i:02d}.csv", seed=i) for i in range(40)
+    ]
+    with LocalStack(settings, retry=TEST_RETRY) as stack:
+        landing = bare_client(stack.gcs_endpoint).bucket(settings.landing_bucket)
+        uris = set()
+        for source in sources:
+            blob = landing.blob(f"incoming/kiva_lenders/{source.path.name}")
+            blob.upload_from_filename(source.path)
+            uris.add(f"gs://{settings.landing_bucket}/{blob.name}")
+        rows = wait_for_log_rows(stack.settings, uris, timeout=300)
+        jobs = DuckDBWarehouse(stack.settings).query(
+            "SELECT DISTINCT job_id FROM {dataset}.ingestion_log"
+        )
+
+    assert {row["status"] for row in rows.values()} == {"loaded"}
+    assert sum(row["rows_in"] for row in rows.values()) == sum(s.rows for s in sources)
+    assert 1 <= len(jobs) <= 8  # batches: not one pipeline run per file
