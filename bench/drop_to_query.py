@@ -19,7 +19,8 @@ answer; each phase is read from the component that did the work, never estimated
 - parsed and staged: the ingestion log's ``finished_at`` (stamped before the load starts);
 - loaded: the claim's ``updated_at`` when the pipeline marked it ``loaded``;
 - ``--wait`` returned, rows queryable: this process's clock.
-The first upload meets a cold function (lazy imports); later ones a warm one. Target: < 5 s.
+The first upload meets a cold function (lazy imports); later ones a warm one. Targets: < 5 s,
+and < 1 s with a warm function.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from beam.pipeline import PIPELINE_STARTED
+from bench.machine import machine
 from sluice.gcs import parse_gs_uri, storage_client
 from sluice.ingest.claims import LOADED, event_key, read_claim
 from sluice.schema import SourceRef, job_name_for
@@ -52,6 +54,8 @@ REPO = BENCH_DIR.parent  # sluice is installed editable, so it imports from anyw
 OUT = BENCH_DIR / "out"
 DATASET = "kiva_loans"
 TARGET_SECONDS = 5.0
+WARM_TARGET_SECONDS = 1.0
+"""Issue 13's target: a 10,000-row file queryable within a second when the function is warm."""
 _RECEIVED = ("event delivery (finalized -> on_upload started)", "finalized", "received")
 _VALIDATED = ("validation (claim, validate_stream)", "received", "validated")
 _SETTLED = (
@@ -239,6 +243,7 @@ def measure_drop(path: Path, home: Path, settings: Settings, lane: str) -> dict[
     return {
         "phases": phases,
         "total_seconds": (queryable - times["finalized"]).total_seconds(),
+        "loaded_seconds": (times["loaded"] - times["finalized"]).total_seconds(),
         "upload_seconds": (times["finalized"] - started).total_seconds(),
         "cli_seconds": (waited - started).total_seconds(),
         "wall_seconds": wall_seconds,
@@ -281,7 +286,7 @@ def run(
         "lane": lane,
         "file_mb": source.stat().st_size / 1e6,
         "drops": drops,
-        "cores": os.cpu_count(),
+        "machine": machine(),
         "load_average": (load_before, os.getloadavg()[0]),
     }
 
@@ -301,17 +306,23 @@ def print_table(result: dict[str, Any]) -> None:
         print(f"| {label} | " + " | ".join(f"{d['phases'][index][1]:.2f}" for d in drops) + " |")
     totals = " | ".join(f"**{d['total_seconds']:.2f}**" for d in drops)
     print(f"| **drop to query** | {totals} |")
+    in_table = " | ".join(f"{d['loaded_seconds']:.2f}" for d in drops)
+    print(f"| (of which until the rows are in the table and the claim settled) | {in_table} |")
     uploads = " | ".join(f"{d['upload_seconds']:.2f}" for d in drops)
     print(f"| (before the drop: CLI start and upload) | {uploads} |")
-    worst = max(d["total_seconds"] for d in drops)
-    verdict = "met" if worst < TARGET_SECONDS else "MISSED"
     loaded = ", ".join(f"{d['rows_queried']:,} of {d['rows_in']:,}" for d in drops)
     before, after = result["load_average"]
-    print(
-        f"\nrows queried: {loaded}; target < {TARGET_SECONDS:g} s: {verdict} (worst"
-        f" {worst:.2f} s); {result['cores']} cores, load average {before:.1f} before,"
-        f" {after:.1f} after"
-    )
+    print(f"\nrows queried: {loaded}; {_verdict(drops, TARGET_SECONDS, 'any upload')}", end="")
+    if len(drops) > 1:
+        print(f"; {_verdict(drops[1:], WARM_TARGET_SECONDS, 'a warm function')}", end="")
+    print(f"\n{result['machine']}; load average {before:.1f} before, {after:.1f} after")
+
+
+def _verdict(drops: list[dict[str, Any]], target: float, which: str) -> str:
+    """Whether every one of ``drops`` was queryable within ``target`` seconds."""
+    worst = max(d["total_seconds"] for d in drops)
+    verdict = "met" if worst < target else "MISSED"
+    return f"target < {target:g} s with {which}: {verdict} (worst {worst:.2f} s)"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -211,7 +211,7 @@ def wait_for_outcomes(
     objects: Sequence[LandedObject],
     *,
     timeout: float,
-    poll_seconds: float = 0.15,
+    poll_seconds: float = 0.05,
 ) -> list[LandingResult]:
     """Poll each object's claim until all are final or ``timeout`` passes; the results."""
     deadline = time.monotonic() + timeout

@@ -155,7 +155,7 @@ def load_staged(
 ) -> IngestionRecord:
     """Load everything staged in one replacing transaction, settle the claim, remove staging;
     the ingestion record the warehouse holds."""
-    with connected_warehouse(job.settings) as warehouse:
+    with connected_warehouse(job.settings) as warehouse, warehouse.session():
         record = _load(job, warehouse, staged_rows, staged_dead, rejections)
     if job.event_key:
         # Before removing staging: a failure here retries the (idempotent) load too.

@@ -141,7 +141,7 @@ def record_rejected_source(
         started_at=started_at,
         finished_at=datetime.now(UTC),
     )
-    with connected_warehouse(settings) as warehouse:
+    with connected_warehouse(settings) as warehouse, warehouse.session():
         warehouse.ensure_tables(contract)
         warehouse.record_ingestion(record)
     return record

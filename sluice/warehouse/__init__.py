@@ -15,7 +15,7 @@ table or dataset that does not exist raises ``sluice.errors.MissingTable``.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,6 +80,10 @@ class Warehouse(Protocol):
 
     def open_alerts(self) -> list[dict[str, Any]]:
         """Every open alert, by dataset and rule (none before the first check)."""
+
+    def session(self) -> AbstractContextManager[None]:
+        """Run the operations of a ``with`` block on one connection, for a few in a row
+        (a load); never around a long job: DuckDB holds its file's write lock for the block."""
 
     def close(self) -> None:
         """Release connections."""

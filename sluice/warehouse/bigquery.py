@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -253,6 +253,10 @@ class BigQueryWarehouse(StateTables):
         """Run one BigQuery query with named ``@params``; rows as dicts."""
         rows = self._run(render(sql, self.settings), params)
         return [dict(row.items()) for row in rows]
+
+    def session(self) -> AbstractContextManager[None]:
+        """Nothing to hold: the client keeps its HTTP session for every operation already."""
+        return nullcontext()
 
     def close(self) -> None:
         """Close the client's HTTP session."""

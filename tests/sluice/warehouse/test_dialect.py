@@ -10,7 +10,7 @@ import pytest
 
 from sluice.errors import ConfigError, WarehouseError
 from sluice.settings import load_settings
-from sluice.warehouse.dialect import render, split_statements, to_duckdb
+from sluice.warehouse.dialect import reads_column_types, render, split_statements, to_duckdb
 
 
 @pytest.fixture
@@ -167,3 +167,19 @@ def test_render_rejects_dataset_names_that_need_quoting(isolated_env: object, na
 
     with pytest.raises(ConfigError, match="SLUICE_COOKED_WAREHOUSE_DATASET"):
         render("SELECT 1", settings)
+
+
+@pytest.mark.parametrize(
+    ("sql", "reads"),
+    [
+        ("SELECT DATE_TRUNC(d, MONTH) FROM s.t", True),
+        ("select date_trunc(d, month) from s.t", True),
+        ("SELECT d, TIMESTAMP_TRUNC(ts, MONTH) FROM s.t WHERE d > @since", False),
+    ],
+)
+def test_reads_column_types_only_for_date_trunc(sql: str, reads: bool) -> None:
+    # Act
+    needed = reads_column_types(sql)
+
+    # Assert: only DATE_TRUNC's fix looks columns up, so other SQL needs no catalog read.
+    assert needed is reads

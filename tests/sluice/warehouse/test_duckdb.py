@@ -345,3 +345,36 @@ def test_load_of_an_older_generation_after_a_newer_one_replaces_nothing(
         (SOURCE_A.generation, "superseded", 0, SUPERSEDED),
         (newer.generation, "loaded", 3, None),
     ]
+
+
+def test_query_truncates_a_date_column_to_a_date(warehouse: DuckDBWarehouse) -> None:
+    # Arrange: a DATE column, which only the catalog can tell apart from a TIMESTAMP.
+    warehouse.run_script("CREATE TABLE {cooked_dataset}.days AS SELECT DATE '2024-03-15' AS day")
+
+    # Act
+    rows = warehouse.query("SELECT DATE_TRUNC(day, MONTH) AS month FROM {cooked_dataset}.days")
+
+    # Assert: BigQuery's answer, a DATE (DuckDB alone would give a TIMESTAMP).
+    assert rows == [{"month": date(2024, 3, 1)}]
+    assert type(rows[0]["month"]) is date
+
+
+def test_session_runs_a_load_on_one_connection(
+    warehouse: DuckDBWarehouse, stager: Stager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange
+    opened = []
+    connect = DuckDBWarehouse._connect
+    monkeypatch.setattr(DuckDBWarehouse, "_connect", lambda wh: opened.append(1) or connect(wh))
+
+    # Act: what load_staged does, inside one session.
+    with warehouse.session():
+        warehouse.ensure_tables(stager.contract)
+        load(warehouse, stager, SOURCE_A, rows=3, dead=1)
+        logged = warehouse.latest_ingestion(SOURCE_A)
+
+    # Assert: one open of the file, and the committed load is there for the next connection.
+    assert len(opened) == 1
+    assert logged is not None and (logged.rows_loaded, logged.rows_dead) == (3, 1)
+    assert count(warehouse, "server_logs") == 3
+    assert len(opened) == 2
