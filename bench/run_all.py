@@ -10,7 +10,9 @@
 3. validation speed and peak memory at 100 MB, 500 MB and 2 GB (bench/validation_bench.py);
 4. the function's weight: ``import main``, first request, deploy size (bench/function_bench.py);
 5. drop to query on the local stack, phase by phase (bench/drop_to_query.py);
-6. load on the local stack: 200 files (1% bad), then 1,000 duplicate events (bench/load_bench.py).
+6. load on the local stack: 200 files (1% bad), then 1,000 duplicate events (bench/load_bench.py);
+7. a burst of 1,000 server-log files within a minute, simulated: a Dataflow job per file
+   against the fast lane and batches (bench/burst_bench.py).
 
 ``--quick`` runs every part at a small size, to check the benchmarks themselves. The figures
 go to bench/out/bench_results.json and the tables to stdout, for the README. Nothing is
@@ -29,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import (
     access_log_bench,
+    burst_bench,
     drop_to_query,
     function_bench,
     ingest_bench,
@@ -46,6 +49,7 @@ SIZES = {
         "sizes_mb": (100, 500, 2000),
         "files": 200,
         "events": 1000,
+        "burst_files": 1000,
     },
     "quick": {
         "rows": 20_000,
@@ -54,6 +58,7 @@ SIZES = {
         "sizes_mb": (20, 50),
         "files": 12,
         "events": 50,
+        "burst_files": 120,
     },
 }
 
@@ -81,6 +86,8 @@ def run_all(size: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     print("\nLoad on the local stack\n")
     print(load_bench.markdown(results["load"]))
+    results["burst"] = burst_bench.run(files=size["burst_files"])
+    burst_bench.print_table(results["burst"])
     return results
 
 
