@@ -172,12 +172,13 @@ class LanesAndBatches(World):
         name = key.removeprefix(f"{LANDING_BUCKET}/").split("#")[0]
         member = Member(key, DATASET, LANDING_BUCKET, name, 1, self.sizes[key], self.now())
         self.queue.append(member)
-        self.flush()
+        self.flush(inline=True)
 
-    def flush(self) -> None:
-        """Cut the due batches off the queue (``plan_batches``), launch what the budget allows,
-        and make sure a tick comes for what is left."""
-        due = plan_batches(self.queue, self.settings, self.now())
+    def flush(self, *, inline: bool = False) -> None:
+        """Cut the due batches off the queue (``plan_batches``: full ones only when
+        ``inline``, as ``on_upload``'s flush), launch what the budget allows, and make sure a
+        tick comes for what is left."""
+        due = plan_batches(self.queue, self.settings, self.now(), full_only=inline)
         taken = {member.event_key for batch in due for member in batch}
         self.queue = [member for member in self.queue if member.event_key not in taken]
         self.waiting.extend(due)

@@ -164,6 +164,7 @@ def wait_until_final(settings: Settings, landed: list[LandedObject], timeout: fl
     by_claim = {claim_object_name(one.event_key): one for one in landed}
     seen: dict[str, int] = {}
     states = dict.fromkeys(landed, "pending")
+    job_names = {one: one.job_name for one in landed}
     deadline = time.monotonic() + timeout
     while not all(s in FINAL for s in states.values()) and time.monotonic() < deadline:
         time.sleep(1.0)
@@ -174,8 +175,10 @@ def wait_until_final(settings: Settings, landed: list[LandedObject], timeout: fl
                 seen[blob.name] = blob.generation
                 claim = read_claim(client, settings, one.event_key)
                 states[one] = claim.state if claim else "pending"
+                if claim is not None and claim.job_name:
+                    job_names[one] = claim.job_name  # its batch's job
         for one in [o for o, s in states.items() if s == LAUNCHED]:
-            if jobs.running_pid(one.job_name) is None:
+            if jobs.running_pid(job_names[one]) is None:
                 again = read_claim(client, settings, one.event_key)  # it may have just settled
                 states[one] = again.state if again and again.state != LAUNCHED else "failed"
     return states

@@ -5,7 +5,9 @@ batch group (one contract, and test files apart from production ones, because a 
 one warehouse dataset). ``plan_batches`` cuts a group's queue, oldest first, into batches of
 at most ``settings.batch_max_files`` files and ``settings.batch_max_bytes`` decompressed
 bytes (a single bigger file is a batch of its own). Every full batch is due at once; the
-last, partial one is due when its oldest file has waited ``settings.batch_max_age_seconds``.
+last, partial one is due when its oldest file has waited ``settings.batch_max_age_seconds``
+and a scheduled flush runs (every minute in the cloud: the stragglers of that minute share
+a job), never at the flush that follows a file's queueing.
 
 A batch is named by its members: ``batch_id`` hashes their sorted event keys, and the job
 name comes from the id, so two flushes of the same batch (a retry, a duplicate tick, two
@@ -58,9 +60,15 @@ class Member:
 
 
 def plan_batches(
-    queue: Sequence[Member], settings: Settings, now: datetime, *, force: bool = False
+    queue: Sequence[Member],
+    settings: Settings,
+    now: datetime,
+    *,
+    force: bool = False,
+    full_only: bool = False,
 ) -> list[list[Member]]:
-    """The batches due now, oldest first; ``force`` makes the partial last one due too."""
+    """The batches due now, oldest first; ``force`` makes the partial last one due too,
+    ``full_only`` never (``on_upload``'s flush: the scheduled one decides by age)."""
     batches: list[list[Member]] = []
     current: list[Member] = []
     size = 0
@@ -74,7 +82,7 @@ def plan_batches(
     if current:
         full = len(current) >= settings.batch_max_files or size >= settings.batch_max_bytes
         waited = now - current[0].queued_at >= timedelta(seconds=settings.batch_max_age_seconds)
-        if full or waited or force:
+        if full or force or (waited and not full_only):
             batches.append(current)
     return batches
 

@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sluice.contracts import load_contract_set
-from sluice.errors import PermanentError, SluiceError
+from sluice.errors import PermanentError
 from sluice.gcs import gcs_faults, gs_uri, read_small
 from sluice.ingest import launch
 from sluice.ingest.batch_plan import Member, batch_id, batch_job_name, plan_batches
@@ -148,7 +148,8 @@ def flush_batches(
 ) -> FlushReport:
     """Finish the open batches, then form and launch the batches due now (of ``group``, or of
     every group); ``force``: partial batches too. ``inline`` (``on_upload``, after queueing a
-    file): no resuming, and a batch another delivery is forming is left to it."""
+    file): full batches only, no resuming, and a batch another delivery is forming is left
+    to it."""
     now = now or datetime.now(UTC)
     flush = _Flush(client, settings, launcher, now, inline)
     for name in [group] if group else flush.groups():
@@ -156,7 +157,7 @@ def flush_batches(
             for record in flush.open_records(name):
                 flush.finish(record)
         queue = flush.queue(name)
-        due = plan_batches(queue, settings, now, force=force)
+        due = plan_batches(queue, settings, now, force=force, full_only=inline)
         for members in due:
             flush.form(name, members)
         in_due = {m.event_key for batch in due for m in batch}
@@ -274,7 +275,7 @@ class _Flush:
             self.budget_spent = True
             LOG.warning("batch %s waits for a job slot: %s", record["batch_id"], exc)
             self._still_waiting(candidates)
-        except SluiceError as exc:
+        except Exception as exc:  # one batch's fault must not stop the others' flush
             self.report.failed += 1
             self.report.note_waiting(candidates, self.now)
             LOG.error("flush of batch %s failed: %s", record["batch_id"], exc, exc_info=True)
@@ -287,13 +288,15 @@ class _Flush:
 
         ident = record["batch_id"]
         joined = [m for m in candidates if self._join_one(m, ident)]
+        if len(joined) < 2:
+            return joined  # none (in other batches, or loaded), or one: the file's own job
         manifest = {key: record[key] for key in ("batch_id", "dataset", "test", "job_name")}
         manifest["members"] = [member.to_dict() for member in joined]
         blob = self._blob(manifest_name(record["group"], ident))
         try:
             with gcs_faults(f"sealing batch {ident}"):
                 blob.upload_from_string(_dumps(manifest), if_generation_match=0)
-        except PreconditionFailed:
+        except PreconditionFailed:  # sealed by an earlier attempt: its files are the job's
             stored = read_manifest(gs_uri(self.settings.pipeline_bucket, blob.name), self.settings)
             joined = [Member.from_dict(data) for data in stored["members"]]
         return joined
@@ -307,7 +310,8 @@ class _Flush:
                 )
                 return False
             if claim.batch == ident:
-                return True
+                # Settled: its job (or a relaunch) loaded it; launching again would reload it.
+                return claim.state not in SETTLED_STATES
             if claim.batch is not None or claim.state not in (CLAIMED, BATCHED):
                 return False  # in another batch, launched on its own, or settled
             moved = swap_claim(
