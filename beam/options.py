@@ -213,7 +213,7 @@ def resolve_params(args: argparse.Namespace) -> PipelineParams:
 
 def resolve_batch(args: argparse.Namespace, settings: Settings, staging: str) -> PipelineParams:
     """The parameters of a batch job: every file its manifest lists (read here, at build)."""
-    from sluice.ingest.batches import read_manifest
+    from sluice.ingest.batch_store import read_manifest
 
     manifest = read_manifest(args.batch, settings)
     job_name = args.job_name or str(manifest["job_name"])

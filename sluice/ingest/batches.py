@@ -4,14 +4,8 @@ A Dataflow job takes minutes to start and a project runs 25 at once, so a file t
 the fast lane does not launch a job of its own. ``queue_file`` (called by ``on_upload``)
 writes a queue marker and moves the file's claim to ``batched``; ``flush_batches`` cuts each
 group's queue into batches by ``sluice.ingest.batch_plan.plan_batches`` (count, bytes, age)
-and launches one job per batch. Everything lives in the pipeline bucket::
-
-    batches/<group>/queue/<queued at>-<hash>   one per queued file; the member in metadata
-    batches/<group>/open/<batch id>.json       a batch being formed or waiting to launch
-    batches/<group>/<batch id>.json            the sealed manifest: the files its job loads
-
-Each is its own object, written once or twice: Cloud Storage allows about one write a second
-to one object name, so a burst of files never contends on a shared one. Flushing a batch is
+and launches one job per batch. The queue, open batches and manifests are objects in the
+pipeline bucket (``sluice.ingest.batch_store``). Flushing a batch is
 a sequence of idempotent steps, so a crash at any point is resumed by the next flush, which
 first finishes every ``open`` batch:
 
@@ -38,8 +32,6 @@ delivery is already forming is left to it).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
@@ -48,16 +40,27 @@ from typing import TYPE_CHECKING, Any
 
 from sluice.contracts import load_contract_set
 from sluice.errors import PermanentError
-from sluice.gcs import gcs_faults, gs_uri, read_small
+from sluice.gcs import gs_uri
 from sluice.ingest import launch
 from sluice.ingest.batch_plan import Member, batch_id, batch_job_name, plan_batches
+from sluice.ingest.batch_store import (
+    delete_if_there,
+    dumps,
+    list_groups,
+    list_open,
+    list_queue,
+    manifest_name,
+    marker_name,
+    open_name,
+    read_manifest,
+    write_once,
+)
 from sluice.ingest.claims import (
     BATCHED,
     CLAIMED,
     LAUNCHED,
     REJECTED,
     SETTLED_STATES,
-    Claim,
     ClaimStateError,
     read_claim,
     set_claim_state,
@@ -113,29 +116,6 @@ class FlushReport:
             self.unsettled[member.dataset] = max(self.unsettled.get(member.dataset, 0.0), waited)
 
 
-def queue_file(client: storage.Client, settings: Settings, claim: Claim, member: Member) -> None:
-    """Queue an accepted file for its batch and move its claim to ``batched``.
-
-    The marker first: a crash between the two leaves a ``claimed`` claim with a marker, which
-    a flush takes as it is, or the lease hands to a redelivery that queues it again."""
-    from google.api_core.exceptions import PreconditionFailed
-
-    blob = _bucket(client, settings).blob(marker_name(member))
-    blob.metadata = {MEMBER_METADATA: json.dumps(member.to_dict(), sort_keys=True)}
-    try:
-        with gcs_faults(f"queueing {member.event_key}"):
-            blob.upload_from_string(b"", if_generation_match=0)
-    except PreconditionFailed:
-        pass  # queued already by an earlier attempt of this delivery
-    for _ in range(SWAP_ATTEMPTS):
-        current = read_claim(client, settings, claim.event_key) or claim
-        if current.state != CLAIMED:
-            return  # a flush has taken it into a batch already
-        if swap_claim(client, settings, current, state=BATCHED, updated_at=datetime.now(UTC)):
-            return
-    raise ClaimStateError(f"claim {claim.event_key}: expected to move to batched, found contention")
-
-
 def flush_batches(
     client: storage.Client,
     settings: Settings,
@@ -152,11 +132,11 @@ def flush_batches(
     to it."""
     now = now or datetime.now(UTC)
     flush = _Flush(client, settings, launcher, now, inline)
-    for name in [group] if group else flush.groups():
+    for name in [group] if group else list_groups(client, settings):
         if not inline:
-            for record in flush.open_records(name):
+            for record in list_open(client, settings, name):
                 flush.finish(record)
-        queue = flush.queue(name)
+        queue = list_queue(client, settings, name)
         due = plan_batches(queue, settings, now, force=force, full_only=inline)
         for members in due:
             flush.form(name, members)
@@ -168,17 +148,6 @@ def flush_batches(
     if report.batches or report.waiting or report.failed:
         log_event(LOG, logging.INFO, f"flushed batches: {report.as_dict()}", **report.as_dict())
     return report
-
-
-def read_manifest(uri: str, settings: Settings) -> dict[str, Any]:
-    """A sealed batch manifest (``gs://`` URI or local path): ``batch_id``, ``dataset``,
-    ``test``, ``job_name`` and ``members`` (``Member`` in its stored form)."""
-    manifest = json.loads(read_small(uri, settings))
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), list):
-        raise PermanentError(
-            f"{uri}: expected a batch manifest with members, found {manifest!r:.200}"
-        )
-    return manifest
 
 
 class _Flush:
@@ -200,45 +169,8 @@ class _Flush:
         self.budget_spent = False
         self.report = FlushReport()
 
-    def groups(self) -> list[str]:
-        """Every batch group with anything stored."""
-        with gcs_faults("listing batch groups"):
-            pages = self.client.list_blobs(
-                self.settings.pipeline_bucket, prefix=BATCHES_PREFIX, delimiter="/"
-            )
-            list(pages)  # the prefixes are known once the pages are read
-        return sorted(p.removeprefix(BATCHES_PREFIX).rstrip("/") for p in pages.prefixes)
-
-    def queue(self, group: str) -> list[Member]:
-        """The group's queued files, from one listing of their markers."""
-        prefix = f"{_group_prefix(group)}queue/"
-        fields = "items(name,metadata),nextPageToken"
-        with gcs_faults(f"listing the batch queue {prefix}"):
-            listing = self.client.list_blobs(
-                self.settings.pipeline_bucket, prefix=prefix, fields=fields
-            )
-            blobs = list(listing)
-        members = []
-        for blob in blobs:
-            stored = (blob.metadata or {}).get(MEMBER_METADATA)
-            if stored is None:
-                LOG.error("queue marker %s has no member metadata; ignored", blob.name)
-                continue
-            members.append(Member.from_dict(json.loads(stored)))
-        return members
-
-    def open_records(self, group: str) -> list[dict[str, Any]]:
-        """The group's open batches, oldest first."""
-        prefix = f"{_group_prefix(group)}open/"
-        with gcs_faults(f"listing open batches {prefix}"):
-            blobs = list(self.client.list_blobs(self.settings.pipeline_bucket, prefix=prefix))
-            records = [json.loads(blob.download_as_bytes()) for blob in blobs]
-        return sorted(records, key=lambda record: record["created_at"])
-
     def form(self, group: str, members: list[Member]) -> None:
         """Create the open record of a due batch and finish it."""
-        from google.api_core.exceptions import PreconditionFailed
-
         ident = batch_id(members)
         record = {
             "batch_id": ident,
@@ -249,13 +181,9 @@ class _Flush:
             "created_at": self.now.isoformat(),
             "candidates": [member.to_dict() for member in members],
         }
-        blob = self._blob(f"{_group_prefix(group)}open/{ident}.json")
-        try:
-            with gcs_faults(f"opening batch {ident}"):
-                blob.upload_from_string(_dumps(record), if_generation_match=0)
-        except PreconditionFailed:
-            if self.inline:
-                return  # another delivery is forming this very batch
+        blob = self._blob(open_name(group, ident))
+        if not write_once(blob, dumps(record), f"opening batch {ident}") and self.inline:
+            return  # another delivery is forming this very batch
         self.finish(record)
 
     def finish(self, record: dict[str, Any]) -> None:
@@ -284,20 +212,16 @@ class _Flush:
 
     def _join(self, record: dict[str, Any], candidates: list[Member]) -> list[Member]:
         """Move each candidate's claim into this batch; the sealed manifest's members."""
-        from google.api_core.exceptions import PreconditionFailed
-
         ident = record["batch_id"]
         joined = [m for m in candidates if self._join_one(m, ident)]
         if len(joined) < 2:
             return joined  # none (in other batches, or loaded), or one: the file's own job
         manifest = {key: record[key] for key in ("batch_id", "dataset", "test", "job_name")}
         manifest["members"] = [member.to_dict() for member in joined]
-        blob = self._blob(manifest_name(record["group"], ident))
-        try:
-            with gcs_faults(f"sealing batch {ident}"):
-                blob.upload_from_string(_dumps(manifest), if_generation_match=0)
-        except PreconditionFailed:  # sealed by an earlier attempt: its files are the job's
-            stored = read_manifest(gs_uri(self.settings.pipeline_bucket, blob.name), self.settings)
+        name = manifest_name(record["group"], ident)
+        if not write_once(self._blob(name), dumps(manifest), f"sealing batch {ident}"):
+            # Sealed by an earlier attempt: its files are the job's.
+            stored = read_manifest(gs_uri(self.settings.pipeline_bucket, name), self.settings)
             joined = [Member.from_dict(data) for data in stored["members"]]
         return joined
 
@@ -395,25 +319,14 @@ class _Flush:
         self.report.note_waiting(candidates, self.now)
 
     def _delete_markers(self, members: list[Member]) -> None:
-        from google.api_core.exceptions import NotFound
-
         for member in members:
-            try:
-                with gcs_faults(f"removing queue marker of {member.event_key}"):
-                    self._blob(marker_name(member)).delete()
-            except NotFound:
-                pass  # removed by an earlier attempt
+            delete_if_there(
+                self._blob(marker_name(member)), f"removing queue marker of {member.event_key}"
+            )
 
     def _delete_open(self, record: dict[str, Any]) -> None:
-        from google.api_core.exceptions import NotFound
-
-        try:
-            with gcs_faults(f"closing batch {record['batch_id']}"):
-                self._blob(
-                    f"{_group_prefix(record['group'])}open/{record['batch_id']}.json"
-                ).delete()
-        except NotFound:
-            pass
+        blob = self._blob(open_name(record["group"], record["batch_id"]))
+        delete_if_there(blob, f"closing batch {record['batch_id']}")
 
     @property
     def launcher(self) -> launch.Launcher:
@@ -422,28 +335,4 @@ class _Flush:
         return self._launcher
 
     def _blob(self, name: str) -> storage.Blob:
-        return _bucket(self.client, self.settings).blob(name)
-
-
-def marker_name(member: Member) -> str:
-    """The object name of a queued file's marker: sorted by queueing time, then key."""
-    stamp = member.queued_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    digest = hashlib.sha256(member.event_key.encode()).hexdigest()[:16]
-    return f"{_group_prefix(member.group)}queue/{stamp}-{digest}"
-
-
-def manifest_name(group: str, ident: str) -> str:
-    """The object name of batch ``ident``'s sealed manifest."""
-    return f"{_group_prefix(group)}{ident}.json"
-
-
-def _group_prefix(group: str) -> str:
-    return f"{BATCHES_PREFIX}{group}/"
-
-
-def _bucket(client: storage.Client, settings: Settings) -> storage.Bucket:
-    return client.bucket(settings.pipeline_bucket)
-
-
-def _dumps(data: object) -> str:
-    return json.dumps(data, sort_keys=True)
+        return self.client.bucket(self.settings.pipeline_bucket).blob(name)

@@ -45,7 +45,8 @@ from sluice.errors import TransientError
 from sluice.gcs import gcs_faults, gs_uri, open_object, storage_client
 from sluice.ingest import launch
 from sluice.ingest.batch_plan import Member
-from sluice.ingest.batches import flush_batches, queue_file
+from sluice.ingest.batch_store import queue_file
+from sluice.ingest.batches import flush_batches
 from sluice.ingest.claims import (
     BATCHED,
     LAUNCHED,
