@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,12 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
 from bench import ingest_bench  # noqa: E402  (the repo root is on the path from here on)
-from bench.ingest_bench import bench_sluice_ingest, generate_input, timed  # noqa: E402
+from bench.ingest_bench import (  # noqa: E402
+    bench_sluice_ingest,
+    generate_input,
+    timed,
+    timed_with_cpu,
+)
 from bench.machine import machine  # noqa: E402
 
 DATASET = "access_logs"
@@ -159,16 +162,6 @@ def goaccess_version(goaccess: str) -> str:
     """``GoAccess 1.7`` (the tool prints ``GoAccess - 1.7.``)."""
     done = subprocess.run([goaccess, "--version"], check=True, capture_output=True, text=True)
     return done.stdout.splitlines()[0].replace(" - ", " ").rstrip(".")
-
-
-def timed_with_cpu(label: str, work: Callable[[], Any]) -> tuple[float, float, Any]:
-    """``timed``, plus the CPU seconds (user + system) of the processes ``work`` ran and
-    waited for: a figure that others' work on a shared machine moves far less."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    seconds, result = timed(label, work)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return seconds, cpu, result
 
 
 def run(rows: int = 1_000_000, seed: int = 1) -> dict[str, Any]:

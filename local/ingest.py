@@ -1,25 +1,37 @@
-"""Ingest local files the way the cloud path does: validate at the door, then run the pipeline.
+"""Ingest local files the way the cloud path does: validate at the door, then parse, stage, load.
 
-A rejected file is recorded in the ingestion log with its reason and loads nothing; an
-accepted file runs ``beam.pipeline`` (through ``local.pipeline``, emulator-ready) in this
-process on Beam's local runner, which stages its rows and dead letters and loads them,
-replacing any earlier load of the same path.
+A rejected file is recorded in the ingestion log with its reason and loads nothing. An
+accepted file is parsed, staged and loaded by the pipeline's own Beam-free functions
+(``sluice.ingest.loading``, which ``beam.pipeline`` and the fast lane call too), replacing
+any earlier load of the same path, under the job name and staging directory a pipeline run
+would use, so the ingestion log reads the same.
+
+The file is read once: validation hands each chunk of records it has checked to
+``ChunkStager``, whose worker threads (``SLUICE_PIPELINE_WORKERS``, default one per core)
+parse and stage it while validation reads on. A file validation rejects after some chunks
+were staged loads nothing and its staging is removed. Beam is not started: on a laptop its
+import and runner cost seconds a file and add nothing, and the pipeline itself still runs
+for the local stack (``local.launcher``).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-import tempfile
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from local import interrupts
-from sluice.contracts import Contract
+from sluice.contracts import Contract, HeaderMapping
 from sluice.errors import ConfigError, WarehouseError
-from sluice.ingest.launch import LaunchRequest, launch_parameters
+from sluice.ingest.launch import LaunchRequest
+from sluice.ingest.loading import DEAD, ROWS, LoadJob, Staged, load_job, load_staged, stage_records
 from sluice.ingest.quarantine import record_rejection
 from sluice.ingest.validation import ValidationReport, validate_stream
+from sluice.records.chunks import RecordChunk
 from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
 from sluice.warehouse import connected_warehouse
@@ -43,41 +55,64 @@ def local_source(path: Path) -> SourceRef:
 
 
 def ingest_file(path: Path, contract: Contract, settings: Settings) -> IngestOutcome:
-    """Validate one file against its contract and, when accepted, run the pipeline on it."""
+    """Validate one file against its contract while parsing and staging it; load it when
+    validation accepts it, else record the rejection."""
     started_at = datetime.now(UTC)
     source = local_source(path)
-    with path.open("rb") as raw:
-        report = validate_stream(raw, contract, settings)
-    if not report.accepted:
-        record = record_rejection(contract, source, report, started_at, settings)
-        return IngestOutcome(path, record, report)
-
-    # Beam loads only when a file is actually ingested.
-    from local.pipeline import run, wait_for_running_bundles
-
     request = LaunchRequest.for_object(contract.name, source, started_at=started_at)
-    params = launch_parameters(request, settings, launcher="local")
-    # beam.options.PipelineParams.staging_dir: <staging_location>/<dataset>/<job_name>
-    staging = Path(params["staging_location"], request.dataset, request.job_name)
-    scratch = Path(tempfile.mkdtemp(prefix="sluice-splits-"))
+    job = load_job(request, contract, settings, launcher="local")
+    stager = ChunkStager(job, settings.pipeline_workers or os.cpu_count() or 1)
     try:
-        index = report.split_index(source)
-        if index is not None:
-            # The split points validation found, so the pipeline parses ranges in parallel.
-            index_path = scratch / "split-index.json"
-            index_path.write_text(index.to_json())
-            params["split_index"] = str(index_path)
-        record = run([f"--{name}={value}" for name, value in params.items()])
-    except BaseException:  # a failure or Ctrl-C: the cleanup below must come after the workers
-        wait_for_running_bundles()
-        raise
+        with path.open("rb") as raw:
+            report = validate_stream(raw, contract, settings, on_records=stager.submit)
+        if not report.accepted:
+            record = record_rejection(contract, source, report, started_at, settings)
+            return IngestOutcome(path, record, report)
+        staged_rows, staged_dead = stager.staged()
+        record = load_staged(job, staged_rows, staged_dead, rejections=[])
+        return IngestOutcome(path, record, report)
     finally:
         # Nobody retries this run, so nothing it wrote may outlive it: a load removes its
-        # staging itself, a failure or Ctrl-C leaves staged Parquet that is only litter.
+        # staging itself; a rejection, a failure or Ctrl-C leaves staged Parquet that is
+        # only litter, once the workers have stopped writing it.
         with interrupts.held():
-            shutil.rmtree(scratch, ignore_errors=True)
-            shutil.rmtree(staging, ignore_errors=True)
-    return IngestOutcome(path, record, report)
+            stager.stop()
+            shutil.rmtree(job.staging_dir, ignore_errors=True)
+
+
+class ChunkStager:
+    """Parses and stages chunks of records on worker threads (``loading.stage_records``).
+
+    At most two chunks per worker wait or run at a time, so memory holds a few chunks
+    (``SLUICE_CHUNK_BYTES`` each), not the file, when validation reads faster than they parse.
+    """
+
+    def __init__(self, job: LoadJob, workers: int) -> None:
+        self._job = job
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sluice-stage")
+        self._slots = threading.BoundedSemaphore(2 * workers)
+        self._futures: list[Future[list[tuple[str, tuple[str, int]]]]] = []
+
+    def submit(self, chunk: RecordChunk, mapping: HeaderMapping) -> None:
+        """Queue one chunk; blocks while every slot is taken."""
+        self._slots.acquire()
+        future = self._pool.submit(stage_records, chunk, mapping, self._job)
+        future.add_done_callback(lambda _: self._slots.release())
+        self._futures.append(future)
+
+    def staged(self) -> tuple[Staged, Staged]:
+        """Wait for every chunk; the staged (rows, dead letters) files. A worker's error is
+        raised here."""
+        staged: dict[str, Staged] = {ROWS: [], DEAD: []}
+        for future in self._futures:
+            for kind, one in future.result():
+                staged[kind].append(one)
+        return staged[ROWS], staged[DEAD]
+
+    def stop(self) -> None:
+        """Start no more chunks and wait for those under way (a chunk parses in under a
+        second): after this nothing more is staged."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_warehouse_opens(settings: Settings) -> None:

@@ -1,20 +1,19 @@
 """How a ``sluice`` command stops on Ctrl-C or SIGTERM: one line, exit 128 + the signal.
 
 Both signals take one path: ``Interrupted`` (a ``KeyboardInterrupt``) is raised in the main
-thread, so every ``finally`` on the way out runs (an ingest removes its staged Parquet and
-its split-index directory there), and the exit code is what a shell reports for the signal:
+thread, so every ``finally`` on the way out runs (an ingest removes its staged Parquet
+there), and the exit code is what a shell reports for the signal:
 130 for SIGINT, 143 for SIGTERM. The signal is also remembered, so a library that swallows
 the exception cannot turn a stopped command into a finished one.
 
-From the first signal on, what the stopped work says on its way down (Beam's workers log
-and print the errors the stop causes them) is dropped: the command's one line is the news.
-The process then ends with ``os._exit``: an ingest's pipeline runs on threads of this
-process (Beam's local workers) that may be inside DuckDB or Arrow, where no exception
-reaches them, and Python's own shutdown would end those threads in native code, which
-aborts the process (SIGABRT, exit 134). An ingest first gives the bundles its workers hold
-a few seconds to end (``local.pipeline.wait_for_running_bundles``), so a load under way
-commits or rolls back; one still running after that dies uncommitted with the process.
-Either way the warehouse holds all of the file's rows or none."""
+From the first signal on, what the stopped work says on its way down is dropped: the
+command's one line is the news. The process then ends with ``os._exit``: an ingest parses on
+worker threads of this process that may be inside Arrow, where no exception reaches them,
+and Python's own shutdown would end those threads in native code, which aborts the process
+(SIGABRT, exit 134). An ingest first lets its workers finish the chunk in hand (under a
+second) and removes its staging; a load under way is in the main thread's transaction,
+which the signal rolls back unless it has committed. Either way the warehouse holds all of
+the file's rows or none."""
 
 from __future__ import annotations
 

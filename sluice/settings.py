@@ -70,7 +70,8 @@ class Settings:
     """Validation records a record boundary (split point) about every this many bytes of a
     plain CSV; the pipeline parses the ranges between them in parallel."""
     pipeline_workers: int = 0
-    """Local runner: worker threads parsing one file's ranges at once; 0: one per CPU core."""
+    """Local runner and ``sluice ingest``: worker threads parsing one file at once (its
+    ranges, or the chunks validation reads); 0: one per CPU core."""
     fast_lane_max_bytes: int = 64 * 1024**2
     """An accepted file of at most this many (decompressed) bytes is parsed and loaded inside
     ``on_upload`` (``sluice/ingest/fast_lane.py``); a bigger one goes to the pipeline; 0: the

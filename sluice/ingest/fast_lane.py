@@ -32,11 +32,10 @@ takeover has loaded again.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from sluice.contracts import Contract
 from sluice.errors import MissingTable
-from sluice.ingest.launch import LaunchRequest, job_staging_dir, staging_location
+from sluice.ingest.launch import LaunchRequest
 from sluice.ingest.loading import (
     DEAD,
     REJECTED,
@@ -44,6 +43,7 @@ from sluice.ingest.loading import (
     LoadJob,
     Staged,
     finished_load,
+    load_job,
     load_staged,
     parse_range,
     settle_claim,
@@ -60,22 +60,6 @@ LOG = logging.getLogger(__name__)
 def takes_fast_lane(decompressed_bytes: int, settings: Settings) -> bool:
     """Whether an accepted file of this decompressed size is loaded inside the function."""
     return decompressed_bytes <= settings.fast_lane_max_bytes and settings.fast_lane_max_bytes > 0
-
-
-def load_job(request: LaunchRequest, contract: Contract, settings: Settings) -> LoadJob:
-    """The load a pipeline run of ``request`` would do: same job name, staging, dataset."""
-    on_dataflow = settings.launcher == "dataflow"
-    location = staging_location(settings, on_dataflow=on_dataflow)
-    return LoadJob(
-        contract,
-        request.source,
-        replace(settings, warehouse_dataset=request.warehouse_dataset(settings)),
-        job_name=request.job_name,
-        started_at=request.started_at,
-        staging_dir=job_staging_dir(location, request.dataset, request.job_name),
-        event_key=request.event_key,
-        input_path=request.input_uri,
-    )
 
 
 def load_in_function(

@@ -1,12 +1,15 @@
 """The one load path both lanes share: parse a byte range, stage it, load it, settle the claim.
 
-The Beam pipeline (``beam.transforms.ParseCsvFn``, ``beam.loading.LoadWarehouseFn``) and the
-in-function fast lane (``sluice.ingest.fast_lane``) call these functions and nothing else, so
-a file gives the same rows, dead letters, lineage and ingestion record in either lane. No
-Beam here: the function's archive leaves Beam out.
+The Beam pipeline (``beam.transforms.ParseCsvFn``, ``beam.loading.LoadWarehouseFn``), the
+in-function fast lane (``sluice.ingest.fast_lane``) and ``sluice ingest`` (``local.ingest``)
+call these functions and nothing else, so a file gives the same rows, dead letters, lineage
+and ingestion record in every lane. No Beam here: the function's archive leaves Beam out.
 
+- ``load_job`` is the job a pipeline run of a launch request would do (name, staging);
 - ``parse_range`` turns one byte range of the input into ``(kind, payload)`` pairs: typed
   ``rows`` and ``dead`` tables, or the file's ``rejected`` reason;
+- ``stage_records`` parses one chunk of records that validation has already scanned (the
+  chunks ``parse_range`` scans itself) and stages its tables;
 - ``stage_table`` writes one table as a Parquet file in the job's staging directory;
 - ``load_staged`` runs once, after every range is staged: one replacing load of every staged
   file (repeated primary keys moved to dead letters first, ``sluice.records.keys``) and the
@@ -20,22 +23,25 @@ import io
 import logging
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import BinaryIO
 
 import pyarrow as pa
 
-from sluice.contracts import Contract
+from sluice.contracts import Contract, HeaderMapping
 from sluice.errors import ContractError, FileRejected
 from sluice.ingest import staging
+from sluice.ingest.launch import LaunchRequest, job_staging_dir, staging_location
 from sluice.records import keys
+from sluice.records.chunks import RecordChunk
 from sluice.records.csvscan import open_decompressed
 from sluice.records.enrich import enrichment_versions
 from sluice.records.parse import (
     ParsedBatch,
     dead_letter_table,
     iter_parsed_batches,
+    parse_chunk,
     read_file_header,
 )
 from sluice.records.splits import WHOLE_FILE, ByteRange, RangeReader
@@ -71,6 +77,25 @@ class LoadJob:
     def input(self) -> str:
         """Where the file's bytes are read from."""
         return self.input_path or self.source.uri
+
+
+def load_job(
+    request: LaunchRequest, contract: Contract, settings: Settings, *, launcher: str | None = None
+) -> LoadJob:
+    """The load a pipeline run of ``request`` on ``launcher`` (default settings.launcher) would
+    do: same job name, staging, dataset."""
+    on_dataflow = (launcher or settings.launcher) == "dataflow"
+    location = staging_location(settings, on_dataflow=on_dataflow)
+    return LoadJob(
+        contract,
+        request.source,
+        replace(settings, warehouse_dataset=request.warehouse_dataset(settings)),
+        job_name=request.job_name,
+        started_at=request.started_at,
+        staging_dir=job_staging_dir(location, request.dataset, request.job_name),
+        event_key=request.event_key,
+        input_path=request.input_uri,
+    )
 
 
 def parse_range(
@@ -136,6 +161,19 @@ def _parsed_batches(
         byte_offset=byte_range.start,
         first_line=byte_range.first_line,
     )
+
+
+def stage_records(
+    chunk: RecordChunk, mapping: HeaderMapping, job: LoadJob
+) -> list[tuple[str, tuple[str, int]]]:
+    """Parse one chunk of data records as ``parse_range`` parses each chunk it scans and stage
+    its tables: ``(kind, (path, rows))`` for the non-empty ``rows`` and ``dead`` tables."""
+    batch = parse_chunk(chunk, mapping, job.contract, job.source, ingested_at=job.started_at)
+    staged = [
+        (kind, stage_table(table, job.staging_dir, kind, job.settings))
+        for kind, table in ((ROWS, batch.rows), (DEAD, batch.dead))
+    ]
+    return [(kind, one) for kind, one in staged if one is not None]
 
 
 def stage_table(

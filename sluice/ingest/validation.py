@@ -17,6 +17,7 @@ fault and what was found before it; reasons are deterministic for a file and set
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -34,6 +35,8 @@ from sluice.records.splits import SplitIndex, SplitPoint, SplitRecorder
 from sluice.schema import SourceRef
 from sluice.settings import Settings
 
+RecordsHandler = Callable[[RecordChunk, HeaderMapping], None]
+"""Called with each chunk of data records validation has checked, and the header mapping."""
 MAX_LISTED = 20
 """Row-level warnings listed per code; the rest are summed up in one closing entry."""
 # parse_chunk wants lineage for the rows it builds; validation keeps only its dead letters.
@@ -146,8 +149,15 @@ class _RowIssues:
 class _FileCheck:
     """What the record chunks of one file show, gathered chunk by chunk."""
 
-    def __init__(self, contract: Contract, settings: Settings, record_format: RecordFormat) -> None:
+    def __init__(
+        self,
+        contract: Contract,
+        settings: Settings,
+        record_format: RecordFormat,
+        on_records: RecordsHandler | None = None,
+    ) -> None:
         self.contract = contract
+        self.on_records = on_records
         self.settings = settings
         self.format = record_format
         self.problems: list[Problem] = []
@@ -184,6 +194,8 @@ class _FileCheck:
             self._check_types(chunk.select(slice(take)), unreadable[:take])
             self.sampled += take
         self.records += len(chunk)
+        if self.on_records is not None:
+            self.on_records(chunk, self.mapping)
         return True
 
     def _read_header(self, chunk: RecordChunk) -> bool:
@@ -289,15 +301,23 @@ class _FileCheck:
         )
 
 
-def validate_stream(raw: BinaryIO, contract: Contract, settings: Settings) -> ValidationReport:
+def validate_stream(
+    raw: BinaryIO,
+    contract: Contract,
+    settings: Settings,
+    *,
+    on_records: RecordsHandler | None = None,
+) -> ValidationReport:
     """Stream ``raw`` (plain or gzip) once, in bounded memory; accept or reject it.
 
     Faults of the file become problems in the report; an I/O error reading ``raw`` itself
     (a dropped connection) is not the file's fault and propagates, so the caller can retry.
+    ``on_records`` gets each checked chunk of data records as it goes, so a caller can parse
+    the file in this same read (``local.ingest``); a later chunk may still reject the file.
     """
     guarded = open_guarded(raw, max_bytes=settings.max_file_bytes)
     record_format = format_for(contract)
-    check = _FileCheck(contract, settings, record_format)
+    check = _FileCheck(contract, settings, record_format, on_records)
     splits = SplitRecorder(settings.split_bytes)
     chunks = record_format.scan(
         guarded, chunk_bytes=settings.chunk_bytes, max_record_bytes=settings.max_record_bytes

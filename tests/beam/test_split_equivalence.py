@@ -1,4 +1,5 @@
-"""A file parsed in ranges loads exactly what a serial parse loads: rows, lines, dead letters.
+"""A file parsed in ranges loads exactly what a serial parse loads: rows, lines, dead letters;
+so does ``sluice ingest``, which parses the chunks validation reads on worker threads.
 
 The file is a generated kiva_loans export with dirty rows and multi-line quoted descriptions;
 the split interval is small, so split targets fall inside quoted newlines (checked, not
@@ -21,11 +22,12 @@ from beam.options import add_pipeline_arguments, resolve_params
 from beam.pipeline import run
 from beam.ranges import InputFile, plan_ranges
 from local.generate import generate
-from local.ingest import local_source
+from local.ingest import ingest_file, local_source
 from sluice.contracts import load_contracts
 from sluice.ingest.validation import validate_stream
 from sluice.records.formats.csv import FORMAT as CSV
 from sluice.records.splits import WHOLE_FILE, SplitIndex, find_split_points
+from sluice.schema import IngestionRecord
 from sluice.settings import load_settings
 
 if TYPE_CHECKING:
@@ -71,6 +73,11 @@ def load(
     monkeypatch.setenv("SLUICE_SPLIT_BYTES", str(split_bytes))
     monkeypatch.setenv("SLUICE_PIPELINE_WORKERS", str(workers))
     record = run([f"--input={path}", "--dataset=kiva_loans", f"--started_at={STARTED_AT}", *extra])
+    return read_back(workdir, record)
+
+
+def read_back(workdir: Path, record: IngestionRecord | None) -> Loaded:
+    """The tables ``workdir``'s warehouse holds after the load ``record`` says it did."""
     assert record is not None and record.status == "loaded", record
     with duckdb.connect(str(workdir / "warehouse.duckdb"), read_only=True) as con:
         rows, dead = con.execute(ROWS_SQL).fetchall(), con.execute(DEAD_SQL).fetchall()
@@ -133,6 +140,25 @@ def test_ranges_on_two_worker_threads_load_what_a_serial_parse_loads(
     split = load(loans_file, tmp_path, monkeypatch, workers=2)
 
     assert split == serial
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["plain", "gzip"])
+def test_sluice_ingest_on_two_worker_threads_loads_what_a_serial_parse_loads(
+    loans_file: Path, serial: Loaded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, packed: bool
+) -> None:
+    path = loans_file
+    if packed:
+        path = tmp_path / "loans.csv.gz"
+        path.write_bytes(gzip.compress(loans_file.read_bytes()))
+    monkeypatch.setenv("SLUICE_HOME", str(tmp_path))
+    monkeypatch.setenv("SLUICE_CHUNK_BYTES", str(16 * 1024))  # many chunks for the workers
+    monkeypatch.setenv("SLUICE_PIPELINE_WORKERS", "2")
+    settings = load_settings()
+
+    outcome = ingest_file(path, load_contracts(settings.contracts_dir)["kiva_loans"], settings)
+
+    assert read_back(tmp_path, outcome.record) == serial
+    assert not list((tmp_path / "staging").rglob("*.parquet"))
 
 
 def plan(path: Path, *extra: str) -> list:
