@@ -12,6 +12,7 @@ removing the staging are ``sluice.ingest.loading.load_staged``: the fast lane
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,8 @@ from sluice.contracts import Contract
 from sluice.ingest.loading import DEAD, REJECTED, ROWS, LoadJob, load_staged
 from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
+
+LOG = logging.getLogger(__name__)
 
 
 class LoadWarehouseFn(beam.DoFn):
@@ -79,8 +82,19 @@ class LoadEverythingStagedFn(beam.DoFn):
         by_file: dict[int, list[tuple[str, Any]]] = {n: [] for n in range(len(self._loads))}
         for number, kind, payload in staged:
             by_file[number].append((kind, payload))
+        failed: list[Exception] = []
         for number, load in enumerate(self._loads):
-            yield from load.process(trigger, *split_staged(by_file[number]))
+            try:
+                records = list(load.process(trigger, *split_staged(by_file[number])))
+            except Exception as exc:  # the batch's other files still load
+                LOG.error("load of file %d of the job failed: %s", number, exc, exc_info=True)
+                failed.append(exc)
+                continue
+            yield from records
+        if failed:
+            # Beam retries the bundle: a file loaded already finds its log row and is not
+            # loaded twice (sluice.ingest.loading); the sweep relaunches what stays unsettled.
+            raise failed[0]
 
 
 def split_staged(

@@ -54,7 +54,7 @@ def cook(request: flask.Request) -> flask.Response:
         waited = launch_waiting_claims(client, settings)
         try:  # flush runs every minute on its own; here for the waits of batched files
             flushed = flush_batches(client, settings)
-        except SluiceError as exc:
+        except Exception as exc:  # the summaries and alerts still run
             log.error("flush of the batches due failed: %s", exc, exc_info=True)
             flushed = FlushReport(failed=1)
         try:

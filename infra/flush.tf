@@ -22,7 +22,8 @@ resource "google_cloudfunctions2_function" "flush" {
     # A listing per dataset queue and a few small objects per batch: light work.
     available_memory = "256Mi"
     timeout_seconds  = 300
-    # One flush at a time: a second would only repeat the same idempotent steps.
+    # One scheduled flush at a time (on_upload's and the cook's may overlap it: every step
+    # is idempotent, and a batch's claims decide who launches it).
     max_instance_count               = 1
     max_instance_request_concurrency = 1
     ingress_settings                 = "ALLOW_INTERNAL_ONLY"

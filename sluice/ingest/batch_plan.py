@@ -11,7 +11,8 @@ a job), never at the flush that follows a file's queueing.
 
 A batch is named by its members: ``batch_id`` hashes their sorted event keys, and the job
 name comes from the id, so two flushes of the same batch (a retry, a duplicate tick, two
-functions that both saw it fill) ask Dataflow for the same job name and the second gets 409.
+functions that both saw it fill) ask Dataflow for the same job name and, while the first
+runs, the second gets 409.
 
 ``sluice.ingest.batches`` keeps the queue and the batches in the pipeline bucket; the burst
 benchmark (``bench/burst_bench.py``) runs this same rule on a simulated clock.
@@ -56,7 +57,9 @@ class Member:
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Member:
         """Rebuild a member from its stored form."""
-        return cls(**{**data, "queued_at": datetime.fromisoformat(str(data["queued_at"]))})  # type: ignore[arg-type]
+        known = {name: value for name, value in data.items() if name in cls.__dataclass_fields__}
+        known["queued_at"] = datetime.fromisoformat(str(data["queued_at"]))
+        return cls(**known)  # type: ignore[arg-type]  (a newer writer's fields are left out)
 
 
 def plan_batches(

@@ -2,15 +2,16 @@
 
 ::
 
-    batches/<group>/queue/<queued at>-<hash>   one per queued file; the member in metadata
+    batches/<group>/queue/<hash of event key>  one per queued file; the member in metadata
     batches/<group>/open/<batch id>.json       a batch being formed or waiting to launch
     batches/<group>/<batch id>.json            the sealed manifest: the files its job loads
 
 Each is its own object, written once or twice: Cloud Storage allows about one write a second
 to one object name, so a burst of files never contends on a shared one. Writes that must
 happen once (a marker, an open record, a manifest) are creations with
-``if_generation_match=0``; ``write_once`` says whether this call created the object. The
-flush (``sluice.ingest.batches``) decides; this module only names, writes, lists and reads.
+``if_generation_match=0``; ``write_once`` says whether this call created the object. Queueing
+a file (``queue_file``, for ``on_upload``) is here; what is due and launched is the flush's
+(``sluice.ingest.batches``).
 """
 
 from __future__ import annotations
@@ -130,10 +131,10 @@ def read_manifest(uri: str, settings: Settings) -> dict[str, Any]:
 
 
 def marker_name(member: Member) -> str:
-    """The object name of a queued file's marker: sorted by queueing time, then key."""
-    stamp = member.queued_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    digest = hashlib.sha256(member.event_key.encode()).hexdigest()[:16]
-    return f"{group_prefix(member.group)}queue/{stamp}-{digest}"
+    """The object name of a queued file's marker: one per event key, so a redelivery that
+    queues the file again finds it there (the queue is ordered by ``queued_at``, in it)."""
+    digest = hashlib.sha256(member.event_key.encode()).hexdigest()[:40]
+    return f"{group_prefix(member.group)}queue/{digest}"
 
 
 def open_name(group: str, ident: str) -> str:

@@ -20,6 +20,12 @@ first finishes every ``open`` batch:
    launches it, oldest first;
 6. the claims move to ``launched`` with the job's name and id, and ``open`` is deleted.
 
+A resumed batch launches only while one of its files is still ``batched`` in it: once its
+files are launched (by this batch, or on their own by the sweep) or settled, nothing is
+launched again. Dataflow's 409 holds only while a job runs, so a job that died before its
+claims said ``launched`` is launched again whole: a file it had loaded is loaded again, to
+the same rows, since a load replaces its source's rows.
+
 The pipeline (``beam.pipeline --batch``) loads each file of the manifest in its own
 replacing transaction, one after another, with its own ingestion-log row (``job_id``: the
 batch's job) and dead letters, and settles each file's claim. A dead batch job's files are
@@ -44,6 +50,7 @@ from sluice.gcs import gs_uri
 from sluice.ingest import launch
 from sluice.ingest.batch_plan import Member, batch_id, batch_job_name, plan_batches
 from sluice.ingest.batch_store import (
+    SWAP_ATTEMPTS,
     delete_if_there,
     dumps,
     list_groups,
@@ -75,11 +82,6 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-BATCHES_PREFIX = "batches/"
-MEMBER_METADATA = "member"
-"""Custom metadata key of a queue marker: its member as JSON, so one listing reads a queue."""
-SWAP_ATTEMPTS = 4
-
 
 @dataclass
 class FlushReport:
@@ -94,7 +96,8 @@ class FlushReport:
     queued: int = 0
     """Files left in a queue: their batch is not due yet."""
     failed: int = 0
-    """Batches whose flush failed otherwise (logged); the next flush resumes them."""
+    """Batches (or groups) whose flush failed otherwise (logged); the next flush resumes
+    them."""
     unsettled: dict[str, float] = field(default_factory=dict)
     """Dataset -> seconds its longest-waiting file still queued or in an unlaunched batch
     has waited, for the ``unprocessed_files`` alert."""
@@ -106,7 +109,8 @@ class FlushReport:
     def as_dict(self) -> dict[str, Any]:
         """The counts, for an answer and its log line."""
         data = asdict(self)
-        del data["launched"], data["rejected"]
+        del data["launched"]
+        data["rejected"] = len(self.rejected)  # files whose launch was refused for good
         return data
 
     def note_waiting(self, members: Iterable[Member], now: datetime) -> None:
@@ -133,17 +137,13 @@ def flush_batches(
     now = now or datetime.now(UTC)
     flush = _Flush(client, settings, launcher, now, inline)
     for name in [group] if group else list_groups(client, settings):
-        if not inline:
-            for record in list_open(client, settings, name):
-                flush.finish(record)
-        queue = list_queue(client, settings, name)
-        due = plan_batches(queue, settings, now, force=force, full_only=inline)
-        for members in due:
-            flush.form(name, members)
-        in_due = {m.event_key for batch in due for m in batch}
-        left = [m for m in queue if m.event_key not in in_due]
-        flush.report.queued += len(left)
-        flush.report.note_waiting(left, now)
+        try:
+            flush.group(name, force=force)
+        except Exception as exc:  # one group's fault must not stop the others' flush
+            if inline:
+                raise
+            flush.report.failed += 1
+            LOG.error("flush of batch group %s failed: %s", name, exc, exc_info=True)
     report = flush.report
     if report.batches or report.waiting or report.failed:
         log_event(LOG, logging.INFO, f"flushed batches: {report.as_dict()}", **report.as_dict())
@@ -168,6 +168,25 @@ class _Flush:
         self.inline = inline
         self.budget_spent = False
         self.report = FlushReport()
+
+    def group(self, name: str, *, force: bool) -> None:
+        """Finish the group's open batches (not inline), then form and finish those due."""
+        opened: set[str] = set()
+        if not self.inline:
+            for record in list_open(self.client, self.settings, name):
+                opened.update(member["event_key"] for member in record["candidates"])
+                self.finish(record)
+        # A file in an open batch still waiting for a job slot is that batch's, not due again.
+        queue = [
+            m for m in list_queue(self.client, self.settings, name) if m.event_key not in opened
+        ]
+        due = plan_batches(queue, self.settings, self.now, force=force, full_only=self.inline)
+        for members in due:
+            self.form(name, members)
+        in_due = {member.event_key for batch in due for member in batch}
+        left = [member for member in queue if member.event_key not in in_due]
+        self.report.queued += len(left)
+        self.report.note_waiting(left, self.now)
 
     def form(self, group: str, members: list[Member]) -> None:
         """Create the open record of a due batch and finish it."""
@@ -211,21 +230,27 @@ class _Flush:
                 raise
 
     def _join(self, record: dict[str, Any], candidates: list[Member]) -> list[Member]:
-        """Move each candidate's claim into this batch; the sealed manifest's members."""
+        """Move each candidate's claim into this batch; the files its job loads, or none
+        when nothing is left to launch (every file launched, settled or in another batch)."""
         ident = record["batch_id"]
+        name = manifest_name(record["group"], ident)
+        if self._blob(name).exists():
+            # Sealed before a crash: the manifest is the job's, whatever the claims say now.
+            stored = read_manifest(gs_uri(self.settings.pipeline_bucket, name), self.settings)
+            members = [Member.from_dict(data) for data in stored["members"]]
+            return members if any([self._join_one(m, ident) for m in members]) else []
         joined = [m for m in candidates if self._join_one(m, ident)]
         if len(joined) < 2:
-            return joined  # none (in other batches, or loaded), or one: the file's own job
+            return joined  # none, or one: the file's own job
         manifest = {key: record[key] for key in ("batch_id", "dataset", "test", "job_name")}
         manifest["members"] = [member.to_dict() for member in joined]
-        name = manifest_name(record["group"], ident)
         if not write_once(self._blob(name), dumps(manifest), f"sealing batch {ident}"):
-            # Sealed by an earlier attempt: its files are the job's.
-            stored = read_manifest(gs_uri(self.settings.pipeline_bucket, name), self.settings)
-            joined = [Member.from_dict(data) for data in stored["members"]]
+            return self._join(record, candidates)  # another flush sealed it this instant
         return joined
 
     def _join_one(self, member: Member, ident: str) -> bool:
+        """Whether the file is in this batch and still to be launched (``batched`` with this
+        batch), moving its claim in when it is in none; launched or settled: False."""
         for _ in range(SWAP_ATTEMPTS):
             claim = read_claim(self.client, self.settings, member.event_key)
             if claim is None:
@@ -234,8 +259,8 @@ class _Flush:
                 )
                 return False
             if claim.batch == ident:
-                # Settled: its job (or a relaunch) loaded it; launching again would reload it.
-                return claim.state not in SETTLED_STATES
+                # Launched (by this batch, or by the sweep on its own) or loaded already.
+                return claim.state == BATCHED
             if claim.batch is not None or claim.state not in (CLAIMED, BATCHED):
                 return False  # in another batch, launched on its own, or settled
             moved = swap_claim(
@@ -304,6 +329,9 @@ class _Flush:
         dataset = request.warehouse_dataset(self.settings)
         log_settings = replace(self.settings, warehouse_dataset=dataset)
         for member in members:
+            claim = read_claim(self.client, self.settings, member.event_key)
+            if claim is None or claim.state in SETTLED_STATES:
+                continue  # loaded (or rejected) already: its log row stays
             source = SourceRef(gs_uri(member.bucket, member.name), member.generation)
             record_rejected_source(
                 contract, source, reason, self.now, log_settings, job_name=request.job_name
@@ -311,7 +339,6 @@ class _Flush:
             set_claim_state(self.client, self.settings, member.event_key, REJECTED, reason=reason)
             self.report.rejected[member.event_key] = reason
         self._delete_open(record)
-        self.report.failed += 1
         LOG.error("batch %s: %s", record["batch_id"], reason)
 
     def _still_waiting(self, candidates: list[Member]) -> None:

@@ -5,8 +5,8 @@ names one claim object, ``claims/<sha256(key)[:40]>.json``. Creating it with
 ``if_generation_match=0`` lets exactly one of many duplicate deliveries win. Its state then
 moves forward only::
 
-    claimed -> batched | launched | waiting_for_quota | rejected | loaded
-    batched -> launched | rejected | loaded
+    claimed -> batched | launched | waiting_for_quota | rejected | loaded | superseded
+    batched -> launched | rejected | loaded | superseded
     waiting_for_quota -> launched | rejected | loaded
     launched -> loaded | rejected | waiting_for_quota
 

@@ -166,9 +166,10 @@ class LaunchResult:
 class JobBudgetSpent(TransientError):
     """No job may start now: the concurrent-job budget is spent, or the runner's own quota is.
 
-    Not a failure of the file: ``on_upload`` records its claim ``waiting_for_quota`` and
-    acknowledges the event, and the cook (``sluice.cook.waiting``) launches it as jobs end. A
-    caller that cannot wait (``sluice ingest``) sees a ``TransientError``: try again later."""
+    Not a failure of the file: a batch (``sluice.ingest.batches``) stays open and the next
+    flush launches it; a sweep's relaunch records its claim ``waiting_for_quota`` and the cook
+    (``sluice.cook.waiting``) launches it as jobs end. A caller that cannot wait sees a
+    ``TransientError``: try again later."""
 
 
 class Launcher(Protocol):

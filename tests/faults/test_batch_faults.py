@@ -24,8 +24,9 @@ import pytest
 import requests
 
 from sluice.ingest.batch_plan import Member, batch_id, batch_job_name, plan_batches
+from sluice.ingest.batch_store import queue_file
 from sluice.ingest.batches import flush_batches
-from sluice.ingest.claims import ClaimInProgress
+from sluice.ingest.claims import ClaimInProgress, set_claim_state
 from sluice.ingest.door import handle_object
 from sluice.settings import load_settings
 from tests.faults.conftest import FakeDataflow
@@ -257,3 +258,42 @@ def crash_at_first(
         return real(self, method, url, *args, **kwargs)
 
     monkeypatch.setattr(requests.Session, "request", request)
+
+
+def test_a_batch_resumed_after_its_files_loaded_launches_nothing_more(
+    gcs: GcsBuckets, batching: FakeDataflow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flush dies after marking the claims launched; the job then loads two of its three
+    # files before the next flush: neither the batch nor the third file is launched again.
+    blobs = land_files(gcs, 3)
+    crash_at_first(monkeypatch, CRASH_POINTS["recorded"])
+    with pytest.raises(Crash):
+        [handle(blob) for blob in blobs]
+    settings = load_settings()
+    for blob in blobs[:2]:
+        set_claim_state(gcs.client, settings, claim_of(gcs, blob).event_key, "loaded")
+    launches = len(batching.launches)
+
+    resumed = flush_batches(gcs.client, settings)
+
+    assert (resumed.batches, resumed.failed) == (0, 0)
+    assert len(batching.launches) == launches and len(batching.created_names()) == 1
+    assert [claim_of(gcs, blob).state for blob in blobs] == ["loaded", "loaded", "launched"]
+    assert stored(gcs, "/open/") == []
+
+
+def test_a_file_queued_again_by_a_redelivery_has_one_marker(
+    gcs: GcsBuckets, batching: FakeDataflow
+) -> None:
+    (blob,) = land_files(gcs, 1)
+    handle(blob)
+    claim = claim_of(gcs, blob)
+    again = Member(
+        claim.event_key, DATASET, blob.bucket.name, blob.name, blob.generation, 10,
+        datetime.now(UTC),
+    )  # fmt: skip
+
+    queue_file(gcs.client, load_settings(), claim, again)
+
+    assert len(stored(gcs, "/queue/")) == 1
+    assert flush_batches(gcs.client, load_settings(), force=True).files == 1
