@@ -80,6 +80,8 @@ from tests.sluice.ingest.upload_doubles import land
 from tests.test_main import deliver, upload_client
 
 if TYPE_CHECKING:
+    from google.cloud.storage import Blob
+
     from tests.gcs_fixtures import GcsBuckets
 
 pytest_plugins = ["tests.gcs_fixtures"]
@@ -90,6 +92,24 @@ from sluice.ingest.door import handle_object
 from sluice.settings import load_settings
 handle_object(sys.argv[1], sys.argv[2], int(sys.argv[3]), settings=load_settings())
 """
+"""``on_upload``'s work on one object, in a process a test can kill."""
+
+
+def kill_while_launching(blob: Blob, fake: FakeDataflow, log_path: Path) -> int:
+    """Run ``on_upload`` for ``blob`` in its own process and SIGKILL it once its launch has
+    reached ``fake`` (set ``fake.hang`` first, so the answer never comes); its return code."""
+    argv = [sys.executable, "-c", KILL_WHILE_LAUNCHING]
+    with log_path.open("wb") as log:
+        function = subprocess.Popen(
+            [*argv, blob.bucket.name, blob.name, str(blob.generation)],
+            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        assert fake.received.wait(60), log_path.read_text()
+    finally:
+        os.kill(function.pid, signal.SIGKILL)
+        function.wait(10)
+    return function.returncode
 
 
 def within_backoff(sleeps: list[float]) -> bool:
@@ -175,17 +195,7 @@ def test_on_upload_killed_while_launching_is_resumed_by_the_next_flush(
 ) -> None:
     dataflow_env.hang = True  # Dataflow creates the job; its answer never reaches the caller
     blob = land(gcs, lenders_csv(range(1, 4)), NAME)
-    argv = [sys.executable, "-c", KILL_WHILE_LAUNCHING]
-    with (tmp_path / "killed.log").open("wb") as log:
-        function = subprocess.Popen(
-            [*argv, gcs.landing.name, blob.name, str(blob.generation)],
-            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        assert dataflow_env.received.wait(60), (tmp_path / "killed.log").read_text()
-    finally:
-        os.kill(function.pid, signal.SIGKILL)
-        function.wait(10)
+    returncode = kill_while_launching(blob, dataflow_env, tmp_path / "killed.log")
     orphan = claim_of(gcs, blob)
     dataflow_env.hang = False
 
@@ -194,7 +204,7 @@ def test_on_upload_killed_while_launching_is_resumed_by_the_next_flush(
     again = flush_batches(gcs.client, load_settings())
 
     taken = claim_of(gcs, blob)
-    assert function.returncode == -signal.SIGKILL
+    assert returncode == -signal.SIGKILL
     assert (orphan.state, orphan.attempt) == ("batched", 1)
     assert redelivered == 200 and (flushed.batches, again.batches) == (1, 0)
     assert (taken.state, taken.attempt, taken.runner_job_id) == ("launched", 1, job_name(blob))

@@ -20,10 +20,6 @@ over HTTP to ``FakeDataflow``), fake-gcs-server for claims and batches, and the 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -38,10 +34,10 @@ from sluice.ingest.batches import FlushReport, flush_batches
 from sluice.ingest.dataflow import DataflowLauncher
 from sluice.ingest.launch import LaunchRequest
 from sluice.schema import SourceRef
-from sluice.settings import REPO_ROOT, load_settings
+from sluice.settings import load_settings
 from tests.faults.conftest import FakeDataflow
 from tests.faults.fault_helpers import DATASET, URI, claim_of, job_name, lenders_csv
-from tests.faults.test_faults import KILL_WHILE_LAUNCHING
+from tests.faults.test_faults import kill_while_launching
 from tests.sluice.ingest.upload_doubles import land
 from tests.test_main import deliver, upload_client
 
@@ -221,17 +217,7 @@ def test_on_upload_killed_while_dataflow_refuses_is_launched_once_a_slot_frees(
     dataflow_env.run_elsewhere("another-teams-job")
     dataflow_env.hang = True  # Dataflow's quota answer never reaches the function
     (blob,) = land_files(gcs, 1)
-    argv = [sys.executable, "-c", KILL_WHILE_LAUNCHING]
-    with (tmp_path / "killed.log").open("wb") as log:
-        function = subprocess.Popen(
-            [*argv, gcs.landing.name, blob.name, str(blob.generation)],
-            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        assert dataflow_env.received.wait(60), (tmp_path / "killed.log").read_text()
-    finally:
-        os.kill(function.pid, signal.SIGKILL)
-        function.wait(10)
+    kill_while_launching(blob, dataflow_env, tmp_path / "killed.log")
     orphan = claim_of(gcs, blob)
     dataflow_env.hang = False
 
