@@ -7,31 +7,29 @@ any earlier load of the same path, under the job name and staging directory a pi
 would use, so the ingestion log reads the same.
 
 The file is read once: validation hands each chunk of records it has checked to
-``ChunkStager``, whose worker threads (``SLUICE_PIPELINE_WORKERS``, default one per core)
-parse and stage it while validation reads on. A file validation rejects after some chunks
-were staged loads nothing and its staging is removed. Beam is not started: on a laptop its
-import and runner cost seconds a file and add nothing, and the pipeline itself still runs
-for the local stack (``local.launcher``).
+``sluice.ingest.chunk_staging.ChunkStager``, whose worker threads (``SLUICE_PIPELINE_WORKERS``,
+default one per core) parse and stage it while validation reads on. A file validation
+rejects after some chunks were staged loads nothing and its staging is removed. Beam is not
+started: on a laptop its import and runner cost seconds a file and add nothing, and the
+pipeline itself still runs for the local stack (``local.launcher``).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from local import interrupts
-from sluice.contracts import Contract, HeaderMapping
+from sluice.contracts import Contract
 from sluice.errors import ConfigError, WarehouseError
+from sluice.ingest.chunk_staging import ChunkStager
 from sluice.ingest.launch import LaunchRequest
-from sluice.ingest.loading import DEAD, ROWS, LoadJob, Staged, load_job, load_staged, stage_records
+from sluice.ingest.loading import load_job, load_staged
 from sluice.ingest.quarantine import record_rejection
 from sluice.ingest.validation import ValidationReport, validate_stream
-from sluice.records.chunks import RecordChunk
 from sluice.schema import IngestionRecord, SourceRef
 from sluice.settings import Settings
 from sluice.warehouse import connected_warehouse
@@ -78,41 +76,6 @@ def ingest_file(path: Path, contract: Contract, settings: Settings) -> IngestOut
         with interrupts.held():
             stager.stop()
             shutil.rmtree(job.staging_dir, ignore_errors=True)
-
-
-class ChunkStager:
-    """Parses and stages chunks of records on worker threads (``loading.stage_records``).
-
-    At most two chunks per worker wait or run at a time, so memory holds a few chunks
-    (``SLUICE_CHUNK_BYTES`` each), not the file, when validation reads faster than they parse.
-    """
-
-    def __init__(self, job: LoadJob, workers: int) -> None:
-        self._job = job
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="sluice-stage")
-        self._slots = threading.BoundedSemaphore(2 * workers)
-        self._futures: list[Future[list[tuple[str, tuple[str, int]]]]] = []
-
-    def submit(self, chunk: RecordChunk, mapping: HeaderMapping) -> None:
-        """Queue one chunk; blocks while every slot is taken."""
-        self._slots.acquire()
-        future = self._pool.submit(stage_records, chunk, mapping, self._job)
-        future.add_done_callback(lambda _: self._slots.release())
-        self._futures.append(future)
-
-    def staged(self) -> tuple[Staged, Staged]:
-        """Wait for every chunk; the staged (rows, dead letters) files. A worker's error is
-        raised here."""
-        staged: dict[str, Staged] = {ROWS: [], DEAD: []}
-        for future in self._futures:
-            for kind, one in future.result():
-                staged[kind].append(one)
-        return staged[ROWS], staged[DEAD]
-
-    def stop(self) -> None:
-        """Start no more chunks and wait for those under way (a chunk parses in under a
-        second): after this nothing more is staged."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_warehouse_opens(settings: Settings) -> None:

@@ -47,6 +47,7 @@ from sluice.ingest import launch
 from sluice.ingest.batch_plan import Member
 from sluice.ingest.batch_store import queue_file
 from sluice.ingest.batches import flush_batches
+from sluice.ingest.chunk_staging import ChunkStager
 from sluice.ingest.claims import (
     BATCHED,
     LAUNCHED,
@@ -59,7 +60,7 @@ from sluice.ingest.claims import (
     set_claim_state,
     split_index_name,
 )
-from sluice.ingest.fast_lane import load_in_function, takes_fast_lane
+from sluice.ingest.fast_lane import early_stager, load_in_function, takes_fast_lane
 from sluice.ingest.quarantine import quarantine_details, quarantine_object, record_rejected_source
 from sluice.ingest.validation import ValidationReport, validate_stream
 from sluice.logs import event_labels, log_event
@@ -264,15 +265,21 @@ class _Ingest:
         )  # fmt: skip
 
     def run(self) -> UploadOutcome:
-        """Validate, then reject or launch; release the claim when a retry must redo it."""
+        """Validate, then reject, load or queue; release the claim when a retry must redo it."""
+        # The fast lane's parse runs while validation reads: a small file is read once.
+        stager = None
+        if self.settings.fast_lane_max_bytes > 0:
+            stager = early_stager(self.request, self.contract, self.settings)
         try:
-            report = self._validate()
+            report = self._validate(stager)
+            if report and report.accepted and takes_fast_lane(report.bytes_read, self.settings):
+                return self._load_here(report, stager)
+            if stager is not None:
+                stager.discard()
             if report is None:
                 return self._reject(VANISHED)
             if not report.accepted:
                 return self._reject(report.reason or "rejected by validation", report)
-            if takes_fast_lane(report.bytes_read, self.settings):
-                return self._load_here(report)
             member = Member(
                 self.claim.event_key, self.contract.name, self.claim.bucket, self.claim.name,
                 self.claim.generation, report.bytes_read, datetime.now(UTC),
@@ -280,6 +287,8 @@ class _Ingest:
             )  # fmt: skip
             queue_file(self.client, self.settings, self.claim, member)
         except Exception:
+            if stager is not None:
+                stager.stop()  # what it staged is litter that the retry's load removes
             self._release()
             raise
         log_event(
@@ -305,8 +314,9 @@ class _Ingest:
             return self._outcome(LAUNCHED, runner_job_id=flushed.launched[key])
         return self._outcome(BATCHED)
 
-    def _load_here(self, report: ValidationReport) -> UploadOutcome:
-        """The fast lane: parse and load the file in this function, settle its claim."""
+    def _load_here(self, report: ValidationReport, stager: ChunkStager | None) -> UploadOutcome:
+        """The fast lane: load the file in this function (parsed as validation read it, by
+        ``stager``), settle its claim."""
         limit = self.settings.fast_lane_max_bytes
         log_event(
             LOG, logging.INFO,
@@ -314,8 +324,9 @@ class _Ingest:
             stage="fast_lane",
         )  # fmt: skip
         record = load_in_function(
-            self.request, self.contract, self.settings, takeover=self.claim.attempt > 1
-        )
+            self.request, self.contract, self.settings, takeover=self.claim.attempt > 1,
+            stager=stager,
+        )  # fmt: skip
         counts = f"{record.rows_loaded} rows, {record.rows_dead} dead"
         log_event(
             LOG, logging.INFO, f"{record.status} {self.source.uri}: {counts}",
@@ -323,8 +334,9 @@ class _Ingest:
         )  # fmt: skip
         return self._outcome(record.status, reason=record.reason)
 
-    def _validate(self) -> ValidationReport | None:
-        """The validation report of exactly this generation; None when it no longer exists."""
+    def _validate(self, stager: ChunkStager | None) -> ValidationReport | None:
+        """The validation report of exactly this generation; None when it no longer exists.
+        Each chunk of records it checks goes to ``stager`` too."""
         from google.api_core.exceptions import NotFound
 
         claim, settings = self.claim, self.settings
@@ -335,7 +347,8 @@ class _Ingest:
                     chunk_bytes=settings.chunk_bytes,
                 )  # fmt: skip
                 with reader:
-                    report = validate_stream(reader, self.contract, settings)
+                    on_records = stager.submit if stager is not None else None
+                    report = validate_stream(reader, self.contract, settings, on_records=on_records)
         except NotFound:
             return None
         verdict = "accepted" if report.accepted else "rejected"

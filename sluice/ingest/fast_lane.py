@@ -32,9 +32,11 @@ takeover has loaded again.
 from __future__ import annotations
 
 import logging
+import os
 
 from sluice.contracts import Contract
 from sluice.errors import MissingTable
+from sluice.ingest.chunk_staging import ChunkStager
 from sluice.ingest.launch import LaunchRequest
 from sluice.ingest.loading import (
     DEAD,
@@ -62,10 +64,25 @@ def takes_fast_lane(decompressed_bytes: int, settings: Settings) -> bool:
     return decompressed_bytes <= settings.fast_lane_max_bytes and settings.fast_lane_max_bytes > 0
 
 
+def early_stager(request: LaunchRequest, contract: Contract, settings: Settings) -> ChunkStager:
+    """The stager that parses and stages a file's first ``fast_lane_max_bytes`` while
+    validation reads them (``validate_stream(on_records=...)``): a small file is then read
+    and scanned once. Its staging directory is the one ``load_in_function`` loads from."""
+    workers = settings.pipeline_workers or os.cpu_count() or 1
+    job = load_job(request, contract, settings)
+    return ChunkStager(job, workers, limit=settings.fast_lane_max_bytes)
+
+
 def load_in_function(
-    request: LaunchRequest, contract: Contract, settings: Settings, *, takeover: bool
+    request: LaunchRequest,
+    contract: Contract,
+    settings: Settings,
+    *,
+    takeover: bool,
+    stager: ChunkStager | None = None,
 ) -> IngestionRecord:
-    """Parse, stage and load one accepted file here and settle its claim; the record.
+    """Load one accepted file here and settle its claim; the record. The file is parsed and
+    staged now, unless ``stager`` staged all of it while validation read it.
 
     ``takeover``: the claim was taken over from a delivery that may have loaded already.
     """
@@ -77,9 +94,17 @@ def load_in_function(
                 "%s: an earlier delivery loaded it (%s) but did not settle its claim",
                 job.source.uri, earlier.status,
             )  # fmt: skip
+            if stager is not None:
+                stager.discard()
             if job.event_key:
                 settle_claim(job.settings, job.event_key, earlier)
             return earlier
+    if stager is not None and stager.complete:
+        staged_rows, staged_dead = stager.staged()
+        stager.stop()
+        return load_staged(job, staged_rows, staged_dead, rejections=[])
+    if stager is not None:
+        stager.discard()
     staged: dict[str, Staged] = {ROWS: [], DEAD: []}
     rejections: list[str] = []
     parsed = parse_range(
